@@ -1,0 +1,366 @@
+"""Generators and discriminators, built by name from a `ModelConfig`.
+
+Generators map normalised L (B, 1, H, W) in [-1, 1] to normalised ab (B, 2, H, W) in [-1, 1].
+Each one pads its input to the size its down-samplings need and crops the output back, so
+any H x W works, odd and tiny sizes included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+GENERATOR_NAMES = ("unet", "resunet", "resnet18-unet", "encdec")
+NORM_NAMES = ("batch", "instance", "none")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a colorizer; saved in every checkpoint's config.json."""
+
+    generator: str = "unet"
+    base_channels: int = 32  # width of the first level; doubles per level up to max_channels
+    depth: int = 7  # down-samplings; 8 gives the 1x1 bottleneck of pix2pix at 256 px
+    max_channels: int = 256
+    norm: str = "batch"
+    dropout: float = 0.5  # the noise z of pix2pix, in the innermost decoder blocks
+    dropout_layers: int = 3
+    discriminator_layers: int = 3  # 3 layers = 70x70 receptive field
+    discriminator_channels: int = 64
+    discriminator_norm: str = "batch"  # WGAN-GP needs "instance" or "none"
+    conditional: bool = True  # discriminator sees L and ab (cGAN) or ab only
+
+    def __post_init__(self) -> None:
+        if self.generator not in GENERATOR_NAMES:
+            raise ValueError(f"Unknown generator '{self.generator}'; choose one of {', '.join(GENERATOR_NAMES)}.")
+        for name in ("norm", "discriminator_norm"):
+            if getattr(self, name) not in NORM_NAMES:
+                raise ValueError(f"Unknown {name} '{getattr(self, name)}'; choose one of {', '.join(NORM_NAMES)}.")
+        if not 1 <= self.depth <= 9:
+            raise ValueError(f"depth must be between 1 and 9, not {self.depth}.")
+        if self.base_channels < 1 or self.max_channels < self.base_channels:
+            raise ValueError("base_channels must be at least 1 and no larger than max_channels.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), not {self.dropout}.")
+        if self.discriminator_layers < 1:
+            raise ValueError("discriminator_layers must be at least 1.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown model settings: {', '.join(unknown)}.")
+        return cls(**values)
+
+
+def _norm_layer(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    return nn.Identity()
+
+
+class SizeAgnosticGenerator(nn.Module):
+    """Pads to a multiple of `size_multiple` (replicate: safe even for 1-pixel inputs) and crops back."""
+
+    size_multiple: int = 1
+
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        height, width = lightness.shape[-2:]
+        multiple = self.size_multiple
+        target_h = max(multiple, -(-height // multiple) * multiple)
+        target_w = max(multiple, -(-width // multiple) * multiple)
+        pad_h, pad_w = target_h - height, target_w - width
+        if pad_h or pad_w:
+            top, left = pad_h // 2, pad_w // 2
+            lightness = F.pad(lightness, (left, pad_w - left, top, pad_h - top), mode="replicate")
+            ab = self.predict(lightness)
+            return ab[..., top : top + height, left : left + width]
+        return self.predict(lightness)
+
+    def predict(self, lightness: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int, norm: str) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=norm == "none"),
+            _norm_layer(norm, channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=norm == "none"),
+            _norm_layer(norm, channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.body(x))
+
+
+class UNetGenerator(SizeAgnosticGenerator):
+    """pix2pix U-Net: 4x4 stride-2 convolutions down, transposed convolutions up.
+
+    `skip=False` removes the skip connections (the encoder-decoder of the ablation);
+    `residual=True` adds a residual block after every resampling (the residual U-Net).
+    """
+
+    def __init__(self, config: ModelConfig, *, skip: bool = True, residual: bool = False) -> None:
+        super().__init__()
+        depth, norm, use_bias = config.depth, config.norm, config.norm == "none"
+        self.skip = skip
+        self.size_multiple = 2**depth
+        widths = [min(config.base_channels * 2**level, config.max_channels) for level in range(depth)]
+
+        def extra(channels: int, level_has_norm: bool = True) -> list[nn.Module]:
+            return [ResidualBlock(channels, norm if level_has_norm else "none")] if residual else []
+
+        self.down = nn.ModuleList()
+        for level in range(depth):
+            if level == 0:
+                layers = [nn.Conv2d(1, widths[0], 4, 2, 1)]
+            else:
+                innermost = level == depth - 1
+                layers = [
+                    nn.LeakyReLU(0.2, inplace=True),
+                    nn.Conv2d(widths[level - 1], widths[level], 4, 2, 1, bias=use_bias or innermost),
+                    nn.Identity() if innermost else _norm_layer(norm, widths[level]),
+                ]
+                # the bottleneck can be 1x1: a normalised residual block there would see one value.
+                layers += extra(widths[level], level_has_norm=not innermost)
+            self.down.append(nn.Sequential(*layers))
+
+        self.up = nn.ModuleList()
+        # as in pix2pix: the blocks just outside the bottleneck carry the dropout noise.
+        first_dropout_level = max(1, depth - 1 - config.dropout_layers)
+        for level in range(depth - 1, 0, -1):
+            in_channels = widths[level] * (2 if skip and level < depth - 1 else 1)
+            layers = [
+                nn.ReLU(inplace=False),
+                nn.ConvTranspose2d(in_channels, widths[level - 1], 4, 2, 1, bias=use_bias),
+                _norm_layer(norm, widths[level - 1]),
+            ]
+            layers += extra(widths[level - 1])
+            if config.dropout > 0 and first_dropout_level <= level < depth - 1:
+                layers.append(nn.Dropout(config.dropout))
+            self.up.append(nn.Sequential(*layers))
+        self.head = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.ConvTranspose2d(widths[0] * (2 if skip and depth > 1 else 1), 2, 4, 2, 1),
+            nn.Tanh(),
+        )
+
+    def predict(self, lightness: torch.Tensor) -> torch.Tensor:
+        features = []
+        x = lightness
+        for block in self.down:
+            x = block(x)
+            features.append(x)
+        features.pop()
+        for block in self.up:
+            x = block(x)
+            skip_features = features.pop()
+            if self.skip:
+                x = torch.cat((x, skip_features), dim=1)
+        return self.head(x)
+
+
+class BasicBlock(nn.Module):
+    """ResNet-18 basic block with torchvision's parameter names, so its weights load as they are."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.downsample = None
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class ResNet18Encoder(nn.Module):
+    """ResNet-18 without its classifier, taking one (L) channel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = nn.Sequential(BasicBlock(64, 64), BasicBlock(64, 64))
+        self.layer2 = nn.Sequential(BasicBlock(64, 128, 2), BasicBlock(128, 128))
+        self.layer3 = nn.Sequential(BasicBlock(128, 256, 2), BasicBlock(256, 256))
+        self.layer4 = nn.Sequential(BasicBlock(256, 512, 2), BasicBlock(512, 512))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        stem = self.relu(self.bn1(self.conv1(x)))
+        s4 = self.layer1(self.maxpool(stem))
+        s8 = self.layer2(s4)
+        s16 = self.layer3(s8)
+        return [stem, s4, s8, s16, self.layer4(s16)]
+
+
+class UpsampleBlock(nn.Module):
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, norm: str, dropout: float) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels + skip_channels, out_channels, 3, padding=1, bias=norm == "none"),
+            _norm_layer(norm, out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=norm == "none"),
+            _norm_layer(norm, out_channels),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
+        )
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.body(torch.cat((x, skip), dim=1))
+
+
+class ResNet18UNetGenerator(SizeAgnosticGenerator):
+    """ResNet-18 encoder with a U-Net decoder (the DynamicUnet recipe of the COCO colorization report)."""
+
+    size_multiple = 32
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.encoder = ResNet18Encoder()
+        base, norm = config.base_channels, config.norm
+        dropout = config.dropout
+        self.decoder = nn.ModuleList(
+            [
+                UpsampleBlock(512, 256, 8 * base, norm, dropout),
+                UpsampleBlock(8 * base, 128, 4 * base, norm, dropout),
+                UpsampleBlock(4 * base, 64, 2 * base, norm, 0.0),
+                UpsampleBlock(2 * base, 64, base, norm, 0.0),
+                UpsampleBlock(base, 1, base, norm, 0.0),
+            ]
+        )
+        self.head = nn.Sequential(nn.Conv2d(base, 2, 1), nn.Tanh())
+
+    def predict(self, lightness: torch.Tensor) -> torch.Tensor:
+        stem, s4, s8, s16, x = self.encoder(lightness)
+        for block, skip in zip(self.decoder, (s16, s8, s4, stem, lightness)):
+            x = block(x, skip)
+        return self.head(x)
+
+
+def load_resnet18_encoder_weights(generator: ResNet18UNetGenerator, path: str | Path) -> None:
+    """Load a torchvision-format `resnet18` state dict (a file the user has) into the encoder.
+
+    The first convolution's RGB filters are summed into one L filter, which keeps the
+    response to a gray image the same as the RGB network's.
+    """
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"There is no ResNet-18 weights file at {path}.") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    state = {key.removeprefix("module."): value for key, value in state.items() if not key.startswith("fc.")}
+    if "conv1.weight" not in state:
+        raise ValueError(f"{path} does not look like a ResNet-18 state dict (no conv1.weight).")
+    state["conv1.weight"] = state["conv1.weight"].sum(dim=1, keepdim=True)
+    missing, unexpected = generator.encoder.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{path} does not match ResNet-18: missing {len(missing)} and unexpected {len(unexpected)} tensors."
+        )
+
+
+class PatchDiscriminator(nn.Module):
+    """pix2pix PatchGAN: one real/fake score per overlapping patch (70x70 with 3 layers)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.conditional = config.conditional
+        in_channels = 3 if config.conditional else 2
+        width, norm = config.discriminator_channels, config.discriminator_norm
+        use_bias = norm == "none"
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        channels = width
+        for layer in range(1, config.discriminator_layers + 1):
+            stride = 2 if layer < config.discriminator_layers else 1
+            out_channels = width * min(2**layer, 8)
+            layers += [
+                nn.Conv2d(channels, out_channels, 4, stride, 1, bias=use_bias),
+                _norm_layer(norm, out_channels),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            channels = out_channels
+        layers.append(nn.Conv2d(channels, 1, 4, 1, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        x = torch.cat((lightness, ab), dim=1) if self.conditional else ab
+        return self.net(x)
+
+
+_GENERATORS: dict[str, Callable[[ModelConfig], SizeAgnosticGenerator]] = {
+    "unet": lambda config: UNetGenerator(config),
+    "resunet": lambda config: UNetGenerator(config, residual=True),
+    "encdec": lambda config: UNetGenerator(config, skip=False),
+    "resnet18-unet": lambda config: ResNet18UNetGenerator(config),
+}
+
+
+def init_weights(module: nn.Module, *, std: float = 0.02) -> None:
+    """pix2pix initialisation: N(0, 0.02) convolutions, N(1, 0.02) norm scales."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(layer.weight, 0.0, std)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, (nn.BatchNorm2d, nn.InstanceNorm2d)) and layer.weight is not None:
+            nn.init.normal_(layer.weight, 1.0, std)
+            nn.init.zeros_(layer.bias)
+
+
+def build_generator(config: ModelConfig) -> SizeAgnosticGenerator:
+    generator = _GENERATORS[config.generator](config)
+    if config.generator == "resnet18-unet":
+        init_weights(generator.decoder)
+        init_weights(generator.head)
+    else:
+        init_weights(generator)
+    return generator
+
+
+def build_discriminator(config: ModelConfig) -> PatchDiscriminator:
+    discriminator = PatchDiscriminator(config)
+    init_weights(discriminator)
+    return discriminator
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def set_dropout_sampling(module: nn.Module, enabled: bool) -> None:
+    """Turn dropout on (to sample the pix2pix noise) or off, leaving normalisation in eval mode."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Dropout):
+            layer.train(enabled)
+
+
+REFERENCE_PIX2PIX = ModelConfig(generator="unet", base_channels=64, depth=8, max_channels=512, norm="batch")
+"""The pix2pix `unet_256` generator (8 down-samplings, 64 base filters): the speed reference."""
