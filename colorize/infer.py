@@ -1,0 +1,492 @@
+"""Colorizer: any-size image in, same-size colour image out; and `python -m colorize.infer`.
+
+How one image is colourised:
+
+1. `imageio.load_image` opens it as upright 8-bit RGB (EXIF, alpha, CMYK, 16-bit, palette).
+   A colour photo is only used through its lightness L, so colour and gray inputs behave alike.
+2. The image is resized to the *render shape* and the network predicts ab there. We keep the
+   aspect ratio: the short side becomes `render_size` and the long side follows, rounded to a
+   multiple of 32 (at most `MAX_RENDER_ASPECT` times the short side, so a panorama cannot cost
+   a hundred network passes). Why not pix2pix's square resize: the training crops are cut from
+   undistorted photos, so objects at render size keep the shapes and the scale the generator
+   learned; a square squeeze of a 3:2 photo makes faces and horizons it never saw. The rest of
+   the render shape up to the generator's own size multiple is replicate-padded by the model.
+   `keep_aspect=False` gives the square pix2pix behaviour for comparison.
+3. The predicted ab is upsampled (bilinear, PyTorch's `align_corners=False` convention) to full
+   resolution and joined to the image's *own* full-resolution L, so the output keeps every
+   detail and the exact luminance of the input (up to 8-bit rounding and sRGB gamut clipping).
+4. Step 3 runs in tiles of about `chunk_pixels` pixels (rows, and columns too for very wide
+   images), so memory grows only with the input and output images themselves (8 bits per
+   channel), not with float copies of them: a 50-megapixel photo needs about 0.5 GB.
+
+Speed: the network runs under `torch.inference_mode()` in channels_last layout; full-resolution
+L needs only the Y of XYZ and comes from three 256-entry lookup tables; everything is float32.
+`precision="bf16"` runs the network under CPU/GPU autocast (a hook for the benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import logging
+import math
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import color
+from .checkpoint import CONFIG_FILE, SHIPPED_MODEL_DIR, CheckpointError, load_model
+from .imageio import ImageLoadError, ImageSource, find_images, is_image_file, load_image
+from .models import ModelConfig, build_generator, set_dropout_sampling
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RENDER_SIZE = 256
+RENDER_MULTIPLE = 32
+MAX_RENDER_ASPECT = 4
+DEFAULT_CHUNK_PIXELS = 1 << 20  # about 1 MP per tile: ~60 MB of float temporaries
+PRECISIONS = ("fp32", "bf16")
+
+# --------------------------------------------------------------------------------------------
+# Full-resolution helpers (numpy/torch float32, tile by tile)
+# --------------------------------------------------------------------------------------------
+
+_LEVELS = np.arange(256, dtype=np.float64) / 255.0
+_LINEAR = np.where(_LEVELS > 0.04045, ((_LEVELS + 0.055) / 1.055) ** 2.4, _LEVELS / 12.92)
+# Y of XYZ (D65 white has Y = 1) is a weighted sum of the linearised channels: one table each.
+_Y_TABLES = tuple((_LINEAR * weight).astype(np.float32) for weight in color._XYZ_FROM_RGB[1])
+
+
+def luminance(rgb8: np.ndarray) -> torch.Tensor:
+    """Lab L in [0, 100] (float32, shape (H, W)) of an 8-bit sRGB array shaped (H, W, 3).
+
+    Agrees with `color.rgb_to_luminance` to float32 precision at a fraction of the cost.
+    """
+    rgb8 = np.asarray(rgb8)
+    if rgb8.dtype != np.uint8 or rgb8.ndim != 3 or rgb8.shape[-1] != 3:
+        raise ValueError("luminance() expects an 8-bit array shaped (H, W, 3).")
+    y = _Y_TABLES[0][rgb8[..., 0]]
+    y += _Y_TABLES[1][rgb8[..., 1]]
+    y += _Y_TABLES[2][rgb8[..., 2]]
+    y = torch.from_numpy(y)
+    f = torch.where(y > color._LAB_EPSILON, y.clamp(min=color._LAB_EPSILON).pow_(1.0 / 3.0), y * color._LAB_KAPPA + color._LAB_OFFSET)
+    return f.mul_(116.0).sub_(16.0)
+
+
+def render_shape(height: int, width: int, render_size: int, *, keep_aspect: bool = True) -> tuple[int, int]:
+    """(height, width) at which the network sees an image of the given size (see module docstring)."""
+    if render_size < 1:
+        raise ValueError(f"render_size must be positive, not {render_size}.")
+    if not keep_aspect:
+        return render_size, render_size
+    short, long = min(height, width), max(height, width)
+    scale = render_size / short
+    scale = min(scale, MAX_RENDER_ASPECT * render_size / long)
+
+    def fit(side: int) -> int:
+        return max(RENDER_MULTIPLE, int(round(side * scale / RENDER_MULTIPLE)) * RENDER_MULTIPLE)
+
+    return fit(height), fit(width)
+
+
+def _bilinear_taps(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source indices and weights of `F.interpolate(mode="bilinear", align_corners=False)` along one axis."""
+    scale = n_in / n_out
+    source = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * scale - 0.5).clamp(min=0.0)
+    low = source.floor().long().clamp(max=n_in - 1)
+    high = (low + 1).clamp(max=n_in - 1)
+    weight = (source - low).float()
+    return low, high, weight
+
+
+def _tiles(height: int, width: int, chunk_pixels: int) -> Iterable[tuple[int, int, int, int]]:
+    """(top, bottom, left, right) tiles of about `chunk_pixels`: full rows, or row pieces if one row is larger."""
+    chunk_pixels = max(1, int(chunk_pixels))
+    tile_w = min(width, chunk_pixels)
+    tile_h = max(1, chunk_pixels // tile_w)
+    for top in range(0, height, tile_h):
+        for left in range(0, width, tile_w):
+            yield top, min(height, top + tile_h), left, min(width, left + tile_w)
+
+
+def compose(
+    image: Image.Image,
+    ab: torch.Tensor,
+    *,
+    saturation: float = 1.0,
+    chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
+) -> Image.Image:
+    """Join the full-resolution L of `image` (RGB) with `ab` (Lab units, shape (2, h, w), any h, w).
+
+    `ab` is bilinearly resized to the image's size and scaled by `saturation`; the work is
+    done in tiles of about `chunk_pixels`, and the result does not depend on the tile size.
+    """
+    if image.mode != "RGB":
+        raise ValueError("compose() expects an RGB image; open inputs with colorize.imageio.load_image.")
+    width, height = image.size
+    ab = ab.detach().to("cpu", torch.float32)
+    if ab.ndim == 4:
+        ab = ab[0]
+    if saturation != 1.0:
+        ab = ab * float(saturation)
+    rows = _bilinear_taps(ab.shape[-2], height)
+    cols = _bilinear_taps(ab.shape[-1], width)
+    output = Image.new("RGB", (width, height))
+    for top, bottom, left, right in _tiles(height, width, chunk_pixels):
+        tile = np.asarray(image.crop((left, top, right, bottom)))
+        lightness = luminance(tile)
+        low, high, weight = (t[top:bottom] for t in rows)
+        ab_rows = ab[:, low, :] * (1.0 - weight)[:, None] + ab[:, high, :] * weight[:, None]
+        low, high, weight = (t[left:right] for t in cols)
+        ab_tile = ab_rows[:, :, low] * (1.0 - weight) + ab_rows[:, :, high] * weight
+        rgb = color.lab_to_rgb(torch.cat((lightness[None], ab_tile), dim=0))
+        rgb8 = rgb.mul_(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8).permute(1, 2, 0).contiguous()
+        output.paste(Image.fromarray(rgb8.numpy(), mode="RGB"), (left, top))
+    return output
+
+
+def network_input(image: Image.Image, shape: tuple[int, int]) -> torch.Tensor:
+    """Normalised L (1, 1, h, w) of `image` resized to `shape` = (h, w)."""
+    height, width = shape
+    small = image if image.size == (width, height) else image.resize((width, height), Image.BICUBIC)
+    return color.normalize_l(luminance(np.asarray(small)))[None, None]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+# --------------------------------------------------------------------------------------------
+# The public API
+# --------------------------------------------------------------------------------------------
+
+
+class Colorizer:
+    """A loaded colorization generator: `Colorizer.from_pretrained().colorize("photo.jpg")`.
+
+    The generator is put in eval mode once; dropout is only switched on, under a lock, for a
+    call with a `seed`, so one Colorizer can serve several threads (the Gradio app).
+    """
+
+    def __init__(
+        self,
+        generator: torch.nn.Module,
+        config: dict,
+        *,
+        name: str,
+        device: str | torch.device | None = None,
+        precision: str = "fp32",
+        chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"Unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}.")
+        if device is None:
+            parameter = next(generator.parameters(), None)
+            device = parameter.device if parameter is not None else "cpu"
+        self.device = resolve_device(device)
+        self.generator = generator.to(self.device, memory_format=torch.channels_last).eval()
+        set_dropout_sampling(self.generator, False)
+        self.config = dict(config)
+        self.name = name
+        self.precision = precision
+        self.chunk_pixels = chunk_pixels
+        self.model_config = ModelConfig.from_dict(config["model"]) if "model" in config else None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Colorizer(name={self.name!r}, device={str(self.device)!r}, precision={self.precision!r})"
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | os.PathLike | None = None, *, device: str | torch.device = "auto", precision: str = "fp32"
+    ) -> "Colorizer":
+        """Load a checkpoint folder (`model.safetensors` + `config.json`); None = the shipped model."""
+        if path is None and not (SHIPPED_MODEL_DIR / CONFIG_FILE).is_file():
+            raise CheckpointError(
+                f"No trained model is installed yet ({SHIPPED_MODEL_DIR} is empty); "
+                "train one with `python -m colorize.train` or pass the path of a checkpoint folder."
+            )
+        folder = Path(path) if path is not None else SHIPPED_MODEL_DIR
+        target = resolve_device(device)
+        generator, config = load_model(folder, device=target)
+        name = str(config.get("name") or (folder.name if path is not None else "shipped"))
+        return cls(generator, config, name=name, device=target, precision=precision)
+
+    @classmethod
+    def untrained(
+        cls,
+        *,
+        seed: int = 0,
+        model_config: ModelConfig | None = None,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+    ) -> "Colorizer":
+        """A generator with its random initial weights (seeded): the study's untrained baseline."""
+        model_config = model_config or ModelConfig()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            generator = build_generator(model_config)
+        config = {"format_version": 1, "model": model_config.to_dict(), "name": "untrained", "untrained_seed": seed}
+        return cls(generator, config, name="untrained", device=device, precision=precision)
+
+    # -- the network ---------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def predict_ab(self, lightness: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
+        """Normalised L (B, 1, h, w) -> normalised ab (B, 2, h, w), float32 on the CPU.
+
+        `seed=None`: dropout off, deterministic. An int: dropout on with the RNG seeded, so the
+        same seed gives the same sample (the pix2pix noise z).
+        """
+        x = lightness.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last)
+        autocast = (
+            torch.autocast(self.device.type, dtype=torch.bfloat16)
+            if self.precision == "bf16"
+            else contextlib.nullcontext()
+        )
+        with self._lock:
+            if seed is None:
+                with autocast:
+                    ab = self.generator(x)
+            else:
+                devices = [self.device] if self.device.type == "cuda" else []
+                set_dropout_sampling(self.generator, True)
+                try:
+                    with torch.random.fork_rng(devices=devices), autocast:
+                        torch.manual_seed(int(seed))
+                        ab = self.generator(x)
+                finally:
+                    set_dropout_sampling(self.generator, False)
+        return ab.float().cpu().contiguous()
+
+    # -- images -------------------------------------------------------------------------------
+
+    def _prepare(self, image: ImageSource, render_size: int, keep_aspect: bool) -> tuple[Image.Image, torch.Tensor]:
+        rgb = load_image(image)
+        width, height = rgb.size
+        return rgb, network_input(rgb, render_shape(height, width, render_size, keep_aspect=keep_aspect))
+
+    def _finish(self, rgb: Image.Image, ab_norm: torch.Tensor, saturation: float) -> Image.Image:
+        return compose(rgb, color.denormalize_ab(ab_norm), saturation=saturation, chunk_pixels=self.chunk_pixels)
+
+    def colorize(
+        self,
+        image: ImageSource,
+        *,
+        render_size: int = DEFAULT_RENDER_SIZE,
+        saturation: float = 1.0,
+        seed: int | None = None,
+        keep_aspect: bool = True,
+    ) -> Image.Image:
+        """Colour version of `image` (path, bytes, file object or PIL image): RGB, same size, same L.
+
+        Raises `colorize.imageio.ImageLoadError` with a plain sentence for an unusable input.
+        """
+        rgb, lightness = self._prepare(image, render_size, keep_aspect)
+        return self._finish(rgb, self.predict_ab(lightness, seed=seed)[0], saturation)
+
+    def colorize_variations(
+        self,
+        image: ImageSource,
+        *,
+        count: int,
+        seed: int = 0,
+        render_size: int = DEFAULT_RENDER_SIZE,
+        saturation: float = 1.0,
+        keep_aspect: bool = True,
+    ) -> list[Image.Image]:
+        """`count` samples of the dropout noise; the i-th equals `colorize(image, seed=seed + i)`."""
+        rgb, lightness = self._prepare(image, render_size, keep_aspect)
+        return [self._finish(rgb, self.predict_ab(lightness, seed=seed + i)[0], saturation) for i in range(count)]
+
+    def colorize_batch(
+        self,
+        images: Sequence[ImageSource],
+        *,
+        render_size: int = DEFAULT_RENDER_SIZE,
+        saturation: float = 1.0,
+        seed: int | None = None,
+        keep_aspect: bool = True,
+        batch_size: int = 16,
+    ) -> list[Image.Image]:
+        """Colourise several images; those with the same render shape share one network call.
+
+        The i-th result equals `colorize(images[i], ...)` (with a seed, every image gets that
+        seed, as it would alone, so those run one by one). Any unusable image raises.
+        """
+        prepared = [self._prepare(image, render_size, keep_aspect) for image in images]
+        ab: list[torch.Tensor | None] = [None] * len(prepared)
+        if seed is not None:
+            for index, (_, lightness) in enumerate(prepared):
+                ab[index] = self.predict_ab(lightness, seed=seed)[0]
+        else:
+            groups: dict[tuple[int, int], list[int]] = {}
+            for index, (_, lightness) in enumerate(prepared):
+                groups.setdefault(tuple(lightness.shape[-2:]), []).append(index)
+            for indices in groups.values():
+                for start in range(0, len(indices), batch_size):
+                    chunk = indices[start : start + batch_size]
+                    batch = torch.cat([prepared[i][1] for i in chunk])
+                    for i, prediction in zip(chunk, self.predict_ab(batch)):
+                        ab[i] = prediction
+        return [self._finish(rgb, prediction, saturation) for (rgb, _), prediction in zip(prepared, ab)]
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def _glob_base(pattern: str) -> Path:
+    """The leading folders of a glob pattern that hold no wildcard."""
+    parts = Path(pattern).parts
+    base: list[str] = []
+    for part in parts[:-1]:
+        if glob.has_magic(part):
+            break
+        base.append(part)
+    return Path(*base) if base else Path(".")
+
+
+def collect_inputs(
+    arguments: Sequence[str], *, exclude: Path | None = None
+) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
+    """Expand files, folders (recursive) and globs into (input file, output path relative to --out).
+
+    Folders and globs keep their relative structure. Files under `exclude` (the output folder)
+    are not picked up from folders. Returns (jobs, problems) with a sentence per problem.
+    """
+    jobs: list[tuple[Path, Path]] = []
+    problems: list[tuple[str, str]] = []
+    seen: set[Path] = set()
+    excluded = exclude.resolve() if exclude is not None else None
+
+    def add(path: Path, relative: Path) -> None:
+        key = path.resolve()
+        if key in seen:
+            return
+        if excluded is not None and key.is_relative_to(excluded):
+            return
+        seen.add(key)
+        jobs.append((path, relative))
+
+    def add_folder(folder: Path, base: Path) -> None:
+        for path in find_images(folder):
+            add(path, path.relative_to(base))
+
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            add_folder(path, path)
+        elif path.is_file():
+            add(path, Path(path.name))
+        elif glob.has_magic(argument):
+            matches = sorted(glob.glob(argument, recursive=True))
+            base = _glob_base(argument)
+            found = False
+            for match in map(Path, matches):
+                if match.is_dir():
+                    before = len(jobs)
+                    add_folder(match, base)
+                    found = found or len(jobs) > before
+                elif match.is_file() and is_image_file(match):
+                    add(match, match.relative_to(base))
+                    found = True
+            if not found:
+                problems.append((argument, "no image matches this pattern"))
+        else:
+            problems.append((argument, "there is no such file or folder"))
+    return jobs, problems
+
+
+def _write_new(image: Image.Image, path: Path, image_format: str, forbidden: set[Path]) -> Path:
+    """Save to `path`, or to `name-1`, `name-2`, ... if that exists: never replaces any file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stem, suffix = path.stem, path.suffix
+    for attempt in range(10_000):
+        candidate = path if attempt == 0 else path.with_name(f"{stem}-{attempt}{suffix}")
+        if candidate.resolve() in forbidden:
+            continue
+        try:
+            handle = open(candidate, "xb")  # exclusive: fails rather than overwrite
+        except FileExistsError:
+            continue
+        try:
+            with handle:
+                if image_format == "JPEG":
+                    image.save(handle, format="JPEG", quality=95)
+                else:
+                    image.save(handle, format=image_format)
+        except BaseException:
+            candidate.unlink(missing_ok=True)
+            raise
+        return candidate
+    raise OSError(f"Could not find a free file name next to {path}.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m colorize.infer",
+        description="Colourise images (files, folders, globs); outputs keep each input's size and lightness.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or globs")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
+    parser.add_argument("--model", type=Path, default=None, help="checkpoint folder (default: the shipped model)")
+    parser.add_argument("--render-size", type=int, default=DEFAULT_RENDER_SIZE, help="short side the network sees")
+    parser.add_argument("--saturation", type=float, default=1.0, help="scale of the predicted colour (0 = gray)")
+    parser.add_argument("--seed", type=int, default=None, help="sample the dropout noise with this seed")
+    parser.add_argument("--suffix", default="_color", help="added to each output file name")
+    parser.add_argument("--format", choices=("png", "jpg"), default="png", help="output format")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    args = build_parser().parse_args(argv)
+    if args.render_size < 1:
+        print("error: --render-size must be a positive number of pixels.", file=sys.stderr)
+        return 2
+    try:
+        colorizer = Colorizer.from_pretrained(args.model, device=args.device, precision=args.precision)
+    except CheckpointError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    jobs, problems = collect_inputs(args.inputs, exclude=args.out)
+    for argument, reason in problems:
+        print(f"skipped {argument}: {reason}", file=sys.stderr)
+    image_format, extension = ("JPEG", ".jpg") if args.format == "jpg" else ("PNG", ".png")
+    forbidden = {path.resolve() for path, _ in jobs}
+    failures = len(problems)
+    written = 0
+    for path, relative in tqdm(jobs, desc="colorizing", unit="image", file=sys.stderr):
+        target = args.out / relative.parent / f"{relative.stem}{args.suffix}{extension}"
+        try:
+            result = colorizer.colorize(
+                path, render_size=args.render_size, saturation=args.saturation, seed=args.seed
+            )
+            _write_new(result, target, image_format, forbidden)
+            written += 1
+        except (ImageLoadError, OSError, MemoryError, ValueError) as error:
+            failures += 1
+            tqdm.write(f"skipped {path}: {error}", file=sys.stderr)
+    print(f"Colorized {written} image(s) into {args.out}; {failures} failed.")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
