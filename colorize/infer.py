@@ -14,7 +14,10 @@ How one image is colourised:
    `keep_aspect=False` gives the square pix2pix behaviour for comparison.
 3. The predicted ab is upsampled (bilinear, PyTorch's `align_corners=False` convention) to full
    resolution and joined to the image's *own* full-resolution L, so the output keeps every
-   detail and the exact luminance of the input (up to 8-bit rounding and sRGB gamut clipping).
+   detail and the exact luminance of the input (up to 8-bit rounding). A predicted colour that
+   sRGB cannot show (a saturated colour at near-black L, say) keeps its L and hue and loses
+   chroma until it fits (`gamut="chroma"`); per-channel clipping (`gamut="clip"`, what
+   `skimage.color.lab2rgb` does) would change L there by up to ~20 units on real photos.
 4. Step 3 runs in tiles of about `chunk_pixels` pixels (rows, and columns too for very wide
    images), so memory grows only with the input and output images themselves (8 bits per
    channel), not with float copies of them: a 50-megapixel photo needs about 0.5 GB.
@@ -116,18 +119,68 @@ def _tiles(height: int, width: int, chunk_pixels: int) -> Iterable[tuple[int, in
             yield top, min(height, top + tile_h), left, min(width, left + tile_w)
 
 
+GAMUT_MODES = ("chroma", "clip")
+"""How a predicted colour outside sRGB is shown. "chroma" (default) lowers that pixel's chroma,
+keeping its hue and its lightness exactly, until it fits; "clip" clips each RGB channel (as
+`skimage.color.lab2rgb` does), which shifts hue and lightness where the prediction is impossible,
+e.g. a saturated colour at near-black or near-white L."""
+
+_GAMUT_STEPS = 12  # bisection steps: chroma accurate to 1/4096 of the prediction's
+_GAMUT_TOLERANCE = 1e-5
+
+
+def _linear_rgb(lightness: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Lab (as in `color.lab_to_rgb`, without its final clipping and gamma) -> linear sRGB, shape (3, ...)."""
+    fy = (lightness + 16.0) / 116.0
+    f = torch.stack((fy + a / 500.0, fy, (fy - b / 200.0).clamp(min=0.0)))
+    cube = f * f * f
+    xyz = torch.where(f > color._LAB_INVERSE_KNEE, cube, (f - color._LAB_OFFSET) / color._LAB_KAPPA)
+    matrix = _RGB_FROM_XYZ * torch.tensor(color._D65_WHITE)  # white scaling folded into the matrix
+    return torch.einsum("ij,j...->i...", matrix, xyz)
+
+
+_RGB_FROM_XYZ = torch.linalg.inv(torch.tensor(color._XYZ_FROM_RGB, dtype=torch.float64)).float()
+
+
+def _outside(linear: torch.Tensor) -> torch.Tensor:
+    return (linear < -_GAMUT_TOLERANCE).any(0) | (linear > 1.0 + _GAMUT_TOLERANCE).any(0)
+
+
+def _linear_rgb_in_gamut(lightness: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Linear sRGB of Lab, with out-of-gamut pixels moved towards gray at constant L and hue."""
+    linear = _linear_rgb(lightness, a, b)
+    outside = _outside(linear)
+    if not bool(outside.any()):
+        return linear
+    index = outside.nonzero(as_tuple=True)
+    l_out, a_out, b_out = lightness[index], a[index], b[index]
+    low = torch.zeros_like(l_out)  # chroma factor known to fit (gray always does)
+    high = torch.ones_like(l_out)  # known not to fit
+    for _ in range(_GAMUT_STEPS):
+        middle = (low + high) * 0.5
+        fits = ~_outside(_linear_rgb(l_out, a_out * middle, b_out * middle))
+        low = torch.where(fits, middle, low)
+        high = torch.where(fits, high, middle)
+    linear[(slice(None), *index)] = _linear_rgb(l_out, a_out * low, b_out * low)
+    return linear
+
+
 def compose(
     image: Image.Image,
     ab: torch.Tensor,
     *,
     saturation: float = 1.0,
     chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
+    gamut: str = "chroma",
 ) -> Image.Image:
     """Join the full-resolution L of `image` (RGB) with `ab` (Lab units, shape (2, h, w), any h, w).
 
     `ab` is bilinearly resized to the image's size and scaled by `saturation`; the work is
     done in tiles of about `chunk_pixels`, and the result does not depend on the tile size.
+    `gamut` says what happens to a colour sRGB cannot show (see `GAMUT_MODES`).
     """
+    if gamut not in GAMUT_MODES:
+        raise ValueError(f"Unknown gamut mode '{gamut}'; choose one of {', '.join(GAMUT_MODES)}.")
     if image.mode != "RGB":
         raise ValueError("compose() expects an RGB image; open inputs with colorize.imageio.load_image.")
     width, height = image.size
@@ -146,7 +199,10 @@ def compose(
         ab_rows = ab[:, low, :] * (1.0 - weight)[:, None] + ab[:, high, :] * weight[:, None]
         low, high, weight = (t[left:right] for t in cols)
         ab_tile = ab_rows[:, :, low] * (1.0 - weight) + ab_rows[:, :, high] * weight
-        rgb = color.lab_to_rgb(torch.cat((lightness[None], ab_tile), dim=0))
+        if gamut == "chroma":
+            rgb = color.linear_to_srgb(_linear_rgb_in_gamut(lightness, ab_tile[0], ab_tile[1]))
+        else:
+            rgb = color.lab_to_rgb(torch.cat((lightness[None], ab_tile), dim=0))
         rgb8 = rgb.mul_(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8).permute(1, 2, 0).contiguous()
         output.paste(Image.fromarray(rgb8.numpy(), mode="RGB"), (left, top))
     return output
@@ -188,9 +244,12 @@ class Colorizer:
         device: str | torch.device | None = None,
         precision: str = "fp32",
         chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
+        gamut: str = "chroma",
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"Unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}.")
+        if gamut not in GAMUT_MODES:
+            raise ValueError(f"Unknown gamut mode '{gamut}'; choose one of {', '.join(GAMUT_MODES)}.")
         if device is None:
             parameter = next(generator.parameters(), None)
             device = parameter.device if parameter is not None else "cpu"
@@ -201,6 +260,7 @@ class Colorizer:
         self.name = name
         self.precision = precision
         self.chunk_pixels = chunk_pixels
+        self.gamut = gamut
         self.model_config = ModelConfig.from_dict(config["model"]) if "model" in config else None
         self._lock = threading.Lock()
 
@@ -278,7 +338,9 @@ class Colorizer:
         return rgb, network_input(rgb, render_shape(height, width, render_size, keep_aspect=keep_aspect))
 
     def _finish(self, rgb: Image.Image, ab_norm: torch.Tensor, saturation: float) -> Image.Image:
-        return compose(rgb, color.denormalize_ab(ab_norm), saturation=saturation, chunk_pixels=self.chunk_pixels)
+        return compose(
+            rgb, color.denormalize_ab(ab_norm), saturation=saturation, chunk_pixels=self.chunk_pixels, gamut=self.gamut
+        )
 
     def colorize(
         self,
@@ -374,16 +436,14 @@ def collect_inputs(
 
     def add(path: Path, relative: Path) -> None:
         key = path.resolve()
-        if key in seen:
-            return
-        if excluded is not None and key.is_relative_to(excluded):
-            return
-        seen.add(key)
-        jobs.append((path, relative))
+        if key not in seen:
+            seen.add(key)
+            jobs.append((path, relative))
 
     def add_folder(folder: Path, base: Path) -> None:
         for path in find_images(folder):
-            add(path, path.relative_to(base))
+            if excluded is None or not path.resolve().is_relative_to(excluded):
+                add(path, path.relative_to(base))
 
     for argument in arguments:
         path = Path(argument)
