@@ -1,0 +1,110 @@
+"""Helpers for driving the app in Debian's Chromium with Playwright, and for starting the app.
+
+Playwright's own browser downloads are never used (no `playwright install`): tests launch
+the system Chromium at CHROMIUM (env COLORIZE_TEST_CHROMIUM overrides it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("COLORIZE_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_http(url: str, *, timeout: float, process: subprocess.Popen | None = None, log: Path | None = None) -> float:
+    """Seconds until `url` answers 200; raises with the server's log if it dies or times out."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"The app exited with {process.returncode}:\n{log.read_text() if log else ''}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return time.monotonic() - start
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout} s:\n{log.read_text() if log else ''}")
+
+
+@contextlib.contextmanager
+def running_app(
+    *, models_dir: Path, db_url: str, workdir: Path, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> Iterator[tuple[str, float]]:
+    """`python app.py` on a free port, as a user starts it; yields (url, seconds to first answer)."""
+    port = free_port()
+    log = workdir / f"app-{port}.log"
+    environment = {
+        **os.environ,
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "XDG_CACHE_HOME": str(workdir / "cache"),
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
+    command = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--models-dir", str(models_dir), "--db", db_url]
+    with open(log, "w") as sink:
+        process = subprocess.Popen(command, cwd=workdir, env=environment, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            started = wait_for_http(url, timeout=timeout, process=process, log=log)
+            yield url, started
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextlib.contextmanager
+def chromium(*, width: int = 1280, height: int = 900):
+    """A headless system Chromium page."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def fetch_image(url: str) -> Image.Image:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return Image.open(io.BytesIO(response.read())).convert("RGB")
+
+
+def mean_chroma(image: Image.Image) -> float:
+    """Mean Lab chroma sqrt(a^2 + b^2) of an RGB image: about 0 for gray, 15+ for a coloured photo."""
+    from skimage.color import rgb2lab
+
+    lab = rgb2lab(np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0)
+    return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
