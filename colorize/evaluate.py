@@ -1,0 +1,291 @@
+"""`python -m colorize.evaluate`: PSNR, SSIM, CIEDE2000 and colourfulness over a folder of photos.
+
+For every image in --data:
+
+- real: the photo resized so its short side is --size (bicubic) and center-cropped to
+  size x size. Cropping (rather than pix2pix's square squeeze) compares undistorted photos,
+  and every method is scored on exactly the same pixels.
+- gray: real's lightness with a = b = 0 (float, not rounded to 8 bits). This is the gray
+  baseline; its numbers are printed beside the model's in every run.
+- output: `colorizer.colorize(gray as an 8-bit image, render_size=--render-size)`, i.e. the model
+  never sees the real colours, and its output is the 8-bit image a user would get.
+
+Writes per_image.csv and summary.json into --out (default runs/eval-<model>-<data>/), prints a
+table, or with --json one JSON line (the summary) on stdout and nothing else there.
+`--untrained` scores the untrained generator and `--baseline gray` the gray image itself, so
+every row of the ablation table comes from this one command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import color
+from .checkpoint import CheckpointError, atomic_write_text, read_config
+from .imageio import ImageLoadError, find_images, load_image
+from .metrics import image_metrics
+from .models import ModelConfig
+
+DEFAULT_SIZE = 256
+BATCH_SIZE = 16
+
+# Columns of per_image.csv after "image": the method's numbers, the real image's, the gray baseline's.
+METHOD_KEYS = ("psnr", "ssim", "ciede2000", "colorfulness", "mean_chroma", "mean_hue", "cast_chroma")
+REAL_KEYS = ("real_colorfulness", "real_mean_chroma", "real_mean_hue", "real_cast_chroma")
+GRAY_KEYS = ("gray_psnr", "gray_ssim", "gray_ciede2000", "gray_colorfulness")
+MEANED_KEYS = ("psnr", "ssim", "ciede2000", "colorfulness", "mean_chroma", "real_colorfulness", "real_mean_chroma", *GRAY_KEYS)
+
+
+def center_square(image: Image.Image, size: int) -> Image.Image:
+    """Resize so the short side is `size`, then cut the central size x size square."""
+    width, height = image.size
+    scale = size / min(width, height)
+    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+    resized = image.resize((new_w, new_h), Image.BICUBIC, reducing_gap=3.0)
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    return resized.crop((left, top, left + size, top + size))
+
+
+def gray_version(real: np.ndarray) -> np.ndarray:
+    """Float RGB (H, W, 3) in [0, 1] with real's Lab lightness and a = b = 0, exactly R = G = B.
+
+    Lab (L, 0, 0) is the D65 white scaled to the luminance Y of L, i.e. linear R = G = B = Y.
+    """
+    rgb = torch.from_numpy(np.ascontiguousarray(real, dtype=np.float32)).permute(2, 0, 1)
+    f = (color.rgb_to_luminance(rgb)[0] + 16.0) / 116.0
+    y = torch.where(f > color._LAB_INVERSE_KNEE, f**3, (f - color._LAB_OFFSET) / color._LAB_KAPPA)
+    gray = color.linear_to_srgb(y).numpy()
+    return np.repeat(gray[..., None], 3, axis=-1)
+
+
+def _to_8bit(rgb: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+def read_exclude_list(path: Path) -> set[str]:
+    """Lines of a file (blank lines and # comments ignored): relative paths, absolute paths or file names."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return {line.strip() for line in lines if line.strip() and not line.strip().startswith("#")}
+
+
+def _is_excluded(path: Path, root: Path, excluded: set[str]) -> bool:
+    if not excluded:
+        return False
+    relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+    return bool({relative, path.name, str(path), str(path.resolve())} & excluded)
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if v is not None and not math.isnan(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-") or "model"
+
+
+def _colorizer(args):
+    """The Colorizer to score (None for --baseline gray) and the method's name."""
+    from .infer import Colorizer
+
+    if args.baseline == "gray":
+        return None, "gray"
+    if args.untrained:
+        model_config = None
+        if args.model is not None:
+            model_config = ModelConfig.from_dict(read_config(args.model)["model"])
+        return Colorizer.untrained(seed=args.seed, model_config=model_config, device=args.device), "untrained"
+    colorizer = Colorizer.from_pretrained(args.model, device=args.device)
+    return colorizer, colorizer.name
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m colorize.evaluate",
+        description="Score a colorizer (or a baseline) on a folder of colour photos.",
+    )
+    parser.add_argument("--data", type=Path, required=True, help="folder of colour photos (searched recursively)")
+    parser.add_argument("--model", type=Path, default=None, help="checkpoint folder (default: the shipped model)")
+    method = parser.add_mutually_exclusive_group()
+    method.add_argument("--untrained", action="store_true", help="score the untrained generator (architecture of --model if given)")
+    method.add_argument("--baseline", choices=("gray",), default=None, help="score a baseline instead of a model")
+    parser.add_argument("--exclude", type=Path, default=None, help="file listing images to skip (e.g. near_gray.txt)")
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="side of the center square scored")
+    parser.add_argument("--render-size", type=int, default=None, help="network render size (default: --size)")
+    parser.add_argument("--max-images", type=int, default=None, help="score only the first N images (sorted order)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for per_image.csv and summary.json")
+    parser.add_argument("--json", action="store_true", help="print only the summary as one JSON line on stdout")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the untrained generator's weights")
+    parser.add_argument("--device", default="auto")
+    return parser
+
+
+def _table(summary: dict) -> str:
+    rows = [
+        ("PSNR (dB)", "psnr", "gray_psnr", "{:.2f}"),
+        ("SSIM", "ssim", "gray_ssim", "{:.4f}"),
+        ("CIEDE2000", "ciede2000", "gray_ciede2000", "{:.2f}"),
+        ("colourfulness", "colorfulness", "gray_colorfulness", "{:.2f}"),
+    ]
+    name = summary["method"]
+    lines = [f"{summary['images']} images from {summary['data']} at {summary['size']} px", f"{'':16}{name[:14]:>14}{'gray':>14}"]
+    for label, key, gray_key, fmt in rows:
+        lines.append(f"{label:16}{fmt.format(summary[key]):>14}{fmt.format(summary[gray_key]):>14}")
+    lines.append(f"{'real colourfulness':24}{summary['real_colorfulness']:.2f}")
+    lines.append(f"{'colourfulness ratio':24}{summary['colorfulness_ratio']:.3f} (output / real)")
+    if summary["unreadable"] or summary["excluded"]:
+        lines.append(f"skipped: {summary['unreadable']} unreadable, {summary['excluded']} excluded")
+    return "\n".join(lines)
+
+
+def evaluate(
+    colorizer,
+    paths: Sequence[Path],
+    *,
+    size: int = DEFAULT_SIZE,
+    render_size: int | None = None,
+    on_error=None,
+    progress=None,
+) -> list[dict]:
+    """Per-image rows (dicts) for `paths`; `colorizer=None` scores the gray baseline itself."""
+    render_size = render_size or size
+    rows: list[dict] = []
+    pending: list[tuple[Path, np.ndarray, np.ndarray]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        if colorizer is None:
+            outputs = [gray for _, _, gray in pending]
+        else:
+            images = [Image.fromarray(_to_8bit(gray)) for _, _, gray in pending]
+            outputs = [np.asarray(o) for o in colorizer.colorize_batch(images, render_size=render_size)]
+        for (path, real, gray), output in zip(pending, outputs):
+            metrics = image_metrics(output, real)
+            baseline = metrics if colorizer is None else image_metrics(gray, real)
+            row = {"image": str(path)}
+            row.update({key: metrics[key] for key in METHOD_KEYS + REAL_KEYS})
+            row.update({f"gray_{key}": baseline[key] for key in ("psnr", "ssim", "ciede2000", "colorfulness")})
+            rows.append(row)
+        if progress is not None:
+            progress.update(len(pending))
+        pending.clear()
+
+    for path in paths:
+        try:
+            real = np.asarray(center_square(load_image(path), size), dtype=np.float32) / 255.0
+        except ImageLoadError as error:
+            if on_error is not None:
+                on_error(path, error)
+            if progress is not None:
+                progress.update(1)
+            continue
+        pending.append((path, real, gray_version(real)))
+        if len(pending) >= BATCH_SIZE:
+            flush()
+    flush()
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+    summary = {key: _mean([row[key] for row in rows]) for key in MEANED_KEYS}
+    real = summary["real_colorfulness"]
+    summary["colorfulness_ratio"] = summary["colorfulness"] / real if real > 0 else float("nan")
+    return summary
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    args = build_parser().parse_args(argv)
+    if not args.data.is_dir():
+        print(f"error: there is no folder at {args.data}.", file=sys.stderr)
+        return 2
+    if args.size < 8:
+        print("error: --size must be at least 8 pixels.", file=sys.stderr)
+        return 2
+    try:
+        colorizer, method = _colorizer(args)
+        excluded = read_exclude_list(args.exclude) if args.exclude is not None else set()
+    except CheckpointError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: cannot read the exclude list {args.exclude} ({error.strerror or error}).", file=sys.stderr)
+        return 2
+
+    data_root = args.data
+    candidates = find_images(data_root)
+    paths = [p for p in candidates if not _is_excluded(p, data_root, excluded)]
+    excluded_count = len(candidates) - len(paths)
+    if args.max_images is not None:
+        paths = paths[: args.max_images]
+    out = args.out or Path("runs") / f"eval-{_slug(method)}-{_slug(data_root.resolve().name)}"
+
+    unreadable: list[str] = []
+
+    def report(path: Path, error: Exception) -> None:
+        unreadable.append(str(path))
+        tqdm.write(f"skipped {path}: {error}", file=sys.stderr)
+
+    started = time.perf_counter()
+    with tqdm(total=len(paths), desc=f"evaluating {method}", unit="image", file=sys.stderr) as progress:
+        with torch.inference_mode():
+            rows = evaluate(colorizer, paths, size=args.size, render_size=args.render_size, on_error=report, progress=progress)
+    if not rows:
+        print(f"error: no readable images to evaluate in {data_root}.", file=sys.stderr)
+        return 1
+
+    summary = {
+        "method": method,
+        "model": str(args.model) if args.model else ("shipped" if method not in ("gray", "untrained") else None),
+        "data": str(data_root),
+        "size": args.size,
+        "render_size": args.render_size or args.size,
+        "images": len(rows),
+        "unreadable": len(unreadable),
+        "excluded": excluded_count,
+        **summarize(rows),
+        "seconds": round(time.perf_counter() - started, 2),
+        "out": str(out),
+    }
+    if args.untrained:
+        summary["untrained_seed"] = args.seed
+
+    out.mkdir(parents=True, exist_ok=True)
+    columns = ["image", *METHOD_KEYS, *REAL_KEYS, *GRAY_KEYS]
+    with open(out / "per_image.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    safe = {key: _json_safe(value) for key, value in summary.items()}
+    atomic_write_text(out / "summary.json", json.dumps(safe, indent=2) + "\n")
+
+    if args.json:
+        print(_table(summary), file=sys.stderr)
+        print(json.dumps(safe))
+    else:
+        print(_table(summary))
+        print(f"per-image numbers and summary written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

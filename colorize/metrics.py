@@ -1,0 +1,143 @@
+"""Image-quality and colour statistics for colourised images.
+
+Every function takes RGB in [0, 1] as a numpy array (H, W, 3), a torch tensor (3, H, W) or
+(H, W, 3), an 8-bit array (scaled by 1/255) or a PIL image. Pairs must have the same size.
+
+- `psnr`: on RGB, data range 1, capped at `PSNR_CAP_DB` so identical images give a finite
+  number that can be averaged (an 8-bit difference of 1 level in one pixel of 256x256 is ~96 dB).
+- `ssim`: `skimage.metrics.structural_similarity` with `channel_axis=-1, data_range=1` and its
+  defaults (7x7 uniform window), averaged over the three channels.
+- `ciede2000`: mean CIEDE2000 colour difference (`skimage.color.deltaE_ciede2000` on `rgb2lab`).
+- `colorfulness`: Hasler & Süsstrunk (2003) on the 0-255 scale; 0 for any gray image.
+- `mean_hue`: the chroma-weighted circular mean of the Lab hue, in degrees [0, 360); with
+  weights C, sum C*(cos h, sin h) = sum (a, b), so it is the hue of the mean (a, b) — the
+  image's overall colour cast (sepia/brown sits around 60-80 degrees). `cast_chroma` is that
+  mean (a, b)'s length: how strong the cast is.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from PIL import Image
+from skimage.color import deltaE_ciede2000, rgb2lab
+from skimage.metrics import structural_similarity
+
+PSNR_CAP_DB = 100.0
+GRAY_CAST = 0.01  # a mean (a, b) shorter than this has no hue: rgb2lab puts exact grays within 0.005 of 0
+
+
+def as_rgb(image) -> np.ndarray:
+    """Float RGB (H, W, 3) in [0, 1] from any of the accepted forms (see the module docstring)."""
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    if isinstance(image, torch.Tensor):
+        array = image.detach().cpu()
+        if array.ndim == 3 and array.shape[0] == 3 and array.shape[-1] != 3:
+            array = array.permute(1, 2, 0)
+        image = array.numpy() if array.dtype != torch.bfloat16 else array.float().numpy()
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise ValueError(f"Expected an RGB image shaped (H, W, 3) or (3, H, W), not {array.shape}.")
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    return array.astype(np.float32, copy=False)
+
+
+def _pair(pred, real) -> tuple[np.ndarray, np.ndarray]:
+    pred, real = as_rgb(pred), as_rgb(real)
+    if pred.shape != real.shape:
+        raise ValueError(f"The images differ in size: {pred.shape[:2]} and {real.shape[:2]}.")
+    return pred, real
+
+
+def psnr(pred, real) -> float:
+    """Peak signal-to-noise ratio in dB on RGB (data range 1), at most PSNR_CAP_DB."""
+    pred, real = _pair(pred, real)
+    mse = float(np.mean((pred.astype(np.float64) - real) ** 2))
+    if mse <= 10.0 ** (-PSNR_CAP_DB / 10.0):
+        return PSNR_CAP_DB
+    return 10.0 * math.log10(1.0 / mse)
+
+
+def ssim(pred, real) -> float:
+    """Mean structural similarity over R, G, B (skimage, 7x7 window; smaller for tiny images; NaN below 3 px)."""
+    pred, real = _pair(pred, real)
+    side = min(pred.shape[:2])
+    window = min(7, side if side % 2 else side - 1)
+    if window < 3:
+        return float("nan")
+    return float(structural_similarity(pred, real, channel_axis=-1, data_range=1.0, win_size=window))
+
+
+def lab(image) -> np.ndarray:
+    """CIE Lab (H, W, 3) of an RGB image, via skimage.color.rgb2lab."""
+    return rgb2lab(as_rgb(image))
+
+
+def ciede2000(pred, real, *, pred_lab: np.ndarray | None = None, real_lab: np.ndarray | None = None) -> float:
+    """Mean CIEDE2000 difference; pass Lab arrays already computed to skip the conversions."""
+    if pred_lab is None or real_lab is None:
+        pred, real = _pair(pred, real)
+    pred_lab = lab(pred) if pred_lab is None else pred_lab
+    real_lab = lab(real) if real_lab is None else real_lab
+    return float(np.mean(deltaE_ciede2000(pred_lab, real_lab)))
+
+
+def colorfulness(rgb) -> float:
+    """Hasler-Süsstrunk colourfulness M3 on the 0-255 scale (about 0 gray, 33 moderate, 59 high, 109 extreme)."""
+    values = as_rgb(rgb).astype(np.float64) * 255.0
+    red, green, blue = values[..., 0], values[..., 1], values[..., 2]
+    rg = red - green
+    yb = 0.5 * (red + green) - blue
+    spread = math.sqrt(rg.std() ** 2 + yb.std() ** 2)
+    mean = math.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
+    return float(spread + 0.3 * mean)
+
+
+def colour_cast(rgb=None, *, lab_values: np.ndarray | None = None) -> tuple[float, float]:
+    """(hue in degrees [0, 360) or NaN for a gray image, strength) of the mean (a, b)."""
+    lab_values = lab(rgb) if lab_values is None else lab_values
+    mean_a = float(lab_values[..., 1].mean())
+    mean_b = float(lab_values[..., 2].mean())
+    strength = math.hypot(mean_a, mean_b)
+    if strength < GRAY_CAST:
+        return float("nan"), strength
+    return math.degrees(math.atan2(mean_b, mean_a)) % 360.0, strength
+
+
+def mean_hue(rgb) -> float:
+    """Chroma-weighted circular mean of the Lab hue in degrees [0, 360); NaN for a gray image."""
+    return colour_cast(rgb)[0]
+
+
+def mean_chroma(rgb=None, *, lab_values: np.ndarray | None = None) -> float:
+    lab_values = lab(rgb) if lab_values is None else lab_values
+    return float(np.hypot(lab_values[..., 1], lab_values[..., 2]).mean())
+
+
+def image_metrics(pred, real) -> dict[str, float]:
+    """Everything above for one prediction and its real image.
+
+    Keys: psnr, ssim, ciede2000 (pred vs real); colorfulness, mean_chroma, mean_hue, cast_chroma
+    (of pred); real_colorfulness, real_mean_chroma, real_mean_hue, real_cast_chroma.
+    """
+    pred, real = _pair(pred, real)
+    pred_lab, real_lab = lab(pred), lab(real)
+    pred_hue, pred_cast = colour_cast(lab_values=pred_lab)
+    real_hue, real_cast = colour_cast(lab_values=real_lab)
+    return {
+        "psnr": psnr(pred, real),
+        "ssim": ssim(pred, real),
+        "ciede2000": ciede2000(pred, real, pred_lab=pred_lab, real_lab=real_lab),
+        "colorfulness": colorfulness(pred),
+        "mean_chroma": mean_chroma(lab_values=pred_lab),
+        "mean_hue": pred_hue,
+        "cast_chroma": pred_cast,
+        "real_colorfulness": colorfulness(real),
+        "real_mean_chroma": mean_chroma(lab_values=real_lab),
+        "real_mean_hue": real_hue,
+        "real_cast_chroma": real_cast,
+    }
