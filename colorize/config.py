@@ -1,0 +1,364 @@
+"""Training configuration: one frozen dataclass, its command line and its TOML file.
+
+The argparse parser is generated from the fields of `TrainConfig` and `ModelConfig` (type,
+default and help text come from the field), so a flag and its default live in one place.
+Values are layered: dataclass defaults < `--config file.toml` < flags given on the command line.
+
+A TOML file uses the field names (snake_case) at the top level; the architecture goes either
+at the top level too or in a `[model]` table:
+
+    data = ["/data/imagenette/train", "/data/bsds500/train"]
+    val = "/data/imagenette/val"
+    out = "runs/unet256"
+    exclude = ["/data/imagenette/near_gray.txt"]
+    epochs_l1 = 5
+    epochs_gan = 20
+    time_limit = "10h"
+
+    [model]
+    generator = "unet"
+    base_channels = 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import re
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .models import GENERATOR_NAMES, NORM_NAMES, ModelConfig
+
+GAN_MODES = ("vanilla", "lsgan", "wgan-gp", "none")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class ConfigError(ValueError):
+    """A configuration a user wrote that cannot be used; the message is one sentence."""
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from 3600, 3600.5, "3600", "90s", "30m", "2h", "1h30m" or "1d"; 0 means no limit."""
+    if isinstance(value, bool):
+        raise ConfigError(f"'{value}' is not a duration; write seconds or e.g. '30m', '2h', '1h30m'.")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower().replace(" ", "")
+        if not text:
+            return 0.0
+        try:
+            seconds = float(text)
+        except ValueError:
+            parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", text)
+            if not parts or not any(parts.groups()):
+                raise ConfigError(
+                    f"'{value}' is not a duration; write seconds or e.g. '30m', '2h', '1h30m'."
+                ) from None
+            days, hours, minutes, secs = (float(g) if g else 0.0 for g in parts.groups())
+            seconds = days * 86400 + hours * 3600 + minutes * 60 + secs
+    if seconds < 0 or not math.isfinite(seconds):
+        raise ConfigError(f"A duration must be a finite number of seconds, 0 or more, not {value}.")
+    return seconds
+
+
+def _opt(default: Any, help: str, **extra: Any) -> Any:
+    metadata = {"help": help, **extra}
+    if isinstance(default, (list, tuple)):
+        return field(default=tuple(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `python -m colorize.train` needs; saved with every checkpoint."""
+
+    # data
+    data: tuple[str, ...] = _opt((), "training image folder (any tree of jpg/png/webp/bmp/tiff); repeat for several", repeat=True)
+    val: str = _opt("", "validation image folder: fixed sample grid and metrics each epoch")
+    out: str = _opt("runs/colorize", "output folder: model.safetensors, config.json, training_state.pt, samples/, metrics.csv")
+    exclude: tuple[str, ...] = _opt((), "text file of images to leave out (one path per line, relative to a data folder or its parent, or a bare file name); repeat for several", repeat=True)
+    image_size: int = _opt(256, "training crop size in pixels")
+    max_images: int = _opt(0, "use at most this many training images (a seeded random choice; 0 = all)")
+    preload: bool = _opt(False, "decode every training image once into RAM at 1.15 x image-size short side (uint8)")
+    gray_threshold: float = _opt(3.0, "skip images whose mean Lab chroma sqrt(a^2+b^2) on a small copy is below this (0 = keep all)")
+    num_workers: int = _opt(2, "data loading worker processes (0 = load in the main process)")
+    val_images: int = _opt(100, "validation images used for the metrics (0 = all)")
+    sample_images: int = _opt(8, "validation images shown in each sample grid")
+    # optimisation
+    batch_size: int = _opt(16, "images per step (per process under torchrun)")
+    epochs_l1: int = _opt(5, "pre-training epochs with the L1 loss only")
+    epochs_gan: int = _opt(20, "adversarial epochs after the L1 pre-training")
+    lr: float = _opt(2e-4, "Adam learning rate (generator and discriminator)")
+    beta1: float = _opt(0.5, "Adam beta1")
+    beta2: float = _opt(0.999, "Adam beta2")
+    gan_mode: str = _opt("vanilla", "adversarial objective", choices=GAN_MODES)
+    lambda_l1: float = _opt(100.0, "weight of the L1 loss on ab (0 = adversarial loss only)")
+    lambda_gan: float = _opt(1.0, "weight of the generator's adversarial loss (0 = L1 only, no discriminator)")
+    gp_weight: float = _opt(10.0, "gradient penalty weight (wgan-gp)")
+    n_critic: int = _opt(5, "critic updates per generator update (wgan-gp; vanilla and lsgan alternate 1:1)")
+    resnet18_weights: str = _opt("", "torchvision-format resnet18 state dict for the resnet18-unet encoder")
+    # run control
+    seed: int = _opt(0, "random seed: initialisation, data order, augmentation, dropout")
+    device: str = _opt("auto", "auto = CUDA > MPS > CPU", choices=DEVICES)
+    amp: bool = _opt(True, "bfloat16 autocast (CUDA only)")
+    max_steps: int = _opt(0, "stop after this many steps in total, writing a checkpoint (0 = no limit)")
+    time_limit: float = _opt(0.0, "stop after this long, writing a checkpoint: seconds or '30m', '2h' (0 = no limit)", parse=parse_duration)
+    save_every_steps: int = _opt(1000, "also write a checkpoint every this many steps (0 = at epoch ends only)")
+    log_every: int = _opt(10, "refresh the progress bar's losses every this many steps")
+    resume: bool = _opt(False, "continue the run in --out from its training_state.pt")
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def __post_init__(self) -> None:
+        positive = ("image_size", "batch_size", "log_every", "sample_images")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}.")
+        not_negative = (
+            "max_images", "num_workers", "val_images", "epochs_l1", "epochs_gan", "lambda_l1",
+            "lambda_gan", "gp_weight", "max_steps", "save_every_steps", "gray_threshold",
+        )
+        for name in not_negative:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, not {getattr(self, name)}.")
+        if self.n_critic < 1:
+            raise ConfigError(f"n_critic must be at least 1, not {self.n_critic}.")
+        if self.lr <= 0 or not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ConfigError("lr must be positive and beta1, beta2 in [0, 1).")
+        if self.gan_mode not in GAN_MODES:
+            raise ConfigError(f"Unknown gan_mode '{self.gan_mode}'; choose one of {', '.join(GAN_MODES)}.")
+        if self.device not in DEVICES:
+            raise ConfigError(f"Unknown device '{self.device}'; choose one of {', '.join(DEVICES)}.")
+        if self.lambda_l1 == 0 and not self.uses_gan:
+            raise ConfigError("With lambda_l1 = 0 the adversarial loss is the only loss, so gan_mode cannot be 'none' nor lambda_gan 0.")
+        if self.epochs_l1 + self.epochs_gan < 1:
+            raise ConfigError("epochs_l1 + epochs_gan must be at least 1.")
+        if self.resnet18_weights and self.model.generator != "resnet18-unet":
+            raise ConfigError("resnet18_weights only applies to --generator resnet18-unet.")
+
+    @property
+    def uses_gan(self) -> bool:
+        """False in L1-only mode: no discriminator is built at all."""
+        return self.gan_mode != "none" and self.lambda_gan > 0
+
+    @property
+    def epochs(self) -> int:
+        return self.epochs_l1 + self.epochs_gan
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        for name, value in values.items():
+            if isinstance(value, tuple):
+                values[name] = list(value)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Build from a (possibly partial) dict with type checking; raises ConfigError."""
+        return _build(_check_values(values, source="the configuration"))
+
+
+_MODEL_HELP = {
+    "generator": "generator architecture",
+    "base_channels": "width of the generator's first level (doubles per level up to max-channels)",
+    "depth": "generator down-samplings (unet/resunet/encdec); 8 gives pix2pix's 1x1 bottleneck at 256 px",
+    "max_channels": "widest generator level",
+    "norm": "generator normalisation",
+    "dropout": "dropout rate in the innermost decoder blocks (the pix2pix noise)",
+    "dropout_layers": "decoder blocks with dropout",
+    "discriminator_layers": "PatchGAN layers (3 = 70x70 receptive field)",
+    "discriminator_channels": "PatchGAN width of the first layer",
+    "discriminator_norm": "discriminator normalisation (wgan-gp switches 'batch' to 'instance')",
+    "conditional": "the discriminator sees L with ab (conditional GAN) or ab alone",
+}
+_MODEL_CHOICES = {"generator": GENERATOR_NAMES, "norm": NORM_NAMES, "discriminator_norm": NORM_NAMES}
+
+
+@dataclass(frozen=True)
+class _Option:
+    name: str  # field name
+    section: str  # "train" or "model"
+    kind: type  # bool, int, float, str or tuple (of str)
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+    parse: Any = None
+
+
+def _options() -> list[_Option]:
+    options = []
+    for section, cls in (("train", TrainConfig), ("model", ModelConfig)):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name == "model":
+                continue
+            hint = hints[f.name]
+            kind = tuple if typing.get_origin(hint) is tuple else hint
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            meta = f.metadata
+            help_text = meta.get("help") or _MODEL_HELP.get(f.name, "")
+            choices = meta.get("choices") or _MODEL_CHOICES.get(f.name)
+            options.append(_Option(f.name, section, kind, default, help_text, choices, meta.get("parse")))
+    return options
+
+
+OPTIONS = {option.name: option for option in _options()}
+
+
+def _convert(option: _Option, value: Any, source: str) -> Any:
+    """Type-check one value from TOML (or a saved config); raises ConfigError."""
+    where = f"'{option.name}' in {source}"
+    if option.parse is not None:
+        return option.parse(value)
+    kind = option.kind
+    if kind is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a string or a list of strings.")
+        return tuple(value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, not {value!r}.")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be a whole number, not {value!r}.")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, not {value!r}.")
+        return float(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, not {value!r}.")
+    if option.choices and value not in option.choices:
+        raise ConfigError(f"{where} must be one of {', '.join(option.choices)}, not '{value}'.")
+    return value
+
+
+def _check_values(values: dict[str, Any], *, source: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "model" and isinstance(value, dict):
+            for model_key, model_value in value.items():
+                option = OPTIONS.get(model_key)
+                if option is None or option.section != "model":
+                    raise ConfigError(f"Unknown model setting '{model_key}' in {source}.")
+                flat[model_key] = _convert(option, model_value, source)
+            continue
+        option = OPTIONS.get(key)
+        if option is None:
+            raise ConfigError(f"Unknown setting '{key}' in {source}.")
+        flat[key] = _convert(option, value, source)
+    return flat
+
+
+def _build(flat: dict[str, Any]) -> TrainConfig:
+    train_values = {k: v for k, v in flat.items() if OPTIONS[k].section == "train"}
+    model_values = {k: v for k, v in flat.items() if OPTIONS[k].section == "model"}
+    try:
+        model = ModelConfig(**model_values)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    return TrainConfig(**train_values, model=model)
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """The checked, flat settings of a TOML file; raises ConfigError with one sentence."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"There is no configuration file at {path}.")
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML ({error}).") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a UTF-8 text file.") from None
+    return _check_values(values, source=str(path))
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _cli_type(option: _Option):
+    if option.parse is not None:
+        parse = option.parse
+
+        def parse_flag(text: str) -> Any:
+            try:
+                return parse(text)
+            except ConfigError as error:
+                raise argparse.ArgumentTypeError(str(error)) from None
+
+        parse_flag.__name__ = option.name
+        return parse_flag
+    return {tuple: str}.get(option.kind, option.kind)
+
+
+def build_parser(**kwargs: Any) -> argparse.ArgumentParser:
+    """An argparse parser with one flag per config field; unset flags stay absent from the result."""
+    parser = argparse.ArgumentParser(
+        prog="python -m colorize.train",
+        description="Train a conditional-GAN colorizer (L in, ab out): L1 pre-training, then adversarial epochs.",
+        argument_default=argparse.SUPPRESS,
+        **kwargs,
+    )
+    parser.add_argument("--config", metavar="FILE.toml", help="TOML file of settings; flags given here override it")
+    groups = {
+        "train": parser.add_argument_group("training"),
+        "model": parser.add_argument_group("model architecture"),
+    }
+    for option in OPTIONS.values():
+        group = groups[option.section]
+        default = option.default
+        shown = list(default) if isinstance(default, tuple) else default
+        help_text = f"{option.help} (default: {shown!r})" if shown not in ("", ()) else option.help
+        if option.kind is bool:
+            group.add_argument(_flag(option.name), dest=option.name, action=argparse.BooleanOptionalAction, help=help_text)
+        elif option.kind is tuple:
+            group.add_argument(_flag(option.name), dest=option.name, action="append", metavar="PATH", help=help_text)
+        else:
+            group.add_argument(
+                _flag(option.name),
+                dest=option.name,
+                type=_cli_type(option),
+                choices=option.choices,
+                metavar=None if option.choices else option.name.upper(),
+                help=help_text,
+            )
+    return parser
+
+
+def explicit_settings(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | None = None) -> dict[str, Any]:
+    """The settings the user gave (TOML file, then flags on top), checked; raises ConfigError."""
+    parser = parser or build_parser()
+    arguments = vars(parser.parse_args(argv))
+    flat: dict[str, Any] = {}
+    config_file = arguments.pop("config", None)
+    if config_file:
+        flat.update(load_toml(config_file))
+    for name, value in arguments.items():
+        flat[name] = tuple(value) if OPTIONS[name].kind is tuple else value
+    return flat
+
+
+def config_from_settings(settings: dict[str, Any], *, base: dict[str, Any] | None = None) -> TrainConfig:
+    """`base` (e.g. a saved run's config, already flat and checked) overridden by `settings`."""
+    return _build({**(base or {}), **settings})
+
+
+def flatten(config: TrainConfig) -> dict[str, Any]:
+    values = {k: v for k, v in dataclasses.asdict(config).items() if k != "model"}
+    values.update(config.model.to_dict())
+    return values
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """TrainConfig from the command line (and its --config file); raises ConfigError."""
+    return config_from_settings(explicit_settings(argv))
