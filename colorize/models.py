@@ -309,9 +309,14 @@ class PatchDiscriminator(nn.Module):
             channels = out_channels
         layers.append(nn.Conv2d(channels, 1, 4, 1, 1))
         self.net = nn.Sequential(*layers)
+        # each stride-2 layer halves the size, the two last 4x4 stride-1 layers take 1 pixel each
+        self.min_size = 3 * 2**config.discriminator_layers
 
     def forward(self, lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         x = torch.cat((lightness, ab), dim=1) if self.conditional else ab
+        pad_h, pad_w = max(0, self.min_size - x.shape[-2]), max(0, self.min_size - x.shape[-1])
+        if pad_h or pad_w:  # inputs smaller than the receptive field: replicate the border
+            x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), mode="replicate")
         return self.net(x)
 
 

@@ -182,6 +182,7 @@ class Trainer:
         self.config = config
         self.out = Path(config.out)
         self.rank, self.world_size, local_rank = _distributed_rank()
+        self.distributed = dist.is_available() and dist.is_initialized()
         self.is_main = self.rank == 0
         self.device = resolve_device(config.device, local_rank=local_rank)
         self.use_amp = config.amp and self.device.type == "cuda"
@@ -207,7 +208,7 @@ class Trainer:
         self.last_val: dict[str, float] = {}
         if resume_state is not None:
             self._load_state(resume_state)
-        elif self.world_size > 1:
+        elif self.distributed:
             # one dropout stream per process; the weights were built identically from `seed`
             torch.manual_seed(config.seed + self.rank)
         self._wrap_distributed()
@@ -303,7 +304,7 @@ class Trainer:
         )
 
     def _wrap_distributed(self) -> None:
-        if self.world_size > 1:
+        if self.distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.generator = nn.parallel.DistributedDataParallel(self.generator, device_ids=device_ids)
             if self.discriminator is not None:
@@ -349,7 +350,7 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp)
 
     def _average_gradients(self, module: nn.Module) -> None:
-        if self.world_size == 1:
+        if not self.distributed:
             return
         grads = [p.grad for p in module.parameters() if p.grad is not None]
         if grads:
@@ -558,7 +559,7 @@ class Trainer:
             reason = "max_steps"
         if reason is None and config.time_limit and time.monotonic() - self.session_start >= config.time_limit:
             reason = "time_limit"
-        if self.world_size > 1:  # every process stops at the same step
+        if self.distributed:  # every process stops at the same step
             flag = torch.tensor([0 if reason is None else 1], device=self.device if self.device.type == "cuda" else "cpu")
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             if flag.item() and reason is None:
@@ -627,7 +628,7 @@ class Trainer:
                             sample_name=f"epoch_{self.epoch + 1:03d}_step_{self.global_step:07d}",
                         )
                     self.save_checkpoint()
-        if self.world_size > 1:
+        if self.distributed:
             dist.barrier()
         summary = self.summary()
         summary["stopped"] = stopped or "finished"
