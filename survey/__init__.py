@@ -1,0 +1,21 @@
+"""The real-or-fake human study: storage, study building, admin (never imports torch).
+
+Modules, one role each:
+
+- `settings`  the database URL and the admin password (environment + explicit values)
+- `models`    SQLAlchemy tables
+- `store`     `Store`: sessions, transactions, queries; the only module that writes
+- `study`     `Protocol` and the per-participant trial plan (pure logic, no I/O)
+- `stimuli`   image preparation: crop, gray and catch versions, anonymised PNG encoding
+- `build`     `python -m survey.build`: images + colorization methods -> a stored study
+- `demo`      `python -m survey.demo`: a small study from scikit-image's photos
+- `admin`     `python -m survey.admin`: status table and CSV export
+"""
+
+from __future__ import annotations
+
+__all__ = ["SurveyError"]
+
+
+class SurveyError(Exception):
+    """A mistake a person can fix (unknown token, wrong trial, bad study name); one plain sentence."""

@@ -1,0 +1,100 @@
+"""`python -m survey.demo [--db URL]`: a small study called "demo", so the app has one to show.
+
+Five natural colour photos from scikit-image (no download), the shipped model and the gray
+baseline. Idempotent: when "demo" exists it says so and exits 0. Without a shipped model (a fresh
+checkout before training) it falls back to the untrained generator, with a warning, so the demo
+always works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from . import SurveyError
+from .build import FakeMaker, build_study
+from .stimuli import gray_version
+from .store import Store, StudySummary
+from .study import Protocol
+
+logger = logging.getLogger(__name__)
+
+DEMO_STUDY = "demo"
+# One practice trial and four test trials, one of them a catch trial: five photos are enough.
+DEMO_PROTOCOL = Protocol(practice_trials=1, test_trials=4, catch_rate=0.25)
+
+
+def _demo_photos() -> dict[str, Callable[[], np.ndarray]]:
+    from skimage import data  # lazy: only the demo needs the sample photos
+
+    # Natural RGB photos bundled with scikit-image (no network); not the microscopy or space images.
+    return {
+        "astronaut": data.astronaut,
+        "chelsea": data.chelsea,
+        "coffee": data.coffee,
+        "rocket": data.rocket,
+        "motorcycle": lambda: data.stereo_motorcycle()[0],
+    }
+
+
+def demo_sources() -> list[tuple[str, Image.Image]]:
+    return [(key, Image.fromarray(load()).convert("RGB")) for key, load in _demo_photos().items()]
+
+
+def shipped_or_untrained(*, size: int) -> tuple[str, FakeMaker]:
+    """The shipped model as ("shipped", maker); the untrained generator if none is installed."""
+    from colorize import Colorizer  # lazy: torch only here
+    from colorize.checkpoint import CheckpointError
+
+    try:
+        colorizer, name = Colorizer.from_pretrained(), "shipped"
+    except CheckpointError as error:
+        logger.warning("The shipped model cannot be loaded (%s); the demo uses the untrained generator instead.", error)
+        colorizer, name = Colorizer.untrained(seed=0), "untrained"
+    return name, lambda gray: colorizer.colorize(gray, render_size=size)
+
+
+def create_demo(store: Store, *, progress: bool = True) -> StudySummary | None:
+    """Create the demo study; None if it already exists."""
+    if any(study.name == DEMO_STUDY for study in store.list_studies()):
+        return None
+    name, maker = shipped_or_untrained(size=DEMO_PROTOCOL.image_size)
+    try:
+        return build_study(
+            store,
+            name=DEMO_STUDY,
+            sources=demo_sources(),
+            makers={name: maker, "gray": gray_version},
+            protocol=DEMO_PROTOCOL,
+            progress=progress,
+        )
+    except SurveyError:
+        # Another process (a second `make demo`) may have created it meanwhile: that is fine.
+        if any(study.name == DEMO_STUDY for study in store.list_studies()):
+            return None
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m survey.demo", description="Create the small 'demo' study.")
+    parser.add_argument("--db", default=None, help="database URL (default: SURVEY_DB_URL or sqlite:///survey.sqlite)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        store = Store(args.db)
+        summary = create_demo(store)
+    except SurveyError as error:
+        raise SystemExit(f"error: {error}") from None
+    if summary is None:
+        print(f"The study '{DEMO_STUDY}' already exists in {store!r}; nothing to do.")
+    else:
+        print(f"Created the study '{DEMO_STUDY}' ({summary.images} images; methods {', '.join(summary.methods)}) in {store!r}.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""The two settings of the survey: where the database is, and the admin password.
+
+Both come from the environment so the same code runs locally, in CI and on a Hugging Face
+Space (where `/data` is the persistent volume) without editing anything.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from pathlib import Path
+
+DB_URL_ENV = "SURVEY_DB_URL"
+ADMIN_PASSWORD_ENV = "SURVEY_ADMIN_PASSWORD"
+PERSISTENT_DIR = Path("/data")
+DB_FILE_NAME = "survey.sqlite"
+
+
+def database_url(explicit: str | None = None) -> str:
+    """The database URL: `explicit` > env SURVEY_DB_URL > /data/survey.sqlite (if writable) > ./survey.sqlite."""
+    if explicit:
+        return explicit
+    from_env = os.environ.get(DB_URL_ENV, "").strip()
+    if from_env:
+        return from_env
+    if PERSISTENT_DIR.is_dir() and os.access(PERSISTENT_DIR, os.W_OK):
+        return f"sqlite:///{PERSISTENT_DIR / DB_FILE_NAME}"
+    return f"sqlite:///{DB_FILE_NAME}"
+
+
+def admin_password() -> str | None:
+    """The admin password from SURVEY_ADMIN_PASSWORD, or None when it is unset or empty."""
+    return os.environ.get(ADMIN_PASSWORD_ENV) or None
+
+
+def check_admin(password: str | None) -> bool:
+    """True when `password` is the configured admin password; always False if none is configured."""
+    expected = admin_password()
+    if expected is None or not password:
+        return False
+    # Constant-time, so response timing does not leak how many leading characters were right.
+    return hmac.compare_digest(password.encode("utf-8"), expected.encode("utf-8"))

@@ -1,0 +1,742 @@
+"""`Store`: every read and write of the survey database, in short transactions.
+
+The participant flow, as app.py (or survey.simulate) drives it::
+
+    store = Store(database_url())
+    token = store.start_participant("demo")          # all trials assigned now
+    print(store.get_protocol("demo").consent_text)
+    store.consent(token)
+    while (trial := store.next_trial(token)) is not None:
+        show(trial.images, trial.prompt, hide_after_ms=trial.exposure_ms)
+        result = store.answer(token, trial.trial_id, "left")
+        if result.feedback:                          # practice trials only
+            print(result.feedback)
+    print(store.participant_score(token).share)
+
+A participant is known only by the random token; keeping it (a cookie, a URL) is all it takes to
+resume after a reload, on any server process: the next trial is whatever is still unanswered.
+
+Concurrency: SQLite runs in WAL mode with a busy timeout and takes the write lock at the start of
+each write transaction (BEGIN IMMEDIATE), so concurrent participants queue for a few milliseconds
+instead of failing; PostgreSQL needs nothing special. A response is unique per trial in the
+schema, and stored with INSERT .. ON CONFLICT DO NOTHING, so a double click keeps the first answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, Iterable
+
+import pandas as pd
+from PIL import Image
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.pool import StaticPool
+
+from . import SurveyError
+from .models import Base, Participant, Response, Stimulus, Study, Trial, utcnow
+from .stimuli import encode_png
+from .study import CATCH, REAL, RESERVED_METHODS, Protocol, is_correct, plan_trials, practice_feedback
+
+__all__ = [
+    "AnswerResult",
+    "Progress",
+    "Score",
+    "StimulusImage",
+    "Store",
+    "StudySummary",
+    "SurveyError",
+    "TrialView",
+    "TRIALS_FRAME_COLUMNS",
+]
+
+logger = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Enough connections for tens of simultaneous participants; more wait for a free one.
+POOL_SIZE, POOL_MAX_OVERFLOW = 10, 20
+# Two participants starting at the same instant can pick the same ordinal on PostgreSQL; the
+# unique constraint refuses the second, which simply tries again.
+START_ATTEMPTS = 20
+_READ_ONLY = "survey_read_only"
+
+TRIALS_FRAME_COLUMNS = [
+    "study", "mode", "participant", "participant_finished", "trial_id", "position", "phase",
+    "image_key", "method", "is_real", "real_side", "answered", "choice", "correct", "fooled",
+    "judged_real", "response_ms", "answered_at",
+]  # fmt: skip
+
+
+# -- what the Store hands out ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StimulusImage:
+    """One image of a new study: `method` is "real" for the photo, "catch" for its catch version,
+    else the name of the colorization method that made this fake."""
+
+    image_key: str
+    method: str
+    image: Image.Image
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    name: str
+    mode: str
+    created_at: datetime
+    images: int
+    methods: tuple[str, ...]
+    participants: int
+    finished: int
+
+
+@dataclass(frozen=True)
+class TrialView:
+    """What a participant's screen needs for one trial, and nothing that gives the answer away.
+
+    phase: "practice" or "test" (catch trials look like test trials).
+    index / total: 1-based position within that phase ("test 7 of 20").
+    images: PNG bytes, one (single mode) or two (pair mode: left, right).
+    exposure_ms: hide the images after this long (None: keep them); the answer stays open.
+    """
+
+    trial_id: int
+    phase: str
+    index: int
+    total: int
+    mode: str
+    prompt: str
+    choices: tuple[str, ...]
+    exposure_ms: int | None
+    images: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    """The outcome of `Store.answer`.
+
+    stored: False when this trial already had an answer (a double click); then the fields
+    describe the first answer, which is the one kept.
+    correct / feedback: only for practice trials (None on test trials: no feedback there).
+    finished: the participant has answered every trial.
+    """
+
+    trial_id: int
+    stored: bool
+    phase: str
+    correct: bool | None
+    feedback: str | None
+    finished: bool
+
+    @property
+    def duplicate(self) -> bool:
+        return not self.stored
+
+
+@dataclass(frozen=True)
+class Progress:
+    study: str
+    consented: bool
+    phase: str  # "consent" | "practice" | "test" | "finished"
+    practice_done: int
+    practice_total: int
+    test_done: int
+    test_total: int
+
+    @property
+    def finished(self) -> bool:
+        return self.phase == "finished"
+
+
+@dataclass(frozen=True)
+class Score:
+    """A participant's test trials (catch trials left out): how many were answered right."""
+
+    correct: int
+    answered: int
+
+    @property
+    def share(self) -> float | None:
+        return self.correct / self.answered if self.answered else None
+
+
+# -- engine set-up ---------------------------------------------------------------------------
+
+
+def _normalise_url(url: str) -> str:
+    # Hosting services hand out postgres:// URLs; we ship psycopg 3, not psycopg2 (SQLAlchemy's default).
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below issue BEGIN, instead of the sqlite3 module's own
+        # deferred BEGIN, which would fail (not wait) when two writers collide.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if wal:
+            # Readers never block the writer and vice versa; NORMAL sync is safe with WAL.
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # Writers take the lock up front (waiting up to busy_timeout); a deferred transaction that
+        # read first and writes later gets SQLITE_BUSY immediately, without waiting, under WAL.
+        read_only = connection.get_execution_options().get(_READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url` set up for many concurrent participants (SQLite file or PostgreSQL)."""
+    url = _normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise SurveyError(f"'{url}' is not a database URL (try sqlite:///survey.sqlite).") from None
+    try:
+        if parsed.get_backend_name() != "sqlite":
+            return create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_MAX_OVERFLOW, pool_pre_ping=True)
+        database = parsed.database or ""
+        in_memory = database in ("", ":memory:") or parsed.query.get("mode") == "memory"
+        if in_memory:
+            # One shared connection, or every new connection would see a new empty database.
+            engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        else:
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(
+                url,
+                pool_size=POOL_SIZE,
+                max_overflow=POOL_MAX_OVERFLOW,
+                connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            )
+    except (NoSuchModuleError, ModuleNotFoundError) as error:
+        raise SurveyError(f"There is no database driver for '{parsed.drivername}' installed ({error}).") from None
+    _configure_sqlite(engine, wal=not in_memory)
+    return engine
+
+
+# -- the store -------------------------------------------------------------------------------
+
+
+class Store:
+    """The survey database: studies, stimuli, participants, trials, responses.
+
+    `Store(url)` connects and creates missing tables; `url=None` uses `settings.database_url()`.
+    Safe to share between threads; every method is one short transaction.
+    """
+
+    def __init__(self, url: str | None = None, *, echo: bool = False) -> None:
+        from .settings import database_url
+
+        self.url = database_url(url)
+        self.engine = make_engine(self.url)
+        if echo:
+            self.engine.echo = True
+        # Reads use a deferred transaction on SQLite, so they never wait for the write lock.
+        self._reader = self.engine.execution_options(**{_READ_ONLY: True})
+        self.create_tables()
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def create_tables(self) -> None:
+        """Create the tables that do not exist yet (never alters or drops existing ones)."""
+        Base.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        """Close the pooled connections (the Store can still be used; it reconnects)."""
+        self.engine.dispose()
+
+    # -- studies --------------------------------------------------------------------------
+
+    def create_study(self, name: str, protocol: Protocol, stimuli: Iterable[StimulusImage]) -> StudySummary:
+        """Store a new study, all or nothing.
+
+        Every image key needs a "real" stimulus and one stimulus per fake method; "catch" is
+        optional per image (only colourful photos make obvious catch fakes). All images must be
+        protocol.image_size squared; they are re-encoded here (`stimuli.encode_png`) so that no
+        caller can leak the answer through a file format or metadata. The trial counts are
+        clipped, with a logged warning, when there are too few images.
+        """
+        name = (name or "").strip()
+        if not name or len(name) > 100:
+            raise SurveyError("A study needs a name of 1 to 100 characters.")
+        by_image: dict[str, dict[str, Image.Image]] = {}
+        for item in stimuli:
+            methods = by_image.setdefault(str(item.image_key), {})
+            if item.method in methods:
+                raise SurveyError(f"Image '{item.image_key}' has two '{item.method}' stimuli.")
+            if item.image.size != (protocol.image_size, protocol.image_size):
+                raise SurveyError(
+                    f"Stimulus '{item.image_key}' / '{item.method}' is {item.image.size[0]}x{item.image.size[1]} pixels; "
+                    f"the study uses {protocol.image_size}x{protocol.image_size}."
+                )
+            methods[item.method] = item.image
+        fake_methods = {m for methods in by_image.values() for m in methods} - RESERVED_METHODS
+        if not by_image or not fake_methods:
+            raise SurveyError("A study needs at least one image with a real photo and a colorized fake.")
+        for key, methods in by_image.items():
+            missing = sorted(({REAL} | fake_methods) - set(methods))
+            if missing:
+                raise SurveyError(f"Image '{key}' has no {', '.join(missing)} stimulus.")
+        protocol, warning = protocol.fitted(len(by_image))
+        if warning:
+            logger.warning(warning)
+
+        # Encode before the transaction, so the write lock is held only for the inserts.
+        rows = []
+        for key, methods in by_image.items():
+            for method, image in methods.items():
+                png = encode_png(image)
+                rows.append(
+                    Stimulus(
+                        id=secrets.token_hex(16),
+                        image_key=key,
+                        method=method,
+                        is_real=method == REAL,
+                        png=png,
+                        sha256=hashlib.sha256(png).hexdigest(),
+                    )
+                )
+        # Insert in random order too, so not even row order or rowid pairs stimuli up.
+        secrets.SystemRandom().shuffle(rows)
+        try:
+            with Session(self.engine) as session, session.begin():
+                if session.scalar(select(Study.id).where(Study.name == name)) is not None:
+                    raise SurveyError(f"A study called '{name}' already exists.")
+                study = Study(name=name, protocol=protocol.to_dict(), created_at=utcnow())
+                session.add(study)
+                session.flush()
+                for row in rows:
+                    row.study_id = study.id
+                session.add_all(rows)
+        except IntegrityError:
+            raise SurveyError(f"A study called '{name}' already exists.") from None
+        return self._summary(name)
+
+    def list_studies(self) -> list[StudySummary]:
+        """All studies, oldest first."""
+        with Session(self._reader) as session:
+            names = session.scalars(select(Study.name).order_by(Study.created_at, Study.id)).all()
+        return [self._summary(name) for name in names]
+
+    def get_protocol(self, study: str) -> Protocol:
+        """The protocol of `study` (mode, exposure, counts, consent and instruction texts)."""
+        with Session(self._reader) as session:
+            return Protocol.from_dict(self._study(session, study).protocol)
+
+    def _summary(self, name: str) -> StudySummary:
+        with Session(self._reader) as session:
+            study = self._study(session, name)
+            methods = session.scalars(
+                select(Stimulus.method).where(Stimulus.study_id == study.id, Stimulus.method.not_in(sorted(RESERVED_METHODS))).distinct()
+            ).all()
+            images = session.scalar(select(func.count(func.distinct(Stimulus.image_key))).where(Stimulus.study_id == study.id))
+            started = session.scalar(select(func.count()).where(Participant.study_id == study.id))
+            finished = session.scalar(
+                select(func.count()).where(Participant.study_id == study.id, Participant.finished_at.is_not(None))
+            )
+            return StudySummary(
+                name=study.name,
+                mode=study.protocol["mode"],
+                created_at=study.created_at,
+                images=int(images or 0),
+                methods=tuple(sorted(methods)),
+                participants=int(started or 0),
+                finished=int(finished or 0),
+            )
+
+    @staticmethod
+    def _study(session: Session, name: str) -> Study:
+        study = session.scalar(select(Study).where(Study.name == name))
+        if study is None:
+            raise SurveyError(f"There is no study called '{name}'.")
+        return study
+
+    # -- participants -----------------------------------------------------------------------
+
+    def start_participant(self, study: str) -> str:
+        """Register a new participant of `study`, assign all their trials, return their secret token."""
+        for _attempt in range(START_ATTEMPTS):
+            try:
+                return self._start_participant(study)
+            except IntegrityError:
+                continue  # someone else took the same ordinal at the same moment
+        raise SurveyError("Too many people are starting at the same moment; please try again.")
+
+    def _start_participant(self, name: str) -> str:
+        with Session(self.engine) as session, session.begin():
+            study = self._study(session, name)
+            protocol = Protocol.from_dict(study.protocol)
+            last = session.scalar(select(func.max(Participant.ordinal)).where(Participant.study_id == study.id))
+            ordinal = 0 if last is None else last + 1
+            stimulus_ids = {
+                (key, method): stimulus_id
+                for stimulus_id, key, method in session.execute(
+                    select(Stimulus.id, Stimulus.image_key, Stimulus.method).where(Stimulus.study_id == study.id)
+                )
+            }
+            image_keys = sorted({key for key, _ in stimulus_ids})
+            plan = plan_trials(
+                protocol,
+                image_keys=image_keys,
+                methods=sorted({m for _, m in stimulus_ids} - RESERVED_METHODS),
+                catch_keys=[key for key in image_keys if (key, CATCH) in stimulus_ids],
+                ordinal=ordinal,
+            )
+            participant = Participant(
+                token=secrets.token_urlsafe(24), study_id=study.id, ordinal=ordinal, created_at=utcnow()
+            )
+            session.add(participant)
+            session.flush()
+            for planned in plan:
+                shown = stimulus_ids[(planned.image_key, planned.method)]
+                if protocol.mode == "single":
+                    first, second = shown, None
+                else:
+                    real = stimulus_ids[(planned.image_key, REAL)]
+                    first, second = (real, shown) if planned.real_side == "left" else (shown, real)
+                session.add(
+                    Trial(
+                        participant_id=participant.id,
+                        position=planned.position,
+                        phase=planned.phase,
+                        first_stimulus_id=first,
+                        second_stimulus_id=second,
+                        real_side=planned.real_side,
+                    )
+                )
+            return participant.token
+
+    def consent(self, token: str, *, now: datetime | None = None) -> None:
+        """Record that the participant agreed to the consent text (again: keeps the first time)."""
+        with Session(self.engine) as session, session.begin():
+            participant, _ = self._participant(session, token)
+            if participant.consented_at is None:
+                participant.consented_at = now or utcnow()
+
+    def next_trial(self, token: str, *, now: datetime | None = None) -> TrialView | None:
+        """The participant's current trial (the first unanswered one), or None when they are done.
+
+        The first time a trial is served its `shown_at` is recorded; the response time counts from
+        there. Serving it again (a reload) shows the same trial and keeps that first time.
+        `now` overrides the clock, for simulations and tests only.
+        """
+        now = now or utcnow()
+        with Session(self.engine) as session, session.begin():
+            participant, study = self._participant(session, token)
+            if participant.consented_at is None:
+                raise SurveyError("Please agree to take part before the first trial.")
+            trials = self._trials(session, participant.id)
+            answered = self._answered_ids(session, participant.id)
+            current = next((t for t in trials if t.id not in answered), None)
+            if current is None:
+                if participant.finished_at is None:
+                    participant.finished_at = now
+                return None
+            session.execute(
+                update(Trial).where(Trial.id == current.id, Trial.shown_at.is_(None)).values(shown_at=now)
+            )
+            protocol = Protocol.from_dict(study.protocol)
+            ids = [current.first_stimulus_id] + ([current.second_stimulus_id] if current.second_stimulus_id else [])
+            pngs = dict(session.execute(select(Stimulus.id, Stimulus.png).where(Stimulus.id.in_(ids))).all())
+            shown_phase = "practice" if current.phase == "practice" else "test"
+            group = [t for t in trials if (t.phase == "practice") == (shown_phase == "practice")]
+            return TrialView(
+                trial_id=current.id,
+                phase=shown_phase,
+                index=group.index(current) + 1,
+                total=len(group),
+                mode=protocol.mode,
+                prompt=protocol.prompt,
+                choices=protocol.choices,
+                exposure_ms=protocol.exposure_ms,
+                images=tuple(pngs[i] for i in ids),
+            )
+
+    def answer(self, token: str, trial_id: int, choice: str, *, now: datetime | None = None) -> AnswerResult:
+        """Store the participant's answer to the trial on screen.
+
+        choice: "left" | "right" in pair mode, "real" | "fake" in single mode.
+        A second answer to an already answered trial stores nothing and returns the first
+        answer's result (`stored=False`). Raises SurveyError for an unknown token, an invalid
+        choice, a trial that is not the participant's current one, or a finished participant.
+        `now` overrides the clock, for simulations and tests only.
+        """
+        now = now or utcnow()
+        try:
+            trial_id = int(trial_id)
+        except (TypeError, ValueError):
+            raise SurveyError("That trial does not exist.") from None
+        with Session(self.engine) as session, session.begin():
+            participant, study = self._participant(session, token)
+            protocol = Protocol.from_dict(study.protocol)
+            if choice not in protocol.choices:
+                raise SurveyError(f"'{choice}' is not an answer here; choose {' or '.join(protocol.choices)}.")
+            trial = session.get(Trial, trial_id)
+            mine = trial is not None and trial.participant_id == participant.id
+            if mine:
+                first = session.scalar(select(Response).where(Response.trial_id == trial_id))
+                if first is not None:
+                    return self._result(session, protocol, participant, trial, first, stored=False)
+            if participant.finished_at is not None:
+                raise SurveyError("You have already finished this study; thank you!")
+            if not mine:
+                raise SurveyError("That trial does not belong to this participant.")
+            if participant.consented_at is None:
+                raise SurveyError("Please agree to take part before the first trial.")
+            answered = self._answered_ids(session, participant.id)
+            trials = self._trials(session, participant.id)
+            current = next((t for t in trials if t.id not in answered), None)
+            if current is None or current.id != trial_id or trial.shown_at is None:
+                raise SurveyError("That is not the trial on screen; please answer the one shown now.")
+
+            response_ms = max(0.0, (now - trial.shown_at).total_seconds() * 1000.0)
+            stored = self._insert_response(session, trial_id, choice, response_ms, now)
+            first = session.scalar(select(Response).where(Response.trial_id == trial_id))
+            if stored and len(answered) + 1 == len(trials):
+                session.execute(
+                    update(Participant)
+                    .where(Participant.id == participant.id, Participant.finished_at.is_(None))
+                    .values(finished_at=now)
+                )
+                session.refresh(participant)
+            return self._result(session, protocol, participant, trial, first, stored=stored)
+
+    @staticmethod
+    def _insert_response(session: Session, trial_id: int, choice: str, response_ms: float, now: datetime) -> bool:
+        """Insert unless the trial already has a response (a concurrent click); True if inserted."""
+        values = {"trial_id": trial_id, "choice": choice, "response_ms": response_ms, "answered_at": now}
+        dialect = session.get_bind().dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            if dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert
+            result = session.execute(insert(Response).values(**values).on_conflict_do_nothing(index_elements=["trial_id"]))
+            return result.rowcount == 1
+        try:  # other databases: let the unique constraint decide, inside a savepoint
+            with session.begin_nested():
+                session.add(Response(**values))
+            return True
+        except IntegrityError:
+            return False
+
+    def _result(
+        self, session: Session, protocol: Protocol, participant: Participant, trial: Trial, response: Response, *, stored: bool
+    ) -> AnswerResult:
+        correct = feedback = None
+        if trial.phase == "practice":
+            is_real = session.scalar(select(Stimulus.is_real).where(Stimulus.id == trial.first_stimulus_id))
+            correct = is_correct(protocol.mode, response.choice, real_side=trial.real_side, stimulus_is_real=is_real)
+            feedback = practice_feedback(protocol.mode, correct, real_side=trial.real_side, stimulus_is_real=is_real)
+        return AnswerResult(
+            trial_id=trial.id,
+            stored=stored,
+            phase="practice" if trial.phase == "practice" else "test",
+            correct=correct,
+            feedback=feedback,
+            finished=participant.finished_at is not None,
+        )
+
+    def progress(self, token: str) -> Progress:
+        """Where the participant is: consent, practice, test or finished, with counts per phase."""
+        with Session(self._reader) as session:
+            participant, study = self._participant(session, token)
+            trials = self._trials(session, participant.id)
+            answered = self._answered_ids(session, participant.id)
+        practice = [t for t in trials if t.phase == "practice"]
+        test = [t for t in trials if t.phase != "practice"]
+        practice_done = sum(t.id in answered for t in practice)
+        test_done = sum(t.id in answered for t in test)
+        if participant.consented_at is None:
+            phase = "consent"
+        elif practice_done < len(practice):
+            phase = "practice"
+        elif test_done < len(test):
+            phase = "test"
+        else:
+            phase = "finished"
+        return Progress(
+            study=study.name,
+            consented=participant.consented_at is not None,
+            phase=phase,
+            practice_done=practice_done,
+            practice_total=len(practice),
+            test_done=test_done,
+            test_total=len(test),
+        )
+
+    def participant_score(self, token: str) -> Score:
+        """How many of the participant's answered test trials were right (catch trials excluded)."""
+        with Session(self._reader) as session:
+            participant, study = self._participant(session, token)
+            mode = study.protocol["mode"]
+            rows = session.execute(
+                select(Response.choice, Trial.real_side, Stimulus.is_real)
+                .join(Trial, Trial.id == Response.trial_id)
+                .join(Stimulus, Stimulus.id == Trial.first_stimulus_id)
+                .where(Trial.participant_id == participant.id, Trial.phase == "test")
+            ).all()
+        correct = sum(is_correct(mode, c, real_side=side, stimulus_is_real=real) for c, side, real in rows)
+        return Score(correct=correct, answered=len(rows))
+
+    def is_finished(self, token: str) -> bool:
+        """Whether the participant has answered every trial."""
+        with Session(self._reader) as session:
+            participant, _ = self._participant(session, token)
+            return participant.finished_at is not None
+
+    @staticmethod
+    def _participant(session: Session, token: str) -> tuple[Participant, Study]:
+        row = (
+            session.execute(select(Participant, Study).join(Study, Study.id == Participant.study_id).where(Participant.token == token)).first()
+            if isinstance(token, str) and token
+            else None
+        )
+        if row is None:
+            raise SurveyError("This participant code is unknown; please start the study again from its link.")
+        return row[0], row[1]
+
+    @staticmethod
+    def _trials(session: Session, participant_id: int) -> list[Trial]:
+        return list(session.scalars(select(Trial).where(Trial.participant_id == participant_id).order_by(Trial.position)))
+
+    @staticmethod
+    def _answered_ids(session: Session, participant_id: int) -> set[int]:
+        return set(
+            session.scalars(
+                select(Response.trial_id).join(Trial, Trial.id == Response.trial_id).where(Trial.participant_id == participant_id)
+            )
+        )
+
+    # -- analysis and admin -------------------------------------------------------------------
+
+    def trials_frame(self, study: str) -> pd.DataFrame:
+        """One row per assigned trial (answered or not) with the columns of docs/CONTRACTS.md.
+
+        `participant` is a pseudonym ("P0001", in order of arrival), never the secret token.
+        """
+        first, second = aliased(Stimulus), aliased(Stimulus)
+        with Session(self._reader) as session:
+            record = self._study(session, study)
+            mode = record.protocol["mode"]
+            rows = session.execute(
+                select(
+                    Participant.ordinal,
+                    Participant.finished_at,
+                    Trial.id,
+                    Trial.position,
+                    Trial.phase,
+                    Trial.real_side,
+                    first.image_key,
+                    first.method,
+                    first.is_real,
+                    second.method,
+                    Response.choice,
+                    Response.response_ms,
+                    Response.answered_at,
+                )
+                .join(Trial, Trial.participant_id == Participant.id)
+                .join(first, first.id == Trial.first_stimulus_id)
+                .outerjoin(second, second.id == Trial.second_stimulus_id)
+                .outerjoin(Response, Response.trial_id == Trial.id)
+                .where(Participant.study_id == record.id)
+                .order_by(Participant.ordinal, Trial.position)
+            ).all()
+        records = []
+        for (ordinal, finished_at, trial_id, position, phase, real_side, image_key,
+             first_method, first_is_real, second_method, choice, response_ms, answered_at) in rows:  # fmt: skip
+            answered = choice is not None
+            if mode == "pair":
+                method = second_method if first_is_real else first_method
+                is_real = float("nan")
+                correct = choice == real_side if answered else None
+                fooled = (not correct) if answered else None
+                judged_real = None
+            else:
+                method, is_real = first_method, bool(first_is_real)
+                judged_real = choice == "real" if answered else None
+                correct = judged_real == is_real if answered else None
+                fooled = judged_real if answered and not is_real else None
+            records.append(
+                {
+                    "study": record.name,
+                    "mode": mode,
+                    "participant": f"P{ordinal + 1:04d}",
+                    "participant_finished": finished_at is not None,
+                    "trial_id": trial_id,
+                    "position": position,
+                    "phase": phase,
+                    "image_key": image_key,
+                    "method": method,
+                    "is_real": is_real,
+                    "real_side": real_side,
+                    "answered": answered,
+                    "choice": choice,
+                    "correct": correct,
+                    "fooled": fooled,
+                    "judged_real": judged_real,
+                    "response_ms": float(response_ms) if response_ms is not None else None,
+                    "answered_at": answered_at,
+                }
+            )
+        frame = pd.DataFrame.from_records(records, columns=TRIALS_FRAME_COLUMNS)
+        frame = frame.astype({"participant_finished": bool, "answered": bool, "trial_id": int, "position": int})
+        frame["response_ms"] = pd.to_numeric(frame["response_ms"], errors="coerce").astype(float)
+        frame["answered_at"] = pd.to_datetime(frame["answered_at"], utc=True)
+        for column in ("choice", "correct", "fooled", "judged_real", "real_side"):
+            # Keep None (not NaN) for "no value", as the contract says, in these object columns.
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+        return frame
+
+    def export_responses_csv(self, study: str, path_or_buffer: str | Path | IO[str]) -> int:
+        """Write the answered rows of `trials_frame(study)` as CSV; returns how many rows were written."""
+        frame = self.trials_frame(study)
+        answered = frame[frame["answered"]]
+        answered.to_csv(path_or_buffer, index=False)
+        return len(answered)
+
+    def study_status(self, study: str) -> dict[str, Any]:
+        """Counts for the admin: participants started / consented / finished, responses, per method."""
+        summary = self._summary(study)
+        with Session(self._reader) as session:
+            record = self._study(session, study)
+            consented = session.scalar(
+                select(func.count()).where(Participant.study_id == record.id, Participant.consented_at.is_not(None))
+            )
+        frame = self.trials_frame(study)
+        per_method: dict[str, dict[str, int]] = {}
+        assigned = Counter(frame["method"])
+        answered = Counter(frame.loc[frame["answered"], "method"])
+        for method in sorted(assigned):
+            per_method[method] = {"trials": int(assigned[method]), "responses": int(answered[method])}
+        return {
+            "study": summary.name,
+            "mode": summary.mode,
+            "images": summary.images,
+            "methods": list(summary.methods),
+            "participants_started": summary.participants,
+            "participants_consented": int(consented or 0),
+            "participants_finished": summary.finished,
+            "trials_assigned": int(len(frame)),
+            "responses": int(frame["answered"].sum()),
+            "per_method": per_method,
+        }
