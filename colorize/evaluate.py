@@ -3,8 +3,9 @@
 For every image in --data:
 
 - real: the photo resized so its short side is --size (bicubic) and center-cropped to
-  size x size. Cropping (rather than pix2pix's square squeeze) compares undistorted photos,
-  and every method is scored on exactly the same pixels.
+  size x size (`colorize.data.center_crop`, the validation transform of training). Cropping,
+  rather than pix2pix's square squeeze, compares undistorted photos, and every method is
+  scored on exactly the same pixels.
 - gray: real's lightness with a = b = 0 (float, not rounded to 8 bits). This is the gray
   baseline; its numbers are printed beside the model's in every run.
 - output: `colorizer.colorize(gray as an 8-bit image, render_size=--render-size)`, i.e. the model
@@ -12,6 +13,8 @@ For every image in --data:
 
 Writes per_image.csv and summary.json into --out (default runs/eval-<model>-<data>/), prints a
 table, or with --json one JSON line (the summary) on stdout and nothing else there.
+--exclude takes a list in the format of imagenette's near_gray.txt (paths relative to the data
+set's root, matched on their trailing parts; see `colorize.data.ExclusionMatcher`).
 `--untrained` scores the untrained generator and `--baseline gray` the gray image itself, so
 every row of the ablation table comes from this one command.
 """
@@ -33,6 +36,7 @@ from PIL import Image
 
 from . import color
 from .checkpoint import CheckpointError, atomic_write_text, read_config
+from .data import DatasetError, ExclusionMatcher, center_crop, read_exclusion_list
 from .imageio import ImageLoadError, find_images, load_image
 from .metrics import image_metrics
 from .models import ModelConfig
@@ -45,16 +49,6 @@ METHOD_KEYS = ("psnr", "ssim", "ciede2000", "colorfulness", "mean_chroma", "mean
 REAL_KEYS = ("real_colorfulness", "real_mean_chroma", "real_mean_hue", "real_cast_chroma")
 GRAY_KEYS = ("gray_psnr", "gray_ssim", "gray_ciede2000", "gray_colorfulness")
 MEANED_KEYS = ("psnr", "ssim", "ciede2000", "colorfulness", "mean_chroma", "real_colorfulness", "real_mean_chroma", *GRAY_KEYS)
-
-
-def center_square(image: Image.Image, size: int) -> Image.Image:
-    """Resize so the short side is `size`, then cut the central size x size square."""
-    width, height = image.size
-    scale = size / min(width, height)
-    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
-    resized = image.resize((new_w, new_h), Image.BICUBIC, reducing_gap=3.0)
-    left, top = (new_w - size) // 2, (new_h - size) // 2
-    return resized.crop((left, top, left + size, top + size))
 
 
 def gray_version(real: np.ndarray) -> np.ndarray:
@@ -71,19 +65,6 @@ def gray_version(real: np.ndarray) -> np.ndarray:
 
 def _to_8bit(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
-
-
-def read_exclude_list(path: Path) -> set[str]:
-    """Lines of a file (blank lines and # comments ignored): relative paths, absolute paths or file names."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return {line.strip() for line in lines if line.strip() and not line.strip().startswith("#")}
-
-
-def _is_excluded(path: Path, root: Path, excluded: set[str]) -> bool:
-    if not excluded:
-        return False
-    relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
-    return bool({relative, path.name, str(path), str(path.resolve())} & excluded)
 
 
 def _mean(values: list[float]) -> float:
@@ -184,7 +165,7 @@ def evaluate(
 
     for path in paths:
         try:
-            real = np.asarray(center_square(load_image(path), size), dtype=np.float32) / 255.0
+            real = np.asarray(center_crop(load_image(path), size), dtype=np.float32) / 255.0
         except ImageLoadError as error:
             if on_error is not None:
                 on_error(path, error)
@@ -223,17 +204,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         colorizer, method = _colorizer(args)
-        excluded = read_exclude_list(args.exclude) if args.exclude is not None else set()
-    except CheckpointError as error:
+        excluded = ExclusionMatcher(read_exclusion_list(args.exclude) if args.exclude is not None else ())
+    except (CheckpointError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        print(f"error: cannot read the exclude list {args.exclude} ({error.strerror or error}).", file=sys.stderr)
         return 2
 
     data_root = args.data
     candidates = find_images(data_root)
-    paths = [p for p in candidates if not _is_excluded(p, data_root, excluded)]
+    paths = [p for p in candidates if not (excluded and excluded(p))]
     excluded_count = len(candidates) - len(paths)
     if args.max_images is not None:
         paths = paths[: args.max_images]
