@@ -131,7 +131,8 @@ class UNetGenerator(SizeAgnosticGenerator):
             else:
                 innermost = level == depth - 1
                 layers = [
-                    nn.LeakyReLU(0.2, inplace=True),
+                    # not in place after a residual block: its ReLU output is saved for the backward pass
+                    nn.LeakyReLU(0.2, inplace=not residual),
                     nn.Conv2d(widths[level - 1], widths[level], 4, 2, 1, bias=use_bias or innermost),
                     nn.Identity() if innermost else _norm_layer(norm, widths[level]),
                 ]
