@@ -26,6 +26,9 @@ import gradio as gr
 from colorize.batch import colorize_batch
 from colorize.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError
 from colorize.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
+from survey import SurveyError
+from survey.settings import database_url
+from survey.store import Store
 
 logger = logging.getLogger("app")
 
@@ -52,6 +55,7 @@ class Settings:
     models_dir: Path
     db_url: str | None  # None: survey.settings.database_url() decides
     queue_size: int = 32
+    create_demo: bool = False
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None, environ: dict[str, str] | None = None) -> "Settings":
@@ -81,8 +85,21 @@ class Settings:
             help="survey database URL (env SURVEY_DB_URL; default: /data on Spaces, else ./survey.sqlite)",
         )
         parser.add_argument("--queue-size", type=int, default=32, help="requests that may wait in the queue")
+        parser.add_argument(
+            "--create-demo",
+            action=argparse.BooleanOptionalAction,
+            default=environ.get("SURVEY_CREATE_DEMO", "1" if on_spaces else "0").lower() in ("1", "true", "yes"),
+            help="build the 'demo' study in the background if it is missing (env SURVEY_CREATE_DEMO; on by default on Spaces)",
+        )
         args = parser.parse_args(argv)
-        return cls(host=args.host, port=args.port, models_dir=args.models_dir, db_url=args.db, queue_size=args.queue_size)
+        return cls(
+            host=args.host,
+            port=args.port,
+            models_dir=args.models_dir,
+            db_url=args.db,
+            queue_size=args.queue_size,
+            create_demo=args.create_demo,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,8 +227,17 @@ CSS = """
 #warning-banner {background: #fff4e5; border: 1px solid #f0a030; border-radius: 8px; padding: 0.4rem 1rem;}
 #warning-banner p {color: #7a4500; margin: 0; font-weight: 600;}
 .dark #warning-banner {background: #3d2a0f;} .dark #warning-banner p {color: #ffd08a;}
-#survey-stimulus img {max-height: 60vh; object-fit: contain;}
-#survey-progress {text-align: center; font-size: 1.1rem;}
+#survey-progress, #survey-prompt {text-align: center;}
+.stimulus {display: flex; gap: 2rem; justify-content: center; flex-wrap: wrap; position: relative; padding: 0.5rem 0;}
+.stimulus figure {margin: 0; text-align: center;}
+.stimulus img {width: min(42vw, 360px); height: auto; display: block; border-radius: 6px; image-rendering: auto;}
+.stimulus figcaption {font-weight: 600; margin-top: 0.4rem; min-height: 1.2em;}
+.stimulus .stimulus-note {display: none;}
+.stimulus.expired img {visibility: hidden;}
+.stimulus.expired figure {background: var(--block-background-fill); border-radius: 6px;}
+.stimulus.expired .stimulus-note {display: block; position: absolute; top: 45%; left: 0; right: 0; text-align: center;
+  color: var(--body-text-color-subdued); margin: 0;}
+#survey-choice-0, #survey-choice-1 {min-height: 3.2rem; font-size: 1.1rem;}
 footer {visibility: hidden;}
 """
 
@@ -450,6 +476,359 @@ class ColorizeUI:
         return [model]
 
 
+# ---------------------------------------------------------------------------------------------
+# Real or fake? (the survey)
+# ---------------------------------------------------------------------------------------------
+
+# Hides the stimulus `exposure` ms after its images have been decoded; the answer buttons stay.
+STIMULUS_JS = """
+const arm = () => {
+  const box = element.querySelector('.stimulus');
+  if (!box || box.dataset.armed) return;
+  box.dataset.armed = '1';
+  const ms = Number(box.dataset.exposure || 0);
+  if (!ms) return;
+  const images = Array.from(box.querySelectorAll('img'));
+  Promise.all(images.map((img) => img.decode().catch(() => null))).then(() => {
+    setTimeout(() => box.classList.add('expired'), ms);
+  });
+};
+arm();
+watch('value', arm);
+"""
+
+
+def stimulus_html(images: tuple[bytes, ...] | list[bytes], *, exposure_ms: int | None, mode: str) -> str:
+    """The images of one trial inline as PNG data (no file name, no URL to compare), hidden after exposure_ms."""
+    import base64
+
+    captions = ("Left", "Right") if mode == "pair" and len(images) == 2 else ("",) * len(images)
+    figures = "".join(
+        f'<figure><img alt="{caption or "Photo"}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        f"<figcaption>{caption}</figcaption></figure>"
+        for png, caption in zip(images, captions)
+    )
+    exposure = int(exposure_ms or 0)
+    return (
+        f'<div class="stimulus" data-exposure="{exposure}" data-nonce="{secrets.token_hex(4)}">{figures}'
+        '<p class="stimulus-note">The photos are hidden now: answer below.</p></div>'
+    )
+
+
+class SurveyUI:
+    """The "Real or fake?" tab: consent, instructions, practice with feedback, test, thank-you, admin.
+
+    Every handler is one short call into `survey.store.Store`. What reaches the browser is the
+    `screen` (what to show, with opaque trial ids) and the images as inline PNG data: never
+    which image is real or which method made a fake. The participant's token lives in the
+    browser (gr.BrowserState), one per study, so a reload resumes where they left off.
+    """
+
+    def __init__(self, store: Any, *, scratch: Scratch, store_problem: str | None = None) -> None:
+        self.store = store
+        self.scratch = scratch
+        self.store_problem = store_problem
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def studies(self) -> list[str]:
+        if self.store is None:
+            return []
+        return [study.name for study in self.store.list_studies()]
+
+    def default_study(self) -> str | None:
+        names = self.studies()
+        return "demo" if "demo" in names else (names[-1] if names else None)
+
+    def _closed(self, message: str | None = None) -> dict:
+        return {"screen": "closed", "message": message or self.store_problem or "No study is running at the moment."}
+
+    @staticmethod
+    def _token(saved: Any, study: str | None) -> str | None:
+        if isinstance(saved, dict) and study and isinstance(saved.get(study), str):
+            return saved[study]
+        return None
+
+    def _current(self, study: str, token: str) -> tuple[dict, str, tuple]:
+        """The participant's screen now: their next trial or, when all are answered, the thank-you page."""
+        trial = self.store.next_trial(token)
+        if trial is None:
+            return self._done(study, token), "", ()
+        screen = {
+            "screen": "trial",
+            "study": study,
+            "trial_id": trial.trial_id,
+            "phase": trial.phase,
+            "progress": f"Practice {trial.index} / {trial.total}" if trial.phase == "practice" else f"{trial.index} / {trial.total}",
+            "mode": trial.mode,
+            "prompt": trial.prompt,
+            "choices": list(trial.choices),
+            "exposure_ms": trial.exposure_ms,
+        }
+        images = (tuple(trial.images), trial.mode)
+        return screen, stimulus_html(trial.images, exposure_ms=trial.exposure_ms, mode=trial.mode), images
+
+    def _done(self, study: str, token: str) -> dict:
+        score = self.store.participant_score(token)
+        result = ""
+        if score.answered:
+            share = f"{score.correct} of {score.answered} test trials ({100 * score.share:.0f}%)"
+            if self.store.get_protocol(study).mode == "pair":
+                result = f"You picked the real photo in {share}."
+            else:
+                result = f"You were right in {share}."
+        return {"screen": "done", "study": study, "score": result}
+
+    def _guard(self, study: str | None) -> str:
+        if self.store is None:
+            raise user_error(self.store_problem or "The study database is not available.")
+        if not study:
+            raise user_error("No study is running at the moment.")
+        return study
+
+    # -- handlers (each is also an API endpoint) ---------------------------------------------
+
+    def open(self, study: str | None, saved: Any) -> tuple[Any, dict, str, tuple]:
+        """Where this browser stands in `study`: consent, instructions, its current trial, or done."""
+        if self.store is None or not study:
+            return saved, self._closed(), "", ()
+        try:
+            protocol = self.store.get_protocol(study)
+        except SurveyError as error:
+            return saved, self._closed(str(error)), "", ()
+        token = self._token(saved, study)
+        if token is not None:
+            try:
+                progress = self.store.progress(token)
+            except SurveyError:  # a token from another database: start afresh
+                token, saved = None, {k: v for k, v in saved.items() if k != study}
+        if token is None or progress.phase == "consent":
+            return saved, {"screen": "consent", "study": study, "text": protocol.consent_text}, "", ()
+        if progress.phase == "finished":
+            return saved, self._done(study, token), "", ()
+        if progress.practice_done == 0 and progress.test_done == 0:
+            return saved, {"screen": "instructions", "study": study, "text": protocol.instructions}, "", ()
+        screen, html_, images = self._current(study, token)
+        return saved, screen, html_, images
+
+    def consent(self, study: str | None, saved: Any) -> tuple[Any, dict, str, tuple]:
+        """The participant agrees: they are registered (all trials assigned) and see the instructions.
+
+        A browser that already has a valid token for the study keeps it, so agreeing twice (two
+        tabs, a double click) registers one participant; a finished one stays finished.
+        """
+        study = self._guard(study)
+        saved = dict(saved) if isinstance(saved, dict) else {}
+        try:
+            token = self._token(saved, study)
+            if token is not None:
+                try:
+                    self.store.progress(token)
+                except SurveyError:
+                    token = None
+            if token is None:
+                token = self.store.start_participant(study)
+                saved[study] = token
+            self.store.consent(token)
+        except SurveyError as error:
+            raise user_error(error) from None
+        return self.open(study, saved)
+
+    def proceed(self, study: str | None, saved: Any) -> tuple[Any, dict, str, tuple]:
+        """Show the participant's current trial (after the instructions, or after practice feedback)."""
+        study = self._guard(study)
+        token = self._token(saved, study)
+        if token is None:
+            raise user_error("Please agree to take part first.")
+        try:
+            screen, html_, images = self._current(study, token)
+        except SurveyError as error:
+            raise user_error(error) from None
+        return saved, screen, html_, images
+
+    def answer(self, study: str | None, saved: Any, screen: dict | None, choice: str, shown: tuple = ()) -> tuple[Any, dict, str, tuple]:
+        """Store the answer to the trial on screen (the first answer wins); practice gets feedback."""
+        study = self._guard(study)
+        token = self._token(saved, study)
+        if token is None or not isinstance(screen, dict) or screen.get("screen") != "trial":
+            raise user_error("There is no trial on screen to answer; reload the page to continue.")
+        try:
+            result = self.store.answer(token, screen.get("trial_id"), str(choice).strip().lower())
+            if result.feedback is not None:
+                feedback = {**screen, "screen": "feedback", "feedback": result.feedback, "correct": result.correct}
+                again = stimulus_html(shown[0], exposure_ms=None, mode=shown[1]) if shown else ""
+                return saved, feedback, again, ()
+            screen, html_, images = self._current(study, token)
+        except SurveyError as error:
+            raise user_error(error) from None
+        return saved, screen, html_, images
+
+    # -- admin --------------------------------------------------------------------------------
+
+    def admin(self, password: str, study: str | None) -> tuple[str, Any, Any, str | None]:
+        """Status, summary table, main plot and a CSV export of `study`, for the admin password only."""
+        from survey.report import fooling_rate_figure, summary_table
+        from survey.settings import check_admin
+
+        if not check_admin(password):
+            raise user_error("That is not the admin password.")
+        study = self._guard(study)
+        try:
+            status = self.store.study_status(study)
+            frame = self.store.trials_frame(study)
+        except SurveyError as error:
+            raise user_error(error) from None
+        lines = [
+            f"**{status['study']}**: {status['mode']} mode, {status['images']} images, methods "
+            f"{', '.join(status['methods'])}.",
+            f"Participants: {status['participants_started']} started, {status['participants_consented']} consented, "
+            f"{status['participants_finished']} finished. Responses: {status['responses']} of "
+            f"{status['trials_assigned']} assigned trials.",
+        ]
+        table = figure = None
+        try:
+            summary = summary_table(frame, n_boot=500)
+            figure = fooling_rate_figure(summary, title=f"{study}: fooling rate per method")
+            table = _display_summary(summary)
+        except SurveyError as error:
+            lines.append(f"No summary yet: {error}")
+        export = self.scratch.folder() / f"{_stem(study)}-responses.csv"
+        self.store.export_responses_csv(study, export)
+        return "\n\n".join(lines), table, figure, str(export)
+
+    # -- layout -------------------------------------------------------------------------------
+
+    def build_tab(self, demo: gr.Blocks) -> None:
+        names = self.studies()
+        saved = gr.BrowserState({}, storage_key="colorize-survey-tokens", secret=_browser_secret(self.store))
+        screen = gr.JSON(visible=False)
+        shown = gr.State(())
+        study = gr.Dropdown(
+            choices=names, value=self.default_study(), label="Study", visible=len(names) > 1, elem_id="survey-study"
+        )
+        with gr.Column(visible=True, elem_id="survey-closed") as closed_box:
+            closed_text = gr.Markdown(self._closed()["message"])
+        with gr.Column(visible=False, elem_id="survey-consent") as consent_box:
+            gr.Markdown("## Real or fake?\nCan you tell real colour photos from ones coloured by a computer?")
+            consent_text = gr.Markdown(elem_id="survey-consent-text")
+            agree = gr.Button("I agree, take part", variant="primary", elem_id="survey-agree")
+        with gr.Column(visible=False, elem_id="survey-instructions") as instructions_box:
+            gr.Markdown("## How it works")
+            instructions_text = gr.Markdown(elem_id="survey-instructions-text")
+            begin = gr.Button("Start", variant="primary", elem_id="survey-begin")
+        with gr.Column(visible=False, elem_id="survey-trial") as trial_box:
+            progress = gr.Markdown(elem_id="survey-progress")
+            stimulus = gr.HTML(elem_id="survey-stimulus", js_on_load=STIMULUS_JS)
+            prompt = gr.Markdown(elem_id="survey-prompt")
+            with gr.Row(visible=True) as answer_row:
+                first = gr.Button("Left", variant="secondary", elem_id="survey-choice-0", size="lg")
+                second = gr.Button("Right", variant="secondary", elem_id="survey-choice-1", size="lg")
+            with gr.Column(visible=False) as feedback_box:
+                feedback = gr.Markdown(elem_id="survey-feedback")
+                next_button = gr.Button("Next", variant="primary", elem_id="survey-next")
+        with gr.Column(visible=False, elem_id="survey-done") as done_box:
+            gr.Markdown("## Thank you!\nYour answers are saved.")
+            score = gr.Markdown(elem_id="survey-score")
+
+        boxes = [closed_box, consent_box, instructions_box, trial_box, done_box]
+        texts = [closed_text, consent_text, instructions_text, progress, prompt, first, second, answer_row, feedback_box, feedback, score]
+
+        def render(state: dict | None):
+            state = state or self._closed()
+            kind = state.get("screen", "closed")
+            visible = {"closed": 0, "consent": 1, "instructions": 2, "trial": 3, "feedback": 3, "done": 4}.get(kind, 0)
+            choices = state.get("choices") or ["left", "right"]
+            return [
+                *(gr.Column(visible=i == visible) for i in range(len(boxes))),
+                state.get("message", ""),
+                state.get("text", "") if kind == "consent" else "",
+                state.get("text", "") if kind == "instructions" else "",
+                f"**{state.get('progress', '')}**",
+                f"### {state.get('prompt', '')}",
+                gr.Button(choices[0].capitalize()),
+                gr.Button(choices[1].capitalize()),
+                gr.Row(visible=kind == "trial"),
+                gr.Column(visible=kind == "feedback"),
+                f"### {state.get('feedback', '')}" if kind == "feedback" else "",
+                state.get("score", ""),
+            ]
+
+        outputs = [saved, screen, stimulus, shown]
+        common = dict(outputs=outputs, concurrency_id="survey", concurrency_limit=8)
+        then = dict(fn=render, inputs=[screen], outputs=[*boxes, *texts], api_visibility="private", queue=False)
+
+        study.change(self.open, [study, saved], api_name="survey_open", **common).then(**then)
+        # On every page load: the list of studies, then where this browser stands (resume).
+        demo.load(
+            lambda: gr.Dropdown(choices=self.studies(), value=self.default_study(), visible=len(self.studies()) > 1),
+            None, [study], api_visibility="private", queue=False,
+        ).then(self.open, [study, saved], api_visibility="private", **common).then(**then)
+        agree.click(self.consent, [study, saved], api_name="survey_consent", **common).success(**then)
+        begin.click(self.proceed, [study, saved], api_name="survey_next", **common).success(**then)
+        next_button.click(self.proceed, [study, saved], api_visibility="private", **common).success(**then)
+        first.click(self.answer, [study, saved, screen, first, shown], api_name="survey_answer", **common).success(**then)
+        second.click(self.answer, [study, saved, screen, second, shown], api_visibility="private", **common).success(**then)
+
+        with gr.Accordion("Study admin", open=False, elem_id="survey-admin"):
+            from survey.settings import admin_password
+
+            if admin_password() is None:
+                gr.Markdown("The admin view is off: set the `SURVEY_ADMIN_PASSWORD` environment variable to turn it on.")
+                return
+            with gr.Row():
+                password = gr.Textbox(type="password", label="Admin password", elem_id="admin-password", scale=3)
+                admin_study = gr.Dropdown(choices=names, value=self.default_study(), label="Study", scale=2, elem_id="admin-study")
+                show = gr.Button("Show", elem_id="admin-show", scale=1)
+            status = gr.Markdown(elem_id="admin-status")
+            table = gr.Dataframe(label="Summary", interactive=False, elem_id="admin-table")
+            plot = gr.Plot(label="Fooling rate", elem_id="admin-plot")
+            export = gr.DownloadButton("Download responses (CSV)", visible=False, elem_id="admin-export")
+            timer = gr.Timer(15, active=False)
+            admin_outputs = [status, table, plot, export]
+            show.click(
+                self.admin, [password, admin_study], admin_outputs, api_name="survey_admin", api_visibility="undocumented"
+            ).success(lambda: (gr.DownloadButton(visible=True), gr.Timer(active=True)), None, [export, timer], api_visibility="private", queue=False)
+            timer.tick(self.admin, [password, admin_study], admin_outputs, api_visibility="private", show_progress="hidden")
+
+
+def _display_summary(summary: Any) -> Any:
+    """The summary table as people read it: percentages and intervals as text.
+
+    `rate` is the fooling rate for fakes (pair: picked as the real photo; single: judged real)
+    and, in single mode, the share of real photos judged real.
+    """
+
+    def pct(value: float) -> str:
+        return "n/a" if value != value else f"{100 * value:.0f}%"
+
+    rows = []
+    for _, row in summary.iterrows():
+        rows.append(
+            {
+                "method": row["method"],
+                "trials": int(row["n_trials"]),
+                "participants": int(row["n_participants"]),
+                "shown": row["stimulus"],
+                "rate": pct(row["rate"]),
+                "Wilson 95%": f"{pct(row['wilson_low'])} to {pct(row['wilson_high'])}",
+                "bootstrap 95%": f"{pct(row['boot_low'])} to {pct(row['boot_high'])}",
+                "p (vs 50%)": "n/a" if row["p_value"] != row["p_value"] else f"{row['p_value']:.3g}",
+            }
+        )
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+def _browser_secret(store: Any) -> str:
+    """A stable key for the browser-side token store, so tokens survive an app restart."""
+    import hashlib
+
+    seed = getattr(store, "url", "no-store")
+    return hashlib.sha256(f"colorize-survey/{seed}".encode()).hexdigest()[:32]
+
+
+
 def _pass_original_file(component: gr.Image) -> gr.Image:
     """Hand the uploaded file itself to the handler, unopened.
 
@@ -474,10 +853,16 @@ def build_app(
     colorizer_loader: Callable[[Path | None], Any] | None = None,
     untrained_loader: Callable[[], Any] | None = None,
     store: Any = None,
+    db_url: str | None = None,
     models_dir: str | Path = "models",
     examples_dir: str | Path | None = None,
 ) -> gr.Blocks:
-    """The whole app. Loads the shipped model now; other models load on first use."""
+    """The whole app. Loads the shipped model now; other models load on first use.
+
+    store: a `survey.store.Store`; by default one is opened at `db_url` (or wherever
+    `survey.settings.database_url` points). If that fails the app still starts and the
+    survey tab says why.
+    """
     from colorize import Colorizer
 
     catalog = ModelCatalog(
@@ -486,7 +871,16 @@ def build_app(
         fallback=untrained_loader or Colorizer.untrained,
     )
     examples = write_examples(Path(examples_dir) if examples_dir else default_cache_dir() / "examples")
-    colorize_ui = ColorizeUI(catalog, Scratch(), examples)
+    scratch = Scratch()
+    colorize_ui = ColorizeUI(catalog, scratch, examples)
+    problem = None
+    if store is None:
+        try:
+            store = Store(database_url(db_url))
+        except SurveyError as error:
+            logger.error("The survey is off: %s", error)
+            problem = f"The study is not available right now: {error}"
+    survey_ui = SurveyUI(store, scratch=scratch, store_problem=problem)
 
     with gr.Blocks(title="Colorize: black-and-white photos in colour", delete_cache=(3600, 7200)) as demo:
         gr.Markdown(
@@ -501,12 +895,14 @@ def build_app(
                 model_menus += colorize_ui.build_colorize_tab()
             with gr.Tab("Batch", id="batch"):
                 model_menus += colorize_ui.build_batch_tab()
+            with gr.Tab("Real or fake?", id="survey"):
+                survey_ui.build_tab(demo)
 
         def refresh_models():
             return [gr.Dropdown(choices=catalog.choices()) for _ in model_menus]
 
         demo.load(refresh_models, None, model_menus, api_visibility="private", queue=False)
-    demo.catalog = catalog  # for tests and main()
+    demo.catalog, demo.store = catalog, store  # for main() and tests
     return demo
 
 
@@ -532,7 +928,12 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)  # both cores of a small Space, for one request at a time
-    demo = build_app(models_dir=settings.models_dir)
+    demo = build_app(models_dir=settings.models_dir, db_url=settings.db_url)
+    if settings.create_demo and demo.store is not None:
+        from survey.demo import create_demo
+
+        # In the background: the page is up at once, the study appears on the next page load.
+        threading.Thread(target=create_demo, args=(demo.store,), kwargs={"progress": False}, daemon=True).start()
     launch(demo, settings)
 
 

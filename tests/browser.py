@@ -1,4 +1,4 @@
-"""Helpers for driving the app in Debian's Chromium with Playwright, and for starting the app.
+"""Helpers for the app tests: start `python app.py`, drive it in Chromium, make inputs, measure colour.
 
 Playwright's own browser downloads are never used (no `playwright install`): tests launch
 the system Chromium at CHROMIUM (env COLORIZE_TEST_CHROMIUM overrides it).
@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import torch
 from PIL import Image
+
+from colorize.checkpoint import save_model
+from colorize.models import ModelConfig, build_generator
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("COLORIZE_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -108,3 +112,39 @@ def mean_chroma(image: Image.Image) -> float:
 
     lab = rgb2lab(np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0)
     return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
+
+
+def save_tiny_checkpoint(folder: Path) -> Path:
+    """A real checkpoint folder, 18 kB: a tiny U-Net whose output bias paints everything warm."""
+    config = ModelConfig(base_channels=4, depth=3, max_channels=8, dropout=0.5, dropout_layers=1)
+    generator = build_generator(config)
+    with torch.no_grad():
+        generator.head[1].bias.copy_(torch.tensor([0.25, 0.35]))  # a, b > 0: orange-ish
+    return save_model(folder, generator, config, metadata={"name": folder.name})
+
+
+def gray_photo(size: tuple[int, int] = (96, 64)) -> Image.Image:
+    width, height = size
+    ramp = np.linspace(0, 255, width, dtype=np.float64)[None, :] * np.linspace(0.3, 1, height)[:, None]
+    return Image.fromarray(ramp.astype(np.uint8), mode="L")
+
+
+def colourful_photo(seed: int, size: int = 96) -> Image.Image:
+    """A smooth, saturated synthetic photo (so the gray fake is easy to tell apart)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    channels = [np.sin(2 * np.pi * (f * x + g * y) + p) for f, g, p in rng.uniform(0.3, 1.5, (3, 3))]
+    rgb = (np.stack(channels, axis=-1) * 0.5 + 0.5) * 255
+    return Image.fromarray(rgb.astype(np.uint8), mode="RGB")
+
+
+def build_tiny_studies(store) -> None:
+    """Two small studies with the gray baseline as the only fake: "tiny-pair" and "tiny-single"."""
+    from survey.build import build_study
+    from survey.stimuli import gray_version
+    from survey.study import Protocol
+
+    sources = [(f"photo{i}", colourful_photo(i)) for i in range(4)]
+    for name, mode in (("tiny-pair", "pair"), ("tiny-single", "single")):
+        protocol = Protocol(mode=mode, exposure_ms=400, practice_trials=1, test_trials=3, catch_rate=0.0, image_size=64)
+        build_study(store, name=name, sources=sources, makers={"gray": gray_version}, protocol=protocol, progress=False)

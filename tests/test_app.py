@@ -8,36 +8,23 @@ from __future__ import annotations
 
 import io
 import json
+import urllib.request
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from browser import mean_chroma, running_app
-from colorize.checkpoint import save_model
-from colorize.models import ModelConfig, build_generator
+from browser import build_tiny_studies, gray_photo, mean_chroma, running_app, save_tiny_checkpoint
+from survey.store import Store
 
 STARTUP_LIMIT_S = 15.0
 
 
-def save_tiny_checkpoint(folder: Path) -> Path:
-    """A real checkpoint folder, 18 kB: a tiny U-Net whose output bias paints everything warm."""
-    config = ModelConfig(base_channels=4, depth=3, max_channels=8, dropout=0.5, dropout_layers=1)
-    generator = build_generator(config)
-    with torch.no_grad():
-        generator.head[1].bias.copy_(torch.tensor([0.25, 0.35]))  # a, b > 0: orange-ish
-    return save_model(folder, generator, config, metadata={"name": folder.name})
-
-
-def gray_photo(size: tuple[int, int] = (96, 64)) -> Image.Image:
-    width, height = size
-    ramp = np.linspace(0, 255, width, dtype=np.float64)[None, :] * np.linspace(0.3, 1, height)[:, None]
-    return Image.fromarray(ramp.astype(np.uint8), mode="L")
+ADMIN_PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +33,9 @@ def app(tmp_path_factory):
     models = workdir / "models"
     save_tiny_checkpoint(models / "tiny")
     db_url = f"sqlite:///{workdir / 'survey.sqlite'}"
-    with running_app(models_dir=models, db_url=db_url, workdir=workdir) as (url, started):
+    build_tiny_studies(Store(db_url))
+    env = {"SURVEY_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    with running_app(models_dir=models, db_url=db_url, workdir=workdir, env=env) as (url, started):
         client = Client(url, verbose=False)
         yield {"url": url, "client": client, "started_s": started, "workdir": workdir, "db_url": db_url}
 
@@ -193,10 +182,108 @@ def test_batch_zip_in_zip_out_with_report(app, tmp_path):
     assert "album/readme.txt: not an image file" in report
 
 
-def test_page_config_has_no_answers_and_warns_about_missing_weights(app):
-    import urllib.request
-
+def test_page_warns_about_missing_weights(app):
     with urllib.request.urlopen(app["url"] + "config", timeout=10) as response:
         config = json.loads(response.read())
-    text = json.dumps(config)
-    assert "No trained weights found: showing an untrained model" in text
+    assert "No trained weights found: showing an untrained model" in json.dumps(config)
+
+
+# -- the survey, through the app's API ------------------------------------------------------------
+
+FORBIDDEN_KEYS = {"method", "is_real", "real_side", "image_key", "correct_choice", "stimulus_id"}
+
+
+def survey(client: Client, endpoint: str, *args):
+    """One survey call: returns (saved tokens, screen); checks the screen gives nothing away."""
+    saved, screen, html = client.predict(*args, api_name=f"/survey_{endpoint}")
+    assert not FORBIDDEN_KEYS & set(screen), screen
+    assert "gray" not in json.dumps(screen) and "gray" not in (html or "")  # the fake method's name
+    assert "/file=" not in (html or "")  # images inline, no file URL to compare between trials
+    return saved, screen, html
+
+
+def test_survey_flow_consent_practice_test_resume_and_finish(app):
+    client, store = app["client"], Store(app["db_url"])
+    saved, screen, _ = survey(client, "open", "tiny-pair", {})
+    assert screen["screen"] == "consent" and "study about how people see colour photos" in screen["text"]
+    assert saved == {}  # nobody is registered before they agree
+
+    saved, screen, _ = survey(client, "consent", "tiny-pair", saved)
+    assert screen["screen"] == "instructions" and "practice" in screen["text"]
+    token = saved["tiny-pair"]
+    assert store.progress(token).consented
+
+    saved, screen, html = survey(client, "next", "tiny-pair", saved)
+    assert (screen["screen"], screen["progress"], screen["choices"]) == ("trial", "Practice 1 / 1", ["left", "right"])
+    assert html.count("data:image/png;base64,") == 2 and 'data-exposure="400"' in html
+
+    saved, screen, _ = survey(client, "answer", "tiny-pair", saved, screen, "left")
+    assert screen["screen"] == "feedback"
+    assert screen["feedback"].startswith(("Correct!", "Not quite.")) and "The real photo was on the" in screen["feedback"]
+
+    saved, screen, _ = survey(client, "next", "tiny-pair", saved)
+    assert screen["progress"] == "1 / 3"
+    saved, screen, _ = survey(client, "answer", "tiny-pair", saved, screen, "Right")  # a button's label works too
+    assert screen["progress"] == "2 / 3" and "feedback" not in screen  # no feedback in the test phase
+
+    # A reload, or another tab: the same token resumes at the same trial.
+    other = Client(app["url"], verbose=False)
+    _, resumed, _ = survey(other, "open", "tiny-pair", saved)
+    assert (resumed["trial_id"], resumed["progress"]) == (screen["trial_id"], "2 / 3")
+
+    # A double click: two answers to the same trial at once store one response.
+    jobs = [client.submit("tiny-pair", saved, screen, choice, api_name="/survey_answer") for choice in ("left", "right")]
+    results = [job.result() for job in jobs]
+    assert results[0][1]["progress"] == results[1][1]["progress"] == "3 / 3"
+    frame = store.trials_frame("tiny-pair")
+    mine = frame[frame["participant"] == frame.loc[frame["trial_id"] == screen["trial_id"], "participant"].iloc[0]]
+    assert int(mine["answered"].sum()) == 3
+    assert mine.loc[mine["trial_id"] == screen["trial_id"], "choice"].iloc[0] in ("left", "right")
+
+    saved, screen, _ = survey(client, "answer", "tiny-pair", saved, results[0][1], "left")
+    assert screen["screen"] == "done" and screen["score"].startswith("You picked the real photo in ")
+    assert screen["score"].endswith(" of 3 test trials (" + screen["score"].split("(")[1])
+    assert store.is_finished(token)
+
+    # Finished: opening again shows the thank-you page; agreeing again does not start over.
+    for endpoint in ("open", "consent"):
+        again_saved, again, _ = survey(client, endpoint, "tiny-pair", saved)
+        assert again["screen"] == "done" and again_saved["tiny-pair"] == token
+    assert store.study_status("tiny-pair")["participants_started"] == 1
+    assert int(store.trials_frame("tiny-pair")["answered"].sum()) == 4
+
+
+def test_survey_single_mode_and_wrong_answers_are_refused(app):
+    client = app["client"]
+    saved, screen, _ = survey(client, "consent", "tiny-single", {})
+    saved, screen, html = survey(client, "next", "tiny-single", saved)
+    assert screen["choices"] == ["real", "fake"] and html.count("data:image/png;base64,") == 1
+    with pytest.raises(AppError, match="'left' is not an answer here; choose real or fake."):
+        client.predict("tiny-single", saved, screen, "left", api_name="/survey_answer")
+    with pytest.raises(AppError, match="This participant code is unknown"):
+        client.predict("tiny-single", {"tiny-single": "made-up"}, screen, "real", api_name="/survey_answer")
+    with pytest.raises(AppError, match="That trial does not belong to this participant."):
+        client.predict("tiny-single", saved, {**screen, "trial_id": 1}, "real", api_name="/survey_answer")
+
+
+def test_admin_needs_the_password_and_shows_status_table_plot_and_csv(app):
+    client = app["client"]
+    with pytest.raises(AppError, match="That is not the admin password."):
+        client.predict("guess", "tiny-pair", api_name="/survey_admin")
+    status, table, plot, csv_path = client.predict(ADMIN_PASSWORD, "tiny-pair", api_name="/survey_admin")
+    assert "pair mode" in status and "Participants:" in status
+    assert plot is not None
+    exported = Path(csv_path).read_text().splitlines()
+    frame = Store(app["db_url"]).trials_frame("tiny-pair")
+    assert len(exported) == 1 + int(frame["answered"].sum())
+    assert "token" not in exported[0]
+
+
+def test_admin_is_off_without_a_password(tmp_path, monkeypatch):
+    import app as app_module
+
+    monkeypatch.delenv("SURVEY_ADMIN_PASSWORD", raising=False)
+    demo = app_module.build_app(store=Store("sqlite://"), models_dir=tmp_path, examples_dir=tmp_path / "examples")
+    config = demo.get_config_file()
+    assert "set the `SURVEY_ADMIN_PASSWORD` environment variable" in json.dumps(config, default=str)
+    assert not [d for d in config["dependencies"] if d.get("api_name") == "survey_admin"]
