@@ -125,6 +125,12 @@ def fleiss_kappa(counts) -> float:
     return (p_bar - p_e) / (1.0 - p_e)
 
 
+def _resample_counts(rng: np.random.Generator, reps: int, n: int) -> np.ndarray:
+    """reps x n multiplicities: how often each of n units is drawn in n draws with replacement."""
+    draws = rng.integers(0, n, size=(reps, n)) + (np.arange(reps) * n)[:, None]
+    return np.bincount(draws.ravel(), minlength=reps * n).reshape(reps, n).astype(float)
+
+
 @dataclass(frozen=True)
 class BootstrapInterval:
     """A bootstrap confidence interval; `low`/`high` are nan when it could not be formed."""
@@ -187,16 +193,18 @@ class TwoWayBootstrap:
         self.n_boot = int(n_boot)
         q = values.shape[1]
         # cells[p, i, :] = sum of the trial values for participant p and image i
-        cells = np.zeros((self.n_participants, self.n_images, q))
-        np.add.at(cells, (p_index, i_index), values)
+        cell = p_index * len(i_codes) + i_index
+        size = len(p_codes) * len(i_codes)
+        cells = np.stack([np.bincount(cell, weights=values[:, j], minlength=size) for j in range(q)], axis=-1)
+        cells = cells.reshape(len(p_codes), len(i_codes), q)
         self.observed = cells.sum(axis=(0, 1))
         if self.n_participants == 0 or self.n_images == 0:
             empty = np.full((self.n_boot, q), np.nan)
             self.both = self.by_participant = self.by_image = empty
             return
         rng = np.random.default_rng(seed)
-        w_p = rng.multinomial(self.n_participants, np.full(self.n_participants, 1.0 / self.n_participants), size=self.n_boot).astype(float)
-        w_i = rng.multinomial(self.n_images, np.full(self.n_images, 1.0 / self.n_images), size=self.n_boot).astype(float)
+        w_p = _resample_counts(rng, self.n_boot, self.n_participants)
+        w_i = _resample_counts(rng, self.n_boot, self.n_images)
         per_participant = cells.sum(axis=1)  # (P, q)
         per_image = cells.sum(axis=0)  # (I, q)
         self.by_participant = w_p @ per_participant  # (B, q)
