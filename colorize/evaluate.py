@@ -8,7 +8,8 @@ For every image in --data:
   scored on exactly the same pixels.
 - gray: real's lightness with a = b = 0 (float, not rounded to 8 bits). This is the gray
   baseline; its numbers are printed beside the model's in every run.
-- output: `colorizer.colorize(gray as an 8-bit image, render_size=--render-size)`, i.e. the model
+- output: `colorizer.colorize(gray as an 8-bit image, render_size=--render-size)` (default: the
+  size the model was trained at, as for users of the app and the CLI), i.e. the model
   never sees the real colours, and its output is the 8-bit image a user would get.
 
 Writes per_image.csv and summary.json into --out (default runs/eval-<model>-<data>/), prints a
@@ -103,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     method.add_argument("--baseline", choices=("gray",), default=None, help="score a baseline instead of a model")
     parser.add_argument("--exclude", type=Path, default=None, help="file listing images to skip (e.g. near_gray.txt)")
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="side of the center square scored")
-    parser.add_argument("--render-size", type=int, default=None, help="network render size (default: --size)")
+    parser.add_argument(
+        "--render-size", type=int, default=None, help="network render size (default: the model's training size)"
+    )
     parser.add_argument("--max-images", type=int, default=None, help="score only the first N images (sorted order)")
     parser.add_argument("--out", type=Path, default=None, help="folder for per_image.csv and summary.json")
     parser.add_argument("--json", action="store_true", help="print only the summary as one JSON line on stdout")
@@ -140,7 +143,6 @@ def evaluate(
     progress=None,
 ) -> list[dict]:
     """Per-image rows (dicts) for `paths`; `colorizer=None` scores the gray baseline itself."""
-    render_size = render_size or size
     rows: list[dict] = []
     pending: list[tuple[Path, np.ndarray, np.ndarray]] = []
 
@@ -236,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model": str(args.model) if args.model else ("shipped" if method not in ("gray", "untrained") else None),
         "data": str(data_root),
         "size": args.size,
-        "render_size": args.render_size or args.size,
+        "render_size": None if colorizer is None else args.render_size or colorizer.default_render_size,
         "images": len(rows),
         "unreadable": len(unreadable),
         "excluded": excluded_count,

@@ -5,7 +5,8 @@ How one image is colourised:
 1. `imageio.load_image` opens it as upright 8-bit RGB (EXIF, alpha, CMYK, 16-bit, palette).
    A colour photo is only used through its lightness L, so colour and gray inputs behave alike.
 2. The image is resized to the *render shape* and the network predicts ab there. We keep the
-   aspect ratio: the short side becomes `render_size` and the long side follows, rounded to a
+   aspect ratio: the short side becomes `render_size` (default: the image size the model was
+   trained at, from its config.json, else 256) and the long side follows, rounded to a
    multiple of 32 (at most `MAX_RENDER_ASPECT` times the short side, so a panorama cannot cost
    a hundred network passes). Why not pix2pix's square resize: the training crops are cut from
    undistorted photos, so objects at render size keep the shapes and the scale the generator
@@ -65,22 +66,47 @@ _LEVELS = np.arange(256, dtype=np.float64) / 255.0
 _LINEAR = np.where(_LEVELS > 0.04045, ((_LEVELS + 0.055) / 1.055) ** 2.4, _LEVELS / 12.92)
 # Y of XYZ (D65 white has Y = 1) is a weighted sum of the linearised channels: one table each.
 _Y_TABLES = tuple((_LINEAR * weight).astype(np.float32) for weight in color._XYZ_FROM_RGB[1])
+# Linear [0, 1] -> 8-bit sRGB, rounded as round(255 * srgb): 2^20 steps make the table exact
+# except within 0.003 of a level's rounding boundary (the sRGB slope is at most 12.92).
+_ENCODE_STEPS = (1 << 20) - 1
+_ENCODE_TABLE = (
+    (color.linear_to_srgb(torch.linspace(0.0, 1.0, _ENCODE_STEPS + 1, dtype=torch.float64)) * 255.0)
+    .round()
+    .to(torch.uint8)
+)
+# XYZ -> linear sRGB with the D65 white folded in: linear = M @ (fx^3, Y, fz^3) (above the knee).
+_RGB_FROM_FXYZ = (
+    torch.linalg.inv(torch.tensor(color._XYZ_FROM_RGB, dtype=torch.float64)) * torch.tensor(color._D65_WHITE, dtype=torch.float64)
+).float()
+
+
+def _relative_luminance(rgb8: np.ndarray) -> torch.Tensor:
+    """Y of XYZ (float32, (H, W)) of an 8-bit sRGB array (H, W, 3): three table look-ups."""
+    rgb8 = np.asarray(rgb8)
+    if rgb8.dtype != np.uint8 or rgb8.ndim != 3 or rgb8.shape[-1] != 3:
+        raise ValueError("Expected an 8-bit RGB array shaped (H, W, 3).")
+    y = _Y_TABLES[0][rgb8[..., 0]]
+    y += _Y_TABLES[1][rgb8[..., 1]]
+    y += _Y_TABLES[2][rgb8[..., 2]]
+    return torch.from_numpy(y)
+
+
+def _lab_f(t: torch.Tensor) -> torch.Tensor:
+    """The Lab companding function f(t) of CIE 1976 (as in `color.rgb_to_lab`)."""
+    return torch.where(t > color._LAB_EPSILON, t.clamp(min=color._LAB_EPSILON).pow(1.0 / 3.0), t * color._LAB_KAPPA + color._LAB_OFFSET)
+
+
+def _lab_f_inverse(f: torch.Tensor) -> torch.Tensor:
+    return torch.where(f > color._LAB_INVERSE_KNEE, f * f * f, (f - color._LAB_OFFSET) / color._LAB_KAPPA)
 
 
 def luminance(rgb8: np.ndarray) -> torch.Tensor:
     """Lab L in [0, 100] (float32, shape (H, W)) of an 8-bit sRGB array shaped (H, W, 3).
 
-    Agrees with `color.rgb_to_luminance` to float32 precision at a fraction of the cost.
+    Agrees with `color.rgb_to_luminance` to float32 precision at a fraction of the cost:
+    L needs only the Y of XYZ.
     """
-    rgb8 = np.asarray(rgb8)
-    if rgb8.dtype != np.uint8 or rgb8.ndim != 3 or rgb8.shape[-1] != 3:
-        raise ValueError("luminance() expects an 8-bit array shaped (H, W, 3).")
-    y = _Y_TABLES[0][rgb8[..., 0]]
-    y += _Y_TABLES[1][rgb8[..., 1]]
-    y += _Y_TABLES[2][rgb8[..., 2]]
-    y = torch.from_numpy(y)
-    f = torch.where(y > color._LAB_EPSILON, y.clamp(min=color._LAB_EPSILON).pow_(1.0 / 3.0), y * color._LAB_KAPPA + color._LAB_OFFSET)
-    return f.mul_(116.0).sub_(16.0)
+    return _lab_f(_relative_luminance(rgb8)).mul_(116.0).sub_(16.0)
 
 
 def render_shape(height: int, width: int, render_size: int, *, keep_aspect: bool = True) -> tuple[int, int]:
@@ -125,44 +151,48 @@ keeping its hue and its lightness exactly, until it fits; "clip" clips each RGB 
 `skimage.color.lab2rgb` does), which shifts hue and lightness where the prediction is impossible,
 e.g. a saturated colour at near-black or near-white L."""
 
-_GAMUT_STEPS = 12  # bisection steps: chroma accurate to 1/4096 of the prediction's
+_GAMUT_STEPS = 8  # bisection steps: chroma within 1/256 of the largest that fits (< 0.5 Lab units)
 _GAMUT_TOLERANCE = 1e-5
 
 
-def _linear_rgb(lightness: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Lab (as in `color.lab_to_rgb`, without its final clipping and gamma) -> linear sRGB, shape (3, ...)."""
-    fy = (lightness + 16.0) / 116.0
-    f = torch.stack((fy + a / 500.0, fy, (fy - b / 200.0).clamp(min=0.0)))
-    cube = f * f * f
-    xyz = torch.where(f > color._LAB_INVERSE_KNEE, cube, (f - color._LAB_OFFSET) / color._LAB_KAPPA)
-    matrix = _RGB_FROM_XYZ * torch.tensor(color._D65_WHITE)  # white scaling folded into the matrix
-    return torch.einsum("ij,j...->i...", matrix, xyz)
+def _linear_rgb(y: torch.Tensor, fy: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Linear sRGB (3, N), unclipped, of Lab given as luminance Y, f(Y) and a, b (all (N,)).
 
-
-_RGB_FROM_XYZ = torch.linalg.inv(torch.tensor(color._XYZ_FROM_RGB, dtype=torch.float64)).float()
+    The same arithmetic as `color.lab_to_rgb` before its clipping and gamma, except that Y is
+    used as it is rather than recomputed from L.
+    """
+    xyz = torch.empty((3, y.shape[0]), dtype=torch.float32)
+    xyz[0] = _lab_f_inverse(a / 500.0 + fy)
+    xyz[1] = y
+    xyz[2] = _lab_f_inverse((fy - b / 200.0).clamp_(min=0.0))
+    return torch.mm(_RGB_FROM_FXYZ, xyz)
 
 
 def _outside(linear: torch.Tensor) -> torch.Tensor:
-    return (linear < -_GAMUT_TOLERANCE).any(0) | (linear > 1.0 + _GAMUT_TOLERANCE).any(0)
+    low, high = torch.aminmax(linear, dim=0)
+    return (low < -_GAMUT_TOLERANCE) | (high > 1.0 + _GAMUT_TOLERANCE)
 
 
-def _linear_rgb_in_gamut(lightness: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Linear sRGB of Lab, with out-of-gamut pixels moved towards gray at constant L and hue."""
-    linear = _linear_rgb(lightness, a, b)
-    outside = _outside(linear)
-    if not bool(outside.any()):
-        return linear
-    index = outside.nonzero(as_tuple=True)
-    l_out, a_out, b_out = lightness[index], a[index], b[index]
-    low = torch.zeros_like(l_out)  # chroma factor known to fit (gray always does)
-    high = torch.ones_like(l_out)  # known not to fit
+def _fit_gamut(linear: torch.Tensor, y: torch.Tensor, fy: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """Move out-of-gamut pixels of `linear` (in place) towards gray at constant L and hue."""
+    index = _outside(linear).nonzero().squeeze(1)
+    if index.numel() == 0:
+        return
+    y, fy, a, b = y[index], fy[index], a[index], b[index]
+    low = torch.zeros_like(y)  # chroma factor known to fit (gray always does)
+    high = torch.ones_like(y)  # known not to fit
     for _ in range(_GAMUT_STEPS):
         middle = (low + high) * 0.5
-        fits = ~_outside(_linear_rgb(l_out, a_out * middle, b_out * middle))
+        fits = ~_outside(_linear_rgb(y, fy, a * middle, b * middle))
         low = torch.where(fits, middle, low)
         high = torch.where(fits, high, middle)
-    linear[(slice(None), *index)] = _linear_rgb(l_out, a_out * low, b_out * low)
-    return linear
+    linear[:, index] = _linear_rgb(y, fy, a * low, b * low)
+
+
+def _encode(linear: torch.Tensor) -> torch.Tensor:
+    """Linear sRGB -> 8-bit sRGB (clipped to [0, 1] first) through the encoding table."""
+    index = linear.clamp_(0.0, 1.0).mul_(float(_ENCODE_STEPS)).add_(0.5).to(torch.int32)
+    return _ENCODE_TABLE[index]
 
 
 def compose(
@@ -193,18 +223,17 @@ def compose(
     cols = _bilinear_taps(ab.shape[-1], width)
     output = Image.new("RGB", (width, height))
     for top, bottom, left, right in _tiles(height, width, chunk_pixels):
-        tile = np.asarray(image.crop((left, top, right, bottom)))
-        lightness = luminance(tile)
+        y = _relative_luminance(np.asarray(image.crop((left, top, right, bottom)))).reshape(-1)
+        fy = _lab_f(y)
         low, high, weight = (t[top:bottom] for t in rows)
         ab_rows = ab[:, low, :] * (1.0 - weight)[:, None] + ab[:, high, :] * weight[:, None]
         low, high, weight = (t[left:right] for t in cols)
-        ab_tile = ab_rows[:, :, low] * (1.0 - weight) + ab_rows[:, :, high] * weight
+        ab_tile = (ab_rows[:, :, low] * (1.0 - weight) + ab_rows[:, :, high] * weight).reshape(2, -1)
+        linear = _linear_rgb(y, fy, ab_tile[0], ab_tile[1])
         if gamut == "chroma":
-            rgb = color.linear_to_srgb(_linear_rgb_in_gamut(lightness, ab_tile[0], ab_tile[1]))
-        else:
-            rgb = color.lab_to_rgb(torch.cat((lightness[None], ab_tile), dim=0))
-        rgb8 = rgb.mul_(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8).permute(1, 2, 0).contiguous()
-        output.paste(Image.fromarray(rgb8.numpy(), mode="RGB"), (left, top))
+            _fit_gamut(linear, y, fy, ab_tile[0], ab_tile[1])
+        tile = _encode(linear).T.contiguous().reshape(bottom - top, right - left, 3)
+        output.paste(Image.fromarray(tile.numpy(), mode="RGB"), (left, top))
     return output
 
 
@@ -332,7 +361,23 @@ class Colorizer:
 
     # -- images -------------------------------------------------------------------------------
 
-    def _prepare(self, image: ImageSource, render_size: int, keep_aspect: bool) -> tuple[Image.Image, torch.Tensor]:
+    @property
+    def default_render_size(self) -> int:
+        """The image size the model was trained at (from its config.json), else DEFAULT_RENDER_SIZE.
+
+        A fully convolutional generator sees objects at the scale it learned when the short side
+        it renders matches its training crops; `render_size=None` means this size.
+        """
+        for section in ("training", "train_config"):
+            value = (self.config.get(section) or {}).get("image_size")
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+        return DEFAULT_RENDER_SIZE
+
+    def _prepare(self, image: ImageSource, render_size: int | None, keep_aspect: bool) -> tuple[Image.Image, torch.Tensor]:
+        render_size = self.default_render_size if render_size is None else int(render_size)
+        if render_size < 1:
+            raise ValueError(f"render_size must be a positive number of pixels, not {render_size}.")
         rgb = load_image(image)
         width, height = rgb.size
         return rgb, network_input(rgb, render_shape(height, width, render_size, keep_aspect=keep_aspect))
@@ -346,7 +391,7 @@ class Colorizer:
         self,
         image: ImageSource,
         *,
-        render_size: int = DEFAULT_RENDER_SIZE,
+        render_size: int | None = None,
         saturation: float = 1.0,
         seed: int | None = None,
         keep_aspect: bool = True,
@@ -364,7 +409,7 @@ class Colorizer:
         *,
         count: int,
         seed: int = 0,
-        render_size: int = DEFAULT_RENDER_SIZE,
+        render_size: int | None = None,
         saturation: float = 1.0,
         keep_aspect: bool = True,
     ) -> list[Image.Image]:
@@ -376,7 +421,7 @@ class Colorizer:
         self,
         images: Sequence[ImageSource],
         *,
-        render_size: int = DEFAULT_RENDER_SIZE,
+        render_size: int | None = None,
         saturation: float = 1.0,
         seed: int | None = None,
         keep_aspect: bool = True,
@@ -503,7 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or globs")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
     parser.add_argument("--model", type=Path, default=None, help="checkpoint folder (default: the shipped model)")
-    parser.add_argument("--render-size", type=int, default=DEFAULT_RENDER_SIZE, help="short side the network sees")
+    parser.add_argument(
+        "--render-size", type=int, default=None, help="short side the network sees (default: the model's training size)"
+    )
     parser.add_argument("--saturation", type=float, default=1.0, help="scale of the predicted colour (0 = gray)")
     parser.add_argument("--seed", type=int, default=None, help="sample the dropout noise with this seed")
     parser.add_argument("--suffix", default="_color", help="added to each output file name")
@@ -517,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
 
     args = build_parser().parse_args(argv)
-    if args.render_size < 1:
+    if args.render_size is not None and args.render_size < 1:
         print("error: --render-size must be a positive number of pixels.", file=sys.stderr)
         return 2
     try:

@@ -163,9 +163,13 @@ def test_seeds_sample_reproducible_variations(colorizer, photo):
 
 
 def test_saved_and_loaded_model_gives_identical_outputs(colorizer, photo, tmp_path):
-    save_model(tmp_path / "ckpt", colorizer.generator, TINY, metadata={"name": "tiny-run"})
+    save_model(tmp_path / "ckpt", colorizer.generator, TINY, metadata={"name": "tiny-run", "training": {"image_size": 96}})
     loaded = Colorizer.from_pretrained(tmp_path / "ckpt", device="cpu")
     assert loaded.name == "tiny-run" and loaded.model_config == TINY and loaded.config["model"] == TINY.to_dict()
+    # by default the network renders at the size the model was trained at
+    assert loaded.default_render_size == 96 and colorizer.default_render_size == 256
+    assert np.array_equal(np.asarray(loaded.colorize(photo)), np.asarray(loaded.colorize(photo, render_size=96)))
+    assert not np.array_equal(np.asarray(loaded.colorize(photo)), np.asarray(loaded.colorize(photo, render_size=256)))
     for seed in (None, 7):
         assert np.array_equal(
             np.asarray(colorizer.colorize(photo, render_size=RENDER, seed=seed)),
