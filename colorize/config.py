@@ -110,6 +110,7 @@ class TrainConfig:
     max_steps: int = _opt(0, "stop after this many steps in total, writing a checkpoint (0 = no limit)")
     time_limit: float = _opt(0.0, "stop after this long, writing a checkpoint: seconds or '30m', '2h' (0 = no limit)", parse=parse_duration)
     save_every_steps: int = _opt(1000, "also write a checkpoint every this many steps (0 = at epoch ends only)")
+    sample_every_steps: int = _opt(0, "also write a sample grid and a metrics.csv row every this many steps (0 = at epoch ends only)")
     log_every: int = _opt(10, "refresh the progress bar's losses every this many steps")
     resume: bool = _opt(False, "continue the run in --out from its training_state.pt")
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -121,7 +122,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}.")
         not_negative = (
             "max_images", "num_workers", "val_images", "epochs_l1", "epochs_gan", "lambda_l1",
-            "lambda_gan", "gp_weight", "max_steps", "save_every_steps", "gray_threshold",
+            "lambda_gan", "gp_weight", "max_steps", "save_every_steps", "sample_every_steps", "gray_threshold",
         )
         for name in not_negative:
             if getattr(self, name) < 0:

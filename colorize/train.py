@@ -477,6 +477,10 @@ class Trainer:
                 writer.writeheader()
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
+    def _epoch_progress(self) -> float:
+        """Epochs done, with the fraction of the current one: 1 at the end of epoch 1, 1.5 halfway through epoch 2."""
+        return round(self.epoch + self.step_in_epoch / max(self.batches_per_epoch, 1), 4)
+
     def _wall_time(self) -> float:
         return self.wall_time_before + time.monotonic() - self.session_start
 
@@ -540,12 +544,12 @@ class Trainer:
         self.last_val = self.validate()
         self.write_samples(sample_name)
         self._append_metrics(
-            {"epoch": self.epoch, "step": self.global_step, "phase": phase, **self.last_losses,
+            {"epoch": self._epoch_progress(), "step": self.global_step, "phase": phase, **self.last_losses,
              **self.last_val, "images_per_s": images_per_s, "wall_time_s": self._wall_time()}
         )
         logger.info(
-            "epoch %d step %d: %s | val L1 %.4f, PSNR %.2f dB, colourfulness ratio %.2f",
-            self.epoch, self.global_step,
+            "epoch %g step %d: %s | val L1 %.4f, PSNR %.2f dB, colourfulness ratio %.2f",
+            self._epoch_progress(), self.global_step,
             ", ".join(f"{k} {v:.4f}" for k, v in self.last_losses.items()),
             self.last_val["val_l1"], self.last_val["val_psnr"], self.last_val["val_colorfulness_ratio"],
         )
@@ -585,6 +589,7 @@ class Trainer:
                 sums: dict[str, torch.Tensor] = {}
                 counts: dict[str, int] = {}
                 epoch_start, images = time.monotonic(), 0
+                last_refresh = epoch_start
                 bar = tqdm(
                     total=self.batches_per_epoch, initial=self.step_in_epoch, disable=not self.is_main,
                     desc=f"epoch {self.epoch + 1}/{config.epochs} {phase}", unit="step", dynamic_ncols=True,
@@ -603,16 +608,29 @@ class Trainer:
                     for key, value in losses.items():
                         sums[key] = sums[key] + value if key in sums else value.clone()
                         counts[key] = counts.get(key, 0) + 1
-                    if self.global_step % config.log_every == 0 or self.step_in_epoch == self.batches_per_epoch:
+                    now = time.monotonic()
+                    if (
+                        self.global_step % config.log_every == 0
+                        or self.step_in_epoch == self.batches_per_epoch
+                        or now - last_refresh > 10  # slow steps (CPU): show the losses anyway
+                    ):
+                        last_refresh = now
                         # epoch means so far (one device sync per log_every steps)
                         self.last_losses = {k: float(v) / counts[k] for k, v in sums.items()}
                         rate = images / max(time.monotonic() - epoch_start, 1e-9)
-                        bar.set_postfix({**{k: f"{v:.3f}" for k, v in self.last_losses.items()}, "img/s": f"{rate:.1f}"}, refresh=False)
+                        bar.set_postfix({**{k: f"{v:.3f}" for k, v in self.last_losses.items()}, "img/s": f"{rate:.1f}"})
                     stopped = self._should_stop(stop)
                     if stopped is not None:
                         self.last_losses = {k: float(v) / counts[k] for k, v in sums.items()}
                         break
-                    if config.save_every_steps and self.global_step % config.save_every_steps == 0 and self.step_in_epoch < self.batches_per_epoch:
+                    mid_epoch = self.step_in_epoch < self.batches_per_epoch
+                    if config.sample_every_steps and self.global_step % config.sample_every_steps == 0 and mid_epoch:
+                        self.last_losses = {k: float(v) / counts[k] for k, v in sums.items()}
+                        self._evaluate_and_record(
+                            phase=phase, images_per_s=images / max(time.monotonic() - epoch_start, 1e-9),
+                            sample_name=f"epoch_{self.epoch + 1:03d}_step_{self.global_step:07d}",
+                        )
+                    if config.save_every_steps and self.global_step % config.save_every_steps == 0 and mid_epoch:
                         self.save_checkpoint()
                 bar.close()
                 images_per_s = images / max(time.monotonic() - epoch_start, 1e-9)

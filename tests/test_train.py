@@ -112,8 +112,10 @@ def test_resume_equals_uninterrupted_run(folders, tmp_path, options, resume_opti
     whole, split = tmp_path / "whole", tmp_path / "split"
     assert main(_args(folders, whole, *options)) == 0  # 4 steps of L1, 4 adversarial steps
 
-    # stopped mid-epoch (step 6 of 8) with an extra mid-epoch checkpoint at step 5, then resumed
-    assert main(_args(folders, split, *options, "--max-steps", "6", "--save-every-steps", "5")) == 0
+    # stopped mid-epoch (step 6 of 8), with a checkpoint at step 5 and samples + validation at step 3, then resumed
+    extra = ["--max-steps", "6", "--save-every-steps", "5", "--sample-every-steps", "3"]
+    assert main(_args(folders, split, *options, *extra)) == 0
+    assert (split / "samples" / "epoch_001_step_0000003.png").is_file()
     assert _state(split)["step_in_epoch"] == 2 and _state(split)["global_step"] == 6
     assert main(["--out", str(split), "--resume", *resume_options]) == 0  # the rest of the settings come from the run
 
@@ -125,7 +127,7 @@ def test_resume_equals_uninterrupted_run(folders, tmp_path, options, resume_opti
     _assert_same(weights_a, weights_b, "model.safetensors")
     assert a["wall_time_s"] > 0 and b["wall_time_s"] > 0
     phases = [row["phase"] for row in csv.DictReader(open(split / "metrics.csv", newline=""))]
-    assert phases == ["l1", "gan", "gan"]  # epoch 1, the stop at step 6, epoch 2
+    assert phases == ["l1", "l1", "gan", "gan"]  # step 3, epoch 1, the stop at step 6, epoch 2
 
 
 def test_l1_only_mode_has_no_discriminator(folders, tmp_path):
