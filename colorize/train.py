@@ -347,7 +347,9 @@ class Trainer:
     # -- one step
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp)
+        if not self.use_amp:  # CUDA only; CPU and MPS train in float32
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=torch.bfloat16)
 
     def _average_gradients(self, module: nn.Module) -> None:
         if not self.distributed:
