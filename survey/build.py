@@ -91,8 +91,8 @@ def load_fake_maker(spec: MethodSpec, *, size: int, seed: int = 0) -> FakeMaker:
     return lambda gray: colorizer.colorize(gray, render_size=size)
 
 
-def find_source_images(folder: str | Path, *, max_images: int | None = None, seed: int = 0) -> list[tuple[str, Path]]:
-    """(image_key, path) for the images under `folder`; a seeded random `max_images` of them if given.
+def find_source_images(folder: str | Path) -> list[tuple[str, Path]]:
+    """(image_key, path) for every image under `folder`, sorted.
 
     The key is the path relative to `folder`: it stays in the database for the analysis and is
     never shown to participants.
@@ -105,23 +105,32 @@ def find_source_images(folder: str | Path, *, max_images: int | None = None, see
     paths = find_images(folder)
     if not paths:
         raise SurveyError(f"There are no images in {folder}.")
-    if max_images is not None and len(paths) > max_images:
-        paths = sorted(random.Random(seed).sample(paths, max_images))
     base = folder if folder.is_dir() else folder.parent
     return [(path.relative_to(base).as_posix(), path) for path in paths]
 
 
-def load_source_images(found: Iterable[tuple[str, Path]]) -> list[tuple[str, Image.Image]]:
-    """Open each image (EXIF orientation, any mode -> RGB); unreadable files are skipped with a warning."""
+def load_source_images(
+    found: Sequence[tuple[str, Path]], *, max_images: int | None = None, seed: int = 0
+) -> list[tuple[str, Image.Image]]:
+    """Open the images (EXIF orientation, any mode -> RGB), skipping unreadable files with a warning.
+
+    max_images: a seeded random choice of that many readable images (a broken file does not
+    count), sorted by key.
+    """
     from colorize.imageio import ImageLoadError, load_image
 
+    order = list(found)
+    if max_images is not None:
+        random.Random(seed).shuffle(order)
     loaded = []
-    for key, path in found:
+    for key, path in order:
+        if max_images is not None and len(loaded) >= max_images:
+            break
         try:
             loaded.append((key, load_image(path)))
         except ImageLoadError as error:
             logger.warning("Skipping %s: %s", key, error)
-    return loaded
+    return sorted(loaded, key=lambda item: item[0])
 
 
 def build_study(
@@ -220,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = Store(args.db)
         if any(study.name == args.name for study in store.list_studies()):
             raise SurveyError(f"A study called '{args.name}' already exists.")
-        sources = load_source_images(find_source_images(args.images, max_images=args.max_images, seed=args.seed))
+        sources = load_source_images(find_source_images(args.images), max_images=args.max_images, seed=args.seed)
         makers = {spec.name: load_fake_maker(spec, size=args.size, seed=args.seed) for spec in specs}
         summary = build_study(store, name=args.name, sources=sources, makers=makers, protocol=protocol)
     except SurveyError as error:

@@ -12,6 +12,7 @@ numpy, Pillow and scikit-image only: this module must never import torch.
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -42,7 +43,10 @@ def _to_lab(image: Image.Image) -> np.ndarray:
 def _from_lab(lab: np.ndarray) -> Image.Image:
     from skimage.color import lab2rgb
 
-    rgb = np.clip(lab2rgb(lab) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    with warnings.catch_warnings():
+        # A flipped hue can leave the sRGB gamut; clipping it is what we want, not news.
+        warnings.filterwarnings("ignore", message=".*negative Z values", category=UserWarning)
+        rgb = np.clip(lab2rgb(lab) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return Image.fromarray(rgb, mode="RGB")
 
 

@@ -27,15 +27,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
 from collections import Counter
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, Any, Iterable, Iterator
 
 import pandas as pd
 from PIL import Image
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, bindparam, create_engine, event, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import Session, aliased
@@ -169,6 +171,54 @@ class Score:
         return self.correct / self.answered if self.answered else None
 
 
+@dataclass(frozen=True)
+class _TrialRow:
+    """A stored trial as the participant flow needs it (internal; never leaves the Store)."""
+
+    id: int
+    position: int
+    phase: str
+    first_stimulus_id: str
+    second_stimulus_id: str | None
+    real_side: str | None
+    shown_at: datetime | None
+    first_is_real: bool
+    choice: str | None
+
+    @property
+    def shown_phase(self) -> str:
+        # Catch trials must look like any other test trial.
+        return "practice" if self.phase == "practice" else "test"
+
+
+def _answer_result(protocol: Protocol, trial: _TrialRow, choice: str, *, stored: bool, finished: bool) -> AnswerResult:
+    correct = feedback = None
+    if trial.phase == "practice":
+        correct = is_correct(protocol.mode, choice, real_side=trial.real_side, stimulus_is_real=trial.first_is_real)
+        feedback = practice_feedback(protocol.mode, correct, real_side=trial.real_side, stimulus_is_real=trial.first_is_real)
+    return AnswerResult(
+        trial_id=trial.id, stored=stored, phase=trial.shown_phase, correct=correct, feedback=feedback, finished=finished
+    )
+
+
+# The statements of every participant request, built once (building a select costs more than
+# running it on SQLite); the values come in as bind parameters.
+_PARTICIPANT = (
+    select(Participant, Study).join(Study, Study.id == Participant.study_id).where(Participant.token == bindparam("token"))
+)
+_PARTICIPANT_LOCKED = _PARTICIPANT.with_for_update(of=Participant)
+_TRIAL_ROWS = (
+    select(
+        Trial.id, Trial.position, Trial.phase, Trial.first_stimulus_id, Trial.second_stimulus_id,
+        Trial.real_side, Trial.shown_at, Stimulus.is_real, Response.choice,
+    )  # fmt: skip
+    .join(Stimulus, Stimulus.id == Trial.first_stimulus_id)
+    .outerjoin(Response, Response.trial_id == Trial.id)
+    .where(Trial.participant_id == bindparam("participant_id"))
+    .order_by(Trial.position)
+)
+
+
 # -- engine set-up ---------------------------------------------------------------------------
 
 
@@ -251,6 +301,10 @@ class Store:
             self.engine.echo = True
         # Reads use a deferred transaction on SQLite, so they never wait for the write lock.
         self._reader = self.engine.execution_options(**{_READ_ONLY: True})
+        # SQLite allows one writer at a time. Threads of this process queue on a Python lock
+        # (handing over at once) rather than in SQLite's busy handler, which sleeps in growing
+        # steps; other processes still wait through busy_timeout.
+        self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
         self.create_tables()
 
     def __repr__(self) -> str:
@@ -259,6 +313,13 @@ class Store:
     def create_tables(self) -> None:
         """Create the tables that do not exist yet (never alters or drops existing ones)."""
         Base.metadata.create_all(self.engine)
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """A session in a write transaction: committed on success, rolled back on any error."""
+        with self._write_lock or nullcontext():
+            with Session(self.engine) as session, session.begin():
+                yield session
 
     def close(self) -> None:
         """Close the pooled connections (the Store can still be used; it reconnects)."""
@@ -318,7 +379,7 @@ class Store:
         # Insert in random order too, so not even row order or rowid pairs stimuli up.
         secrets.SystemRandom().shuffle(rows)
         try:
-            with Session(self.engine) as session, session.begin():
+            with self._write() as session:
                 if session.scalar(select(Study.id).where(Study.name == name)) is not None:
                     raise SurveyError(f"A study called '{name}' already exists.")
                 study = Study(name=name, protocol=protocol.to_dict(), created_at=utcnow())
@@ -364,8 +425,9 @@ class Store:
             )
 
     @staticmethod
-    def _study(session: Session, name: str) -> Study:
-        study = session.scalar(select(Study).where(Study.name == name))
+    def _study(session: Session, name: str, *, lock: bool = False) -> Study:
+        query = select(Study).where(Study.name == name)
+        study = session.scalar(query.with_for_update() if lock else query)
         if study is None:
             raise SurveyError(f"There is no study called '{name}'.")
         return study
@@ -378,12 +440,14 @@ class Store:
             try:
                 return self._start_participant(study)
             except IntegrityError:
-                continue  # someone else took the same ordinal at the same moment
+                # The study lock prevents this; kept for databases without row locks.
+                continue
         raise SurveyError("Too many people are starting at the same moment; please try again.")
 
     def _start_participant(self, name: str) -> str:
-        with Session(self.engine) as session, session.begin():
-            study = self._study(session, name)
+        with self._write() as session:
+            # Lock the study row so concurrent starts take ordinals one after the other.
+            study = self._study(session, name, lock=True)
             protocol = Protocol.from_dict(study.protocol)
             last = session.scalar(select(func.max(Participant.ordinal)).where(Participant.study_id == study.id))
             ordinal = 0 if last is None else last + 1
@@ -427,7 +491,7 @@ class Store:
 
     def consent(self, token: str, *, now: datetime | None = None) -> None:
         """Record that the participant agreed to the consent text (again: keeps the first time)."""
-        with Session(self.engine) as session, session.begin():
+        with self._write() as session:
             participant, _ = self._participant(session, token)
             if participant.consented_at is None:
                 participant.consented_at = now or utcnow()
@@ -440,28 +504,25 @@ class Store:
         `now` overrides the clock, for simulations and tests only.
         """
         now = now or utcnow()
-        with Session(self.engine) as session, session.begin():
+        with self._write() as session:
             participant, study = self._participant(session, token)
             if participant.consented_at is None:
                 raise SurveyError("Please agree to take part before the first trial.")
-            trials = self._trials(session, participant.id)
-            answered = self._answered_ids(session, participant.id)
-            current = next((t for t in trials if t.id not in answered), None)
+            trials = self._trial_rows(session, participant.id)
+            current = next((t for t in trials if t.choice is None), None)
             if current is None:
-                if participant.finished_at is None:
-                    participant.finished_at = now
                 return None
-            session.execute(
-                update(Trial).where(Trial.id == current.id, Trial.shown_at.is_(None)).values(shown_at=now)
-            )
+            if current.shown_at is None:
+                session.execute(
+                    update(Trial).where(Trial.id == current.id, Trial.shown_at.is_(None)).values(shown_at=now)
+                )
             protocol = Protocol.from_dict(study.protocol)
             ids = [current.first_stimulus_id] + ([current.second_stimulus_id] if current.second_stimulus_id else [])
             pngs = dict(session.execute(select(Stimulus.id, Stimulus.png).where(Stimulus.id.in_(ids))).all())
-            shown_phase = "practice" if current.phase == "practice" else "test"
-            group = [t for t in trials if (t.phase == "practice") == (shown_phase == "practice")]
+            group = [t for t in trials if t.shown_phase == current.shown_phase]
             return TrialView(
                 trial_id=current.id,
-                phase=shown_phase,
+                phase=current.shown_phase,
                 index=group.index(current) + 1,
                 total=len(group),
                 mode=protocol.mode,
@@ -485,40 +546,37 @@ class Store:
             trial_id = int(trial_id)
         except (TypeError, ValueError):
             raise SurveyError("That trial does not exist.") from None
-        with Session(self.engine) as session, session.begin():
-            participant, study = self._participant(session, token)
+        with self._write() as session:
+            participant, study = self._participant(session, token, lock=True)
             protocol = Protocol.from_dict(study.protocol)
             if choice not in protocol.choices:
                 raise SurveyError(f"'{choice}' is not an answer here; choose {' or '.join(protocol.choices)}.")
-            trial = session.get(Trial, trial_id)
-            mine = trial is not None and trial.participant_id == participant.id
-            if mine:
-                first = session.scalar(select(Response).where(Response.trial_id == trial_id))
-                if first is not None:
-                    return self._result(session, protocol, participant, trial, first, stored=False)
+            trials = self._trial_rows(session, participant.id)
+            trial = next((t for t in trials if t.id == trial_id), None)
+            if trial is not None and trial.choice is not None:
+                return _answer_result(protocol, trial, trial.choice, stored=False, finished=participant.finished_at is not None)
             if participant.finished_at is not None:
                 raise SurveyError("You have already finished this study; thank you!")
-            if not mine:
+            if trial is None:
                 raise SurveyError("That trial does not belong to this participant.")
             if participant.consented_at is None:
                 raise SurveyError("Please agree to take part before the first trial.")
-            answered = self._answered_ids(session, participant.id)
-            trials = self._trials(session, participant.id)
-            current = next((t for t in trials if t.id not in answered), None)
-            if current is None or current.id != trial_id or trial.shown_at is None:
+            current = next(t for t in trials if t.choice is None)
+            if current.id != trial_id or trial.shown_at is None:
                 raise SurveyError("That is not the trial on screen; please answer the one shown now.")
 
             response_ms = max(0.0, (now - trial.shown_at).total_seconds() * 1000.0)
             stored = self._insert_response(session, trial_id, choice, response_ms, now)
-            first = session.scalar(select(Response).where(Response.trial_id == trial_id))
-            if stored and len(answered) + 1 == len(trials):
+            if not stored:  # a concurrent click won (only possible without the participant lock)
+                choice = session.scalar(select(Response.choice).where(Response.trial_id == trial_id))
+            finished = stored and sum(t.choice is None for t in trials) == 1
+            if finished:
                 session.execute(
                     update(Participant)
                     .where(Participant.id == participant.id, Participant.finished_at.is_(None))
                     .values(finished_at=now)
                 )
-                session.refresh(participant)
-            return self._result(session, protocol, participant, trial, first, stored=stored)
+            return _answer_result(protocol, trial, choice, stored=stored, finished=finished or participant.finished_at is not None)
 
     @staticmethod
     def _insert_response(session: Session, trial_id: int, choice: str, response_ms: float, now: datetime) -> bool:
@@ -530,8 +588,10 @@ class Store:
                 from sqlalchemy.dialects.sqlite import insert
             else:
                 from sqlalchemy.dialects.postgresql import insert
-            result = session.execute(insert(Response).values(**values).on_conflict_do_nothing(index_elements=["trial_id"]))
-            return result.rowcount == 1
+            # Core table, not the ORM entity: an ORM bulk insert does not report what it inserted.
+            table = Response.__table__
+            statement = insert(table).values(**values).on_conflict_do_nothing(index_elements=["trial_id"])
+            return session.execute(statement.returning(table.c.id)).first() is not None
         try:  # other databases: let the unique constraint decide, inside a savepoint
             with session.begin_nested():
                 session.add(Response(**values))
@@ -539,33 +599,15 @@ class Store:
         except IntegrityError:
             return False
 
-    def _result(
-        self, session: Session, protocol: Protocol, participant: Participant, trial: Trial, response: Response, *, stored: bool
-    ) -> AnswerResult:
-        correct = feedback = None
-        if trial.phase == "practice":
-            is_real = session.scalar(select(Stimulus.is_real).where(Stimulus.id == trial.first_stimulus_id))
-            correct = is_correct(protocol.mode, response.choice, real_side=trial.real_side, stimulus_is_real=is_real)
-            feedback = practice_feedback(protocol.mode, correct, real_side=trial.real_side, stimulus_is_real=is_real)
-        return AnswerResult(
-            trial_id=trial.id,
-            stored=stored,
-            phase="practice" if trial.phase == "practice" else "test",
-            correct=correct,
-            feedback=feedback,
-            finished=participant.finished_at is not None,
-        )
-
     def progress(self, token: str) -> Progress:
         """Where the participant is: consent, practice, test or finished, with counts per phase."""
         with Session(self._reader) as session:
             participant, study = self._participant(session, token)
-            trials = self._trials(session, participant.id)
-            answered = self._answered_ids(session, participant.id)
-        practice = [t for t in trials if t.phase == "practice"]
-        test = [t for t in trials if t.phase != "practice"]
-        practice_done = sum(t.id in answered for t in practice)
-        test_done = sum(t.id in answered for t in test)
+            trials = self._trial_rows(session, participant.id)
+        practice = [t for t in trials if t.shown_phase == "practice"]
+        test = [t for t in trials if t.shown_phase == "test"]
+        practice_done = sum(t.choice is not None for t in practice)
+        test_done = sum(t.choice is not None for t in test)
         if participant.consented_at is None:
             phase = "consent"
         elif practice_done < len(practice):
@@ -588,15 +630,11 @@ class Store:
         """How many of the participant's answered test trials were right (catch trials excluded)."""
         with Session(self._reader) as session:
             participant, study = self._participant(session, token)
-            mode = study.protocol["mode"]
-            rows = session.execute(
-                select(Response.choice, Trial.real_side, Stimulus.is_real)
-                .join(Trial, Trial.id == Response.trial_id)
-                .join(Stimulus, Stimulus.id == Trial.first_stimulus_id)
-                .where(Trial.participant_id == participant.id, Trial.phase == "test")
-            ).all()
-        correct = sum(is_correct(mode, c, real_side=side, stimulus_is_real=real) for c, side, real in rows)
-        return Score(correct=correct, answered=len(rows))
+            trials = self._trial_rows(session, participant.id)
+        mode = study.protocol["mode"]
+        answered = [t for t in trials if t.phase == "test" and t.choice is not None]
+        correct = sum(is_correct(mode, t.choice, real_side=t.real_side, stimulus_is_real=t.first_is_real) for t in answered)
+        return Score(correct=correct, answered=len(answered))
 
     def is_finished(self, token: str) -> bool:
         """Whether the participant has answered every trial."""
@@ -605,27 +643,23 @@ class Store:
             return participant.finished_at is not None
 
     @staticmethod
-    def _participant(session: Session, token: str) -> tuple[Participant, Study]:
-        row = (
-            session.execute(select(Participant, Study).join(Study, Study.id == Participant.study_id).where(Participant.token == token)).first()
-            if isinstance(token, str) and token
-            else None
-        )
+    def _participant(session: Session, token: str, *, lock: bool = False) -> tuple[Participant, Study]:
+        """The participant with `token` and their study; `lock` serialises this participant's writes.
+
+        The lock (SELECT .. FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises)
+        makes a second click wait for the first, then see its answer and return it.
+        """
+        row = None
+        if isinstance(token, str) and token:
+            row = session.execute(_PARTICIPANT_LOCKED if lock else _PARTICIPANT, {"token": token}).first()
         if row is None:
             raise SurveyError("This participant code is unknown; please start the study again from its link.")
         return row[0], row[1]
 
     @staticmethod
-    def _trials(session: Session, participant_id: int) -> list[Trial]:
-        return list(session.scalars(select(Trial).where(Trial.participant_id == participant_id).order_by(Trial.position)))
-
-    @staticmethod
-    def _answered_ids(session: Session, participant_id: int) -> set[int]:
-        return set(
-            session.scalars(
-                select(Response.trial_id).join(Trial, Trial.id == Response.trial_id).where(Trial.participant_id == participant_id)
-            )
-        )
+    def _trial_rows(session: Session, participant_id: int) -> list[_TrialRow]:
+        """All of a participant's trials in order, each with its answer (or None), in one query."""
+        return [_TrialRow(*row) for row in session.execute(_TRIAL_ROWS, {"participant_id": participant_id})]
 
     # -- analysis and admin -------------------------------------------------------------------
 
