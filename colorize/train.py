@@ -55,7 +55,7 @@ from .checkpoint import (
     save_training_state,
 )
 from .color import rgb_from_normalized
-from .config import ConfigError, TrainConfig, config_from_settings, explicit_settings, flatten
+from .config import OPTIONS, ConfigError, TrainConfig, config_from_settings, explicit_settings, flatten
 from .data import ColorizationDataset, DatasetError, EpochSampler
 from .losses import build_objective, critic_from_inputs, critic_inputs, gradient_penalty, l1_loss
 from .models import ModelConfig, build_discriminator, build_generator, count_parameters, load_resnet18_encoder_weights
@@ -278,7 +278,7 @@ class Trainer:
         config = self.config
         _seed_everything(config.seed)
         self.generator = build_generator(self.model_config)
-        if config.resnet18_weights:
+        if config.resnet18_weights and self.resume_state is None:  # a resume has its own weights
             try:
                 load_resnet18_encoder_weights(self.generator, config.resnet18_weights)
             except (FileNotFoundError, ValueError) as error:
@@ -693,7 +693,7 @@ def resolve_config(argv: list[str] | None = None) -> tuple[TrainConfig, dict[str
         return config_from_settings(settings), None
     out = Path(settings.get("out", TrainConfig.out))
     state = load_training_state(out)
-    saved = {k: v for k, v in state.get("train_config", {}).items() if k not in SESSION_SETTINGS}
+    saved = {k: v for k, v in state.get("train_config", {}).items() if k in OPTIONS and k not in SESSION_SETTINGS}
     saved = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
     # the saved config may have had discriminator_norm switched for wgan-gp; keep the user's value
     return config_from_settings(settings, base=saved), state
