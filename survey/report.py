@@ -47,6 +47,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import SurveyError
+from .simulate import SIMULATED_PREFIX
 from .stats import TwoWayBootstrap, binomial_test, dprime, fleiss_kappa, wilson_interval
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,6 @@ __all__ = [
 
 REAL = "real"
 CATCH = "catch"
-SIMULATED_PREFIX = "simulated-"
 CHANCE = 0.5
 REQUIRED_COLUMNS = (
     "mode", "participant", "participant_finished", "position", "phase", "image_key", "method",
@@ -533,7 +533,7 @@ def gallery_figure(items: list[tuple[str, bytes, bytes | None]]) -> Figure:
     """Rows of (caption, colorization PNG, real PNG) drawn side by side."""
     from PIL import Image
 
-    fig = Figure(figsize=(4.4, 2.1 * max(1, len(items))), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(3.8, 1.9 * max(1, len(items))), dpi=DPI, layout="constrained")
     axes = fig.subplots(max(1, len(items)), 2, squeeze=False)
     for row, (caption, fake, real) in zip(axes, items):
         for ax, png, label in ((row[0], fake, "colorization"), (row[1], real, "real photo")):
@@ -573,6 +573,10 @@ def _md_table(frame: pd.DataFrame, formats: dict[str, str] | None = None, header
     return "\n".join(lines)
 
 
+def _p_text(p: float) -> str:
+    return "n/a" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"= {p:.3f}")
+
+
 def _interval(low: float, high: float) -> str:
     if not (np.isfinite(low) and np.isfinite(high)):
         return "n/a"
@@ -592,7 +596,7 @@ def _method_sentences(analysis: Analysis) -> list[str]:
         text = (
             f"- {subject[0].upper() + subject[1:]} were {what} in {_pct(r['rate'])} of {r['n_trials']} trials "
             f"({r['n_participants']} participants, {r['n_images']} images); 95% Wilson {_interval(r['wilson_low'], r['wilson_high'])}, "
-            f"cluster bootstrap {_interval(r['boot_low'], r['boot_high'])}; exact binomial test against 50%: p = {_fmt(r['p_value'], 'p')}."
+            f"cluster bootstrap {_interval(r['boot_low'], r['boot_high'])}; exact binomial test against 50%: p {_p_text(r['p_value'])}."
         )
         if r["method"] != REAL:
             if np.isfinite(r["boot_low"]):
@@ -808,8 +812,8 @@ def write_report(
         else:
             save_png(gallery_figure(gallery), "gallery.png")
             md += [
-                f"The {gallery_size} colorizations (image × method, at least two answers) most often and least often "
-                "taken for real, each beside its real photo.",
+                f"The {gallery_size} colorizations (image × method) most and least often taken for real, each beside its "
+                "real photo; ranked by the lower (most) and upper (least) Wilson bound, so one lucky answer does not top the list.",
                 "",
                 "![Gallery](gallery.png)",
                 "",
@@ -829,12 +833,13 @@ def _gallery(a: Analysis, fetch_png, size: int):
     fakes = a.per_image[a.per_image["stimulus"] == "fake"]
     if fakes.empty:
         return []
-    enough = fakes[fakes["n_trials"] >= 2]
-    pool = enough if len(enough) >= 2 else fakes
-    ranked = pool.sort_values(["rate", "n_trials"], ascending=[False, False])
-    top = ranked.head(size)
-    bottom = ranked.iloc[::-1].head(size)
-    bottom = bottom[~bottom.index.isin(top.index)]
+    fakes = fakes.assign(
+        low=[wilson_interval(k, n)[0] for k, n in zip(fakes["n_judged_real"], fakes["n_trials"])],
+        high=[wilson_interval(k, n)[1] for k, n in zip(fakes["n_judged_real"], fakes["n_trials"])],
+    )
+    # Ranked by the Wilson bounds, not the raw rate, so "2 of 2" does not beat "12 of 15".
+    top = fakes.sort_values(["low", "rate"], ascending=[False, False]).head(size)
+    bottom = fakes[~fakes.index.isin(top.index)].sort_values(["high", "rate"], ascending=[True, True]).head(size)
     items = []
     try:
         for label, part in (("most convincing", top), ("least convincing", bottom)):
@@ -845,3 +850,99 @@ def _gallery(a: Analysis, fetch_png, size: int):
         logger.warning("Could not read stimulus images for the gallery: %s", exc)
         return None
     return items
+
+
+# ----------------------------------------------------------------------------- database and CLI
+
+
+def stimulus_png_reader(store, study: str) -> Callable[[str, str], bytes | None]:
+    """A function (image_key, method) -> PNG bytes of `study`'s stimulus, or None; read-only.
+
+    The Store has no such query, so this selects from `survey.models` directly, on the Store's
+    read-only engine where there is one (a deferred transaction on SQLite: it never takes the
+    write lock), and never writes.
+    """
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from .models import Stimulus, Study
+
+    engine = getattr(store, "_reader", None) or store.engine
+
+    def fetch(image_key: str, method: str) -> bytes | None:
+        query = (
+            select(Stimulus.png)
+            .join(Study, Study.id == Stimulus.study_id)
+            .where(Study.name == study, Stimulus.image_key == image_key, Stimulus.method == method)
+        )
+        with Session(engine) as session:
+            return session.scalar(query)
+
+    return fetch
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this report, every option spelled out, password hidden."""
+    parts = ["python", "-m", "survey.report", "--db", strip_password(args.db), "--study", args.study, "--out", str(args.out)]
+    parts += ["--catch-threshold", f"{args.catch_threshold:g}", "--min-rt-ms", f"{args.min_rt_ms:g}"]
+    parts += ["--bootstrap", str(args.bootstrap), "--seed", str(args.seed)]
+    if args.drop_fast:
+        parts.append("--drop-fast")
+    if args.simulated:
+        parts.append("--simulated")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    default = ReportOptions()
+    parser = argparse.ArgumentParser(prog="python -m survey.report", description="Evaluation report of a real-or-fake study.")
+    parser.add_argument("--db", default=None, help="database URL (default: SURVEY_DB_URL or sqlite:///survey.sqlite)")
+    parser.add_argument("--study", required=True, help="study name")
+    parser.add_argument("--out", default=None, type=Path, help="output folder (default: results/study-NAME/)")
+    parser.add_argument("--catch-threshold", type=float, default=default.catch_threshold,
+                        help="exclude participants whose catch-trial accuracy is below this")  # fmt: skip
+    parser.add_argument("--min-rt-ms", type=float, default=default.min_rt_ms, help="flag answers faster than this")
+    parser.add_argument("--drop-fast", action="store_true", help="drop the flagged too-fast answers from the analysis")
+    parser.add_argument("--bootstrap", type=int, default=default.n_boot, help="bootstrap replicates")
+    parser.add_argument("--seed", type=int, default=default.seed, help="bootstrap seed")
+    parser.add_argument("--simulated", action="store_true",
+                        help=f"label the report SIMULATED (automatic for studies named '{SIMULATED_PREFIX}...')")  # fmt: skip
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    from .settings import database_url
+    from .store import Store
+
+    args.db = database_url(args.db)
+    args.out = args.out or Path("results") / f"study-{args.study}"
+    args.simulated = args.simulated or args.study.startswith(SIMULATED_PREFIX)
+    try:
+        options = ReportOptions(
+            catch_threshold=args.catch_threshold, min_rt_ms=args.min_rt_ms, drop_fast=args.drop_fast,
+            n_boot=args.bootstrap, seed=args.seed,
+        )  # fmt: skip
+        store = Store(args.db)
+        summary = next((s for s in store.list_studies() if s.name == args.study), None)
+        if summary is None:
+            raise ReportError(f"There is no study called '{args.study}' in {store!r}.")
+        frame = store.trials_frame(args.study)
+        if frame.empty:
+            raise ReportError(f"The study '{args.study}' has no participants yet, so there is nothing to report.")
+        protocol = store.get_protocol(args.study).to_dict()
+        analysis = analyse(frame, methods=summary.methods, options=options)
+        path = write_report(
+            analysis, args.out, study=args.study, command=command_line(args), db_url=args.db,
+            simulated=args.simulated, protocol=protocol, fetch_png=stimulus_png_reader(store, args.study),
+        )  # fmt: skip
+    except SurveyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"Wrote {path} ({analysis.problem or 'report complete'}).")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

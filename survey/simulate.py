@@ -28,11 +28,12 @@ trials frame without a database for fast coverage tests):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
-import sys
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,11 @@ from scipy import optimize, special
 
 from . import SurveyError
 from .study import CATCH, REAL, Protocol, is_correct, plan_trials
+
+if TYPE_CHECKING:  # the Store pulls in SQLAlchemy; simulate_frame does not need it
+    from PIL import Image
+
+    from .store import Store, StudySummary
 
 logger = logging.getLogger(__name__)
 
@@ -243,3 +249,216 @@ def _derived(mode: str, choice: str, method: str, real_side: str | None) -> dict
     correct = is_correct(mode, choice, real_side=None, stimulus_is_real=is_real)
     judged_real = choice == "real"
     return {"choice": choice, "correct": correct, "fooled": None if is_real else judged_real, "judged_real": judged_real}
+
+
+# ----------------------------------------------------------------------------- through the Store
+
+
+@dataclass(frozen=True)
+class _Truth:
+    phase: str
+    image_key: str
+    method: str
+    real_side: str | None
+
+
+def _trial_truth(store: "Store", trial_id: int) -> _Truth:
+    """What a trial really shows, read (never written) from the tables.
+
+    A simulated participant must know the answer to answer by the model; the participant-facing
+    `TrialView` rightly hides it, so the simulator looks it up by trial id, read-only.
+    """
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session, aliased
+
+    from .models import Stimulus, Trial
+
+    first, second = aliased(Stimulus), aliased(Stimulus)
+    query = (
+        select(Trial.phase, Trial.real_side, first.image_key, first.method, first.is_real, second.method)
+        .join(first, first.id == Trial.first_stimulus_id)
+        .outerjoin(second, second.id == Trial.second_stimulus_id)
+        .where(Trial.id == trial_id)
+    )
+    with Session(getattr(store, "_reader", store.engine)) as session:
+        phase, real_side, key, first_method, first_is_real, second_method = session.execute(query).one()
+    method = (second_method if first_is_real else first_method) if second_method is not None else first_method
+    return _Truth(phase, key, method, real_side)
+
+
+def simulate_study(
+    store: "Store",
+    study: str,
+    config: SimulationConfig,
+    *,
+    participants: int,
+    seed: int = 0,
+    start: datetime | None = None,
+    progress: bool = False,
+) -> dict[str, int]:
+    """Add `participants` simulated participants to `study` through the Store's participant flow.
+
+    Only studies named "simulated-..." are accepted, so simulated answers can never be mixed into
+    a real study. Response times are imposed through the Store's `now=` clock override: each
+    answer comes `response_ms` after its trial was served. Returns counts per participant kind.
+    """
+    from tqdm.auto import tqdm
+
+    if not study.startswith(SIMULATED_PREFIX):
+        raise SurveyError(
+            f"Simulated answers go only into studies whose name starts with '{SIMULATED_PREFIX}' (so no real study "
+            f"is ever mixed with them and reports label them); '{study}' does not."
+        )
+    if participants < 1:
+        raise SurveyError("Simulate at least one participant.")
+    summary = next((s for s in store.list_studies() if s.name == study), None)
+    if summary is None:
+        raise SurveyError(f"There is no study called '{study}'; create one with --build-demo-from-synthetic.")
+    unknown = sorted(set(summary.methods) - set(config.true_rates))
+    if unknown:
+        raise SurveyError(
+            f"Give a true rate for every method of '{study}': missing {', '.join(unknown)} (e.g. --true-rate {unknown[0]}=0.3)."
+        )
+    protocol = store.get_protocol(study)
+    responder = Responder(config, seed=seed)
+    people = responder.participants(participants, trials_each=protocol.images_needed)
+    clock = start or datetime.now(timezone.utc).replace(microsecond=0)
+    kinds: dict[str, int] = {}
+    for who in tqdm(people, desc="Simulating", unit="participant", disable=not progress):
+        kinds[who.kind] = kinds.get(who.kind, 0) + 1
+        token = store.start_participant(study)
+        store.consent(token, now=clock)
+        done = 0
+        while (view := store.next_trial(token, now=clock)) is not None:
+            if who.stop_after is not None and done >= who.stop_after:
+                break  # leaves with this trial on screen, unanswered
+            truth = _trial_truth(store, view.trial_id)
+            answer = responder.answer(
+                who, mode=protocol.mode, phase=truth.phase, image_key=truth.image_key,
+                method=truth.method, real_side=truth.real_side,
+            )  # fmt: skip
+            clock += timedelta(milliseconds=answer.response_ms)
+            store.answer(token, view.trial_id, answer.choice, now=clock)
+            clock += timedelta(milliseconds=400)
+            done += 1
+        clock += timedelta(seconds=30)
+    return kinds
+
+
+def synthetic_sources(n: int, *, size: int = 64, seed: int = 0) -> list[tuple[str, "Image.Image"]]:
+    """`n` colourful synthetic photos (smooth colour fields with a few discs), no download needed."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    sources = []
+    for i in range(n):
+        rgb = np.zeros((size, size, 3))
+        for c in range(3):
+            a, b, phase = rng.uniform(-3, 3, 3)
+            rgb[..., c] = 0.5 + 0.35 * np.sin(2 * np.pi * (a * xx + b * yy) / 2 + phase)
+        for _ in range(3):
+            cx, cy, r = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.08, 0.2)
+            disc = (xx - cx) ** 2 + (yy - cy) ** 2 < r * r
+            rgb[disc] = rng.uniform(0.05, 0.95, 3)
+        sources.append((f"synthetic-{i:03d}", Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8)).convert("RGB")))
+    return sources
+
+
+def build_synthetic_study(
+    store: "Store", name: str, methods: Sequence[str], *, images: int = 24, protocol: Protocol | None = None, seed: int = 0
+) -> "StudySummary":
+    """A simulated study: synthetic photos, every method the "gray" baseline under its own name.
+
+    Built with `survey.build.build_study` (the real pipeline: crop, gray, catch, anonymised PNGs),
+    without torch. The fakes are placeholders: simulated answers come from the response model,
+    not from the pixels.
+    """
+    from .build import build_study
+    from .stimuli import gray_version
+
+    if not name.startswith(SIMULATED_PREFIX):
+        raise SurveyError(f"A simulated study's name must start with '{SIMULATED_PREFIX}' (e.g. '{SIMULATED_PREFIX}{name}'), so its report is labelled.")
+    protocol = protocol or Protocol(practice_trials=2, test_trials=20, catch_rate=0.1, image_size=64, seed=seed)
+    sources = synthetic_sources(images, size=protocol.image_size, seed=seed)
+    makers = {method: gray_version for method in methods}
+    return build_study(store, name=name, sources=sources, makers=makers, protocol=protocol, progress=False)
+
+
+# ----------------------------------------------------------------------------- command line
+
+_CONFIG_HELP = {
+    "real_rate": "single mode: share of real photos judged real by attentive participants",
+    "participant_sd": "SD of the participant random effect (logit scale); 0 = none",
+    "image_sd": "SD of the image random effect (logit scale); 0 = none",
+    "careless_share": "share of careless participants (coin-flip answers, fail catch trials)",
+    "dropout_share": "share of participants who stop before the end",
+    "catch_accuracy": "attentive participants' accuracy on catch trials",
+    "careless_catch_accuracy": "careless participants' accuracy on catch trials",
+    "fast_share": "share of attentive answers faster than 300 ms",
+}
+
+
+def _true_rate(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not METHOD=RATE (e.g. gray=0.35)") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m survey.simulate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", default=None, help="database URL (default: SURVEY_DB_URL or sqlite:///survey.sqlite)")
+    parser.add_argument("--study", required=True, help=f"study name; must start with '{SIMULATED_PREFIX}'")
+    parser.add_argument("--participants", type=int, default=40, help="simulated participants to add")
+    parser.add_argument("--true-rate", type=_true_rate, action="append", required=True, metavar="METHOD=RATE",
+                        help="population fooling rate of a method; repeat for each method")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="seeds participants, answers and the synthetic study")
+    parser.add_argument("--build-demo-from-synthetic", action="store_true",
+                        help="first create the study from synthetic images (methods: the gray baseline renamed)")  # fmt: skip
+    build = parser.add_argument_group("the synthetic study (with --build-demo-from-synthetic)")
+    default = Protocol()
+    build.add_argument("--mode", choices=("pair", "single"), default=default.mode)
+    build.add_argument("--images", type=int, default=24, help="synthetic source images")
+    build.add_argument("--practice", type=int, default=2, help="practice trials per participant")
+    build.add_argument("--trials", type=int, default=default.test_trials, help="test trials per participant (catch included)")
+    build.add_argument("--catch-rate", type=float, default=default.catch_rate)
+    build.add_argument("--size", type=int, default=64, help="side of the square stimuli in pixels")
+    model = parser.add_argument_group("the response model")
+    for f in dataclasses.fields(SimulationConfig):
+        if f.name == "true_rates":
+            continue
+        model.add_argument(f"--{f.name.replace('_', '-')}", type=float, default=f.default, help=f"{_CONFIG_HELP.get(f.name, '')} (default {f.default})")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    from .store import Store
+
+    try:
+        rates = dict(args.true_rate)
+        fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(SimulationConfig) if f.name != "true_rates"}
+        config = SimulationConfig(true_rates=rates, **fields)
+        store = Store(args.db)
+        if args.build_demo_from_synthetic:
+            protocol = Protocol(
+                mode=args.mode, practice_trials=args.practice, test_trials=args.trials,
+                catch_rate=args.catch_rate, image_size=args.size, seed=args.seed,
+            )  # fmt: skip
+            summary = build_synthetic_study(store, args.study, sorted(rates), images=args.images, protocol=protocol, seed=args.seed)
+            print(f"Built the simulated study '{summary.name}' ({summary.images} synthetic images, methods {', '.join(summary.methods)}).")
+        kinds = simulate_study(store, args.study, config, participants=args.participants, seed=args.seed, progress=True)
+    except SurveyError as error:
+        raise SystemExit(f"error: {error}") from None
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+    print(f"Added {sum(kinds.values())} simulated participants to '{args.study}' ({counts}) in {store!r}.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
