@@ -178,7 +178,7 @@ def _fit_gamut(linear: torch.Tensor, y: torch.Tensor, fy: torch.Tensor, a: torch
     index = _outside(linear).nonzero().squeeze(1)
     if index.numel() == 0:
         return
-    y, fy, a, b = y[index], fy[index], a[index], b[index]
+    y, fy, a, b = (t.index_select(0, index) for t in (y, fy, a, b))
     low = torch.zeros_like(y)  # chroma factor known to fit (gray always does)
     high = torch.ones_like(y)  # known not to fit
     for _ in range(_GAMUT_STEPS):
@@ -186,13 +186,13 @@ def _fit_gamut(linear: torch.Tensor, y: torch.Tensor, fy: torch.Tensor, a: torch
         fits = ~_outside(_linear_rgb(y, fy, a * middle, b * middle))
         low = torch.where(fits, middle, low)
         high = torch.where(fits, high, middle)
-    linear[:, index] = _linear_rgb(y, fy, a * low, b * low)
+    linear.index_copy_(1, index, _linear_rgb(y, fy, a * low, b * low))
 
 
 def _encode(linear: torch.Tensor) -> torch.Tensor:
     """Linear sRGB -> 8-bit sRGB (clipped to [0, 1] first) through the encoding table."""
     index = linear.clamp_(0.0, 1.0).mul_(float(_ENCODE_STEPS)).add_(0.5).to(torch.int32)
-    return _ENCODE_TABLE[index]
+    return _ENCODE_TABLE.index_select(0, index.view(-1)).view(index.shape)
 
 
 def compose(
@@ -226,14 +226,16 @@ def compose(
         y = _relative_luminance(np.asarray(image.crop((left, top, right, bottom)))).reshape(-1)
         fy = _lab_f(y)
         low, high, weight = (t[top:bottom] for t in rows)
-        ab_rows = ab[:, low, :] * (1.0 - weight)[:, None] + ab[:, high, :] * weight[:, None]
+        ab_rows = ab.index_select(1, low) * (1.0 - weight)[:, None] + ab.index_select(1, high) * weight[:, None]
         low, high, weight = (t[left:right] for t in cols)
-        ab_tile = (ab_rows[:, :, low] * (1.0 - weight) + ab_rows[:, :, high] * weight).reshape(2, -1)
+        ab_tile = ab_rows.index_select(2, low) * (1.0 - weight) + ab_rows.index_select(2, high) * weight
+        ab_tile = ab_tile.reshape(2, -1)
         linear = _linear_rgb(y, fy, ab_tile[0], ab_tile[1])
         if gamut == "chroma":
             _fit_gamut(linear, y, fy, ab_tile[0], ab_tile[1])
-        tile = _encode(linear).T.contiguous().reshape(bottom - top, right - left, 3)
-        output.paste(Image.fromarray(tile.numpy(), mode="RGB"), (left, top))
+        size = (right - left, bottom - top)
+        planes = [Image.frombuffer("L", size, plane.numpy(), "raw", "L", 0, 1) for plane in _encode(linear)]
+        output.paste(Image.merge("RGB", planes), (left, top))  # PIL interleaves the planes quickly
     return output
 
 
@@ -262,6 +264,10 @@ class Colorizer:
 
     The generator is put in eval mode once; dropout is only switched on, under a lock, for a
     call with a `seed`, so one Colorizer can serve several threads (the Gradio app).
+
+    Knobs for the benchmark: `precision` ("fp32", or "bf16" = the network under autocast),
+    `channels_last` (the network's memory layout), `chunk_pixels` (tile size of the
+    full-resolution work) and `gamut` ("chroma" or "clip", see `GAMUT_MODES`).
     """
 
     def __init__(
@@ -274,6 +280,7 @@ class Colorizer:
         precision: str = "fp32",
         chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
         gamut: str = "chroma",
+        channels_last: bool = True,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"Unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}.")
@@ -283,7 +290,8 @@ class Colorizer:
             parameter = next(generator.parameters(), None)
             device = parameter.device if parameter is not None else "cpu"
         self.device = resolve_device(device)
-        self.generator = generator.to(self.device, memory_format=torch.channels_last).eval()
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.generator = generator.to(self.device, memory_format=self.memory_format).eval()
         set_dropout_sampling(self.generator, False)
         self.config = dict(config)
         self.name = name
@@ -338,7 +346,7 @@ class Colorizer:
         `seed=None`: dropout off, deterministic. An int: dropout on with the RNG seeded, so the
         same seed gives the same sample (the pix2pix noise z).
         """
-        x = lightness.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last)
+        x = lightness.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
         autocast = (
             torch.autocast(self.device.type, dtype=torch.bfloat16)
             if self.precision == "bf16"
