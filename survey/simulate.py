@@ -210,45 +210,46 @@ def simulate_frame(
     n_trials = protocol.fitted(len(keys))[0].images_needed
     people = responder.participants(participants, trials_each=n_trials)
     rows = []
-    start = pd.Timestamp("2024-01-01", tz="UTC")
+    offsets = []  # seconds after the start, for answered_at
     trial_id = 0
+    pair = protocol.mode == "pair"
     for ordinal, who in enumerate(people):
         plan = plan_trials(protocol, image_keys=keys, methods=methods, ordinal=ordinal)
         finished = who.stop_after is None
         for trial in plan:
             trial_id += 1
             answered = who.stop_after is None or trial.position < who.stop_after
-            is_real = None if protocol.mode == "pair" else trial.method == REAL
-            row = {
-                "study": study, "mode": protocol.mode, "participant": ordinal + 1,
-                "participant_finished": finished, "trial_id": trial_id, "position": trial.position,
-                "phase": trial.phase, "image_key": trial.image_key, "method": trial.method,
-                "is_real": np.nan if is_real is None else is_real, "real_side": trial.real_side,
-                "answered": answered, "choice": None, "correct": None, "fooled": None,
-                "judged_real": None, "response_ms": None, "answered_at": None,
-            }  # fmt: skip
+            is_real = np.nan if pair else trial.method == REAL
             if answered:
                 ans = responder.answer(
                     who, mode=protocol.mode, phase=trial.phase, image_key=trial.image_key,
                     method=trial.method, real_side=trial.real_side,
                 )  # fmt: skip
-                row.update(_derived(protocol.mode, ans.choice, trial.method, trial.real_side))
-                row["response_ms"] = ans.response_ms
-                row["answered_at"] = start + pd.Timedelta(minutes=ordinal, seconds=trial.position * 3)
-            rows.append(row)
-    frame = pd.DataFrame(rows, columns=TRIALS_FRAME_COLUMNS)
+                choice, correct, fooled, judged_real = _derived(protocol.mode, ans.choice, trial.method, trial.real_side)
+                response_ms, offset = ans.response_ms, 60.0 * ordinal + 3.0 * trial.position
+            else:
+                choice = correct = fooled = judged_real = response_ms = None
+                offset = np.nan
+            offsets.append(offset)
+            rows.append(
+                (study, protocol.mode, f"P{ordinal + 1:04d}", finished, trial_id, trial.position, trial.phase, trial.image_key,
+                 trial.method, is_real, trial.real_side, answered, choice, correct, fooled, judged_real, response_ms, None)
+            )  # fmt: skip
+    frame = pd.DataFrame.from_records(rows, columns=TRIALS_FRAME_COLUMNS)
+    frame["response_ms"] = frame["response_ms"].astype(float)
+    frame["answered_at"] = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.asarray(offsets), unit="s")
     return frame
 
 
-def _derived(mode: str, choice: str, method: str, real_side: str | None) -> dict:
-    """choice -> correct / fooled / judged_real, as the store defines them."""
+def _derived(mode: str, choice: str, method: str, real_side: str | None) -> tuple:
+    """choice -> (choice, correct, fooled, judged_real), as the store defines them."""
     if mode == "pair":
         correct = is_correct(mode, choice, real_side=real_side, stimulus_is_real=None)
-        return {"choice": choice, "correct": correct, "fooled": not correct, "judged_real": None}
+        return choice, correct, not correct, None
     is_real = method == REAL
-    correct = is_correct(mode, choice, real_side=None, stimulus_is_real=is_real)
     judged_real = choice == "real"
-    return {"choice": choice, "correct": correct, "fooled": None if is_real else judged_real, "judged_real": judged_real}
+    correct = is_correct(mode, choice, real_side=None, stimulus_is_real=is_real)
+    return choice, correct, None if is_real else judged_real, judged_real
 
 
 # ----------------------------------------------------------------------------- through the Store

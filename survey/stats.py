@@ -125,6 +125,13 @@ def fleiss_kappa(counts) -> float:
     return (p_bar - p_e) / (1.0 - p_e)
 
 
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # Small products: einsum, which skips BLAS's thread start-up (it dominates at this size).
+    if a.shape[0] * a.shape[1] * b.shape[1] < 4_000_000:
+        return np.einsum("ij,jk->ik", a, b)
+    return a @ b
+
+
 def _resample_counts(rng: np.random.Generator, reps: int, n: int) -> np.ndarray:
     """reps x n multiplicities: how often each of n units is drawn in n draws with replacement."""
     draws = rng.integers(0, n, size=(reps, n)) + (np.arange(reps) * n)[:, None]
@@ -207,15 +214,15 @@ class TwoWayBootstrap:
         w_i = _resample_counts(rng, self.n_boot, self.n_images)
         per_participant = cells.sum(axis=1)  # (P, q)
         per_image = cells.sum(axis=0)  # (I, q)
-        self.by_participant = w_p @ per_participant  # (B, q)
-        self.by_image = w_i @ per_image
+        self.by_participant = _matmul(w_p, per_participant)  # (B, q)
+        self.by_image = _matmul(w_i, per_image)
         # sum_p sum_i w_p w_i cells[p, i] = sum_i w_i (w_p @ cells[:, i]); chunked to bound memory
         both = np.empty((self.n_boot, q))
         chunk = max(1, int(4_000_000 // max(1, self.n_images * q)))
         flat = cells.reshape(self.n_participants, -1)
         for start in range(0, self.n_boot, chunk):
             stop = min(self.n_boot, start + chunk)
-            left = (w_p[start:stop] @ flat).reshape(stop - start, self.n_images, q)
+            left = _matmul(w_p[start:stop], flat).reshape(stop - start, self.n_images, q)
             both[start:stop] = np.einsum("bi,biq->bq", w_i[start:stop], left)
         self.both = both
 
