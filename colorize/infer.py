@@ -17,8 +17,9 @@ How one image is colourised:
    resolution and joined to the image's *own* full-resolution L, so the output keeps every
    detail and the exact luminance of the input (up to 8-bit rounding). A predicted colour that
    sRGB cannot show (a saturated colour at near-black L, say) keeps its L and hue and loses
-   chroma until it fits (`gamut="chroma"`); per-channel clipping (`gamut="clip"`, what
-   `skimage.color.lab2rgb` does) would change L there by up to ~20 units on real photos.
+   chroma until it fits (`gamut="chroma"`). Per-channel clipping (`gamut="clip"`, what
+   `skimage.color.lab2rgb` does) changes L there instead: on skimage's astronaut with strong
+   predictions (mean chroma 20) L moved by up to 23 units with clipping, 0.24 without.
 4. Step 3 runs in tiles of about `chunk_pixels` pixels (rows, and columns too for very wide
    images), so memory grows only with the input and output images themselves (8 bits per
    channel), not with float copies of them: a 50-megapixel photo needs about 0.5 GB.
@@ -34,7 +35,6 @@ import argparse
 import contextlib
 import glob
 import logging
-import math
 import os
 import sys
 import threading
@@ -318,6 +318,7 @@ class Colorizer:
         target = resolve_device(device)
         generator, config = load_model(folder, device=target)
         name = str(config.get("name") or (folder.name if path is not None else "shipped"))
+        logger.info("Loaded colorizer %s from %s on %s", name, folder, target)
         return cls(generator, config, name=name, device=target, precision=precision)
 
     @classmethod
@@ -501,7 +502,10 @@ def collect_inputs(
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
+            before = len(jobs)
             add_folder(path, path)
+            if len(jobs) == before and not any(True for _ in find_images(path)):
+                problems.append((argument, "this folder holds no image files"))
         elif path.is_file():
             add(path, Path(path.name))
         elif glob.has_magic(argument):

@@ -282,6 +282,8 @@ def test_cli_all_good_exits_zero_and_skips_its_own_output_folder(tmp_path, check
         assert infer.main([str(tmp_path / "album"), "--out", str(out), "--model", str(checkpoint), "--render-size", "64"]) == 0
     # the second run did not colourise the first run's outputs
     assert not any("_color_color" in p.name for p in out.rglob("*"))
+    (tmp_path / "empty").mkdir()
+    assert infer.main([str(tmp_path / "empty"), str(tmp_path / "nothing-*.png"), "--out", str(out), "--model", str(checkpoint)]) == 1
 
 
 def test_cli_missing_model_is_one_sentence_and_exit_2(tmp_path):
