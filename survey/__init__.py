@@ -10,6 +10,8 @@ Modules, one role each:
 - `build`     `python -m survey.build`: images + colorization methods -> a stored study
 - `demo`      `python -m survey.demo`: a small study from scikit-image's photos
 - `admin`     `python -m survey.admin`: status table and CSV export
+- `report`    `python -m survey.report`: the analysis of `Store.trials_frame`
+- `simulate`  simulated participants answering through the real `Store`, to check the report
 """
 
 from __future__ import annotations

@@ -18,8 +18,13 @@ resume after a reload, on any server process: the next trial is whatever is stil
 
 Concurrency: SQLite runs in WAL mode with a busy timeout and takes the write lock at the start of
 each write transaction (BEGIN IMMEDIATE), so concurrent participants queue for a few milliseconds
-instead of failing; PostgreSQL needs nothing special. A response is unique per trial in the
-schema, and stored with INSERT .. ON CONFLICT DO NOTHING, so a double click keeps the first answer.
+instead of failing; on PostgreSQL an answer locks its participant's row (other participants are
+not held up). A response is unique per trial in the schema and stored with INSERT .. ON CONFLICT
+DO NOTHING, so a double click keeps the first answer whatever the timing.
+
+SQLite keeps recent writes in `<file>-wal` until a checkpoint (at the latest when the last
+connection closes): copy the database while the app runs with `sqlite3 file ".backup copy"`,
+or stop the app first, rather than copying the file alone.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from sqlalchemy.pool import StaticPool
 
 from . import SurveyError
 from .models import Base, Participant, Response, Stimulus, Study, Trial, utcnow
+from .settings import database_url
 from .stimuli import encode_png
 from .study import CATCH, REAL, RESERVED_METHODS, Protocol, is_correct, plan_trials, practice_feedback
 
@@ -206,7 +212,8 @@ def _answer_result(protocol: Protocol, trial: _TrialRow, choice: str, *, stored:
 _PARTICIPANT = (
     select(Participant, Study).join(Study, Study.id == Participant.study_id).where(Participant.token == bindparam("token"))
 )
-_PARTICIPANT_LOCKED = _PARTICIPANT.with_for_update(of=Participant)
+# FOR NO KEY UPDATE: serialises writers of this row without blocking inserts that reference it.
+_PARTICIPANT_LOCKED = _PARTICIPANT.with_for_update(of=Participant, key_share=True)
 _TRIAL_ROWS = (
     select(
         Trial.id, Trial.position, Trial.phase, Trial.first_stimulus_id, Trial.second_stimulus_id,
@@ -293,8 +300,6 @@ class Store:
     """
 
     def __init__(self, url: str | None = None, *, echo: bool = False) -> None:
-        from .settings import database_url
-
         self.url = database_url(url)
         self.engine = make_engine(self.url)
         if echo:
@@ -427,7 +432,7 @@ class Store:
     @staticmethod
     def _study(session: Session, name: str, *, lock: bool = False) -> Study:
         query = select(Study).where(Study.name == name)
-        study = session.scalar(query.with_for_update() if lock else query)
+        study = session.scalar(query.with_for_update(key_share=True) if lock else query)
         if study is None:
             raise SurveyError(f"There is no study called '{name}'.")
         return study
