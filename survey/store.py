@@ -62,6 +62,7 @@ __all__ = [
     "Store",
     "StudySummary",
     "SurveyError",
+    "TrialTruth",
     "TrialView",
     "TRIALS_FRAME_COLUMNS",
 ]
@@ -175,6 +176,19 @@ class Score:
     @property
     def share(self) -> float | None:
         return self.correct / self.answered if self.answered else None
+
+
+@dataclass(frozen=True)
+class TrialTruth:
+    """What a trial tests (server side only): method = the fake's method (pair) or the shown
+    stimulus's ("real" for a real photo, single mode); is_real only in single mode."""
+
+    trial_id: int
+    phase: str  # "practice" | "test" | "catch"
+    image_key: str
+    method: str
+    real_side: str | None
+    is_real: bool | None
 
 
 @dataclass(frozen=True)
@@ -667,6 +681,39 @@ class Store:
         return [_TrialRow(*row) for row in session.execute(_TRIAL_ROWS, {"participant_id": participant_id})]
 
     # -- analysis and admin -------------------------------------------------------------------
+
+    def trial_truth(self, trial_id: int) -> TrialTruth:
+        """The answer key of one trial, for simulations and analysis: NEVER show it to a participant."""
+        first, second = aliased(Stimulus), aliased(Stimulus)
+        with Session(self._reader) as session:
+            row = session.execute(
+                select(Trial.phase, Trial.real_side, first.image_key, first.method, first.is_real, second.method)
+                .join(first, first.id == Trial.first_stimulus_id)
+                .outerjoin(second, second.id == Trial.second_stimulus_id)
+                .where(Trial.id == trial_id)
+            ).first()
+        if row is None:
+            raise SurveyError("That trial does not exist.")
+        phase, real_side, image_key, first_method, first_is_real, second_method = row
+        pair = second_method is not None
+        return TrialTruth(
+            trial_id=trial_id,
+            phase=phase,
+            image_key=image_key,
+            method=(second_method if first_is_real else first_method) if pair else first_method,
+            real_side=real_side,
+            is_real=None if pair else bool(first_is_real),
+        )
+
+    def stimulus_png(self, study: str, image_key: str, method: str) -> bytes | None:
+        """The stored PNG of one stimulus ("real", "catch" or a method name), e.g. for report figures."""
+        with Session(self._reader) as session:
+            return session.scalar(
+                select(Stimulus.png)
+                .join(Study, Study.id == Stimulus.study_id)
+                .where(Study.name == study, Stimulus.image_key == image_key, Stimulus.method == method)
+            )
+
 
     def trials_frame(self, study: str) -> pd.DataFrame:
         """One row per assigned trial (answered or not) with the columns of docs/CONTRACTS.md.

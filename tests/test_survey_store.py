@@ -348,6 +348,24 @@ def test_trials_frame_has_exactly_the_contract_columns(store):
     assert not frame["participant"].str.contains(token[:8]).any()  # pseudonyms, never the token
 
 
+def test_the_answer_key_and_stored_images_for_simulations_and_reports(store):
+    make_study(store, mode="single", methods=("warm",))
+    token = store.start_participant("s")
+    store.consent(token)
+    frame = store.trials_frame("s").set_index("trial_id")
+    for trial_id, row in frame.iterrows():
+        truth = store.trial_truth(trial_id)
+        assert (truth.phase, truth.image_key, truth.method, truth.is_real) == (
+            row["phase"], row["image_key"], row["method"], row["is_real"]
+        )  # fmt: skip
+    view = store.next_trial(token)
+    truth = store.trial_truth(view.trial_id)
+    assert view.images == (store.stimulus_png("s", truth.image_key, truth.method),)
+    assert store.stimulus_png("s", "img00", "no-such-method") is None
+    with pytest.raises(SurveyError, match="does not exist"):
+        store.trial_truth(10**9)
+
+
 def test_export_status_and_listing(store, tmp_path):
     make_study(store, name="first")
     make_study(store, name="second", mode="single")
