@@ -377,6 +377,10 @@ def _comparisons(summary: pd.DataFrame, boot, columns, options) -> pd.DataFrame 
             verdict = "cannot tell (too few participants or images for an interval)"
         elif bi.low > 0:
             verdict = f"{a['method']} beats {b['method']}"
+        elif bi.high < 0:  # possible only with a very skewed bootstrap distribution
+            a, b = b, a
+            diff, bi = -diff, type(bi)(-bi.estimate, -bi.high, -bi.low, bi.se, bi.se_pigeonhole, bi.reps_used)
+            verdict = f"{a['method']} beats {b['method']}"
         else:
             verdict = "no detectable difference"
         rows.append(
@@ -577,6 +581,10 @@ def _p_text(p: float) -> str:
     return "n/a" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"= {p:.3f}")
 
 
+def _points(low: float, high: float) -> str:
+    return "n/a" if not (np.isfinite(low) and np.isfinite(high)) else f"{100 * low:+.1f} to {100 * high:+.1f} points"
+
+
 def _interval(low: float, high: float) -> str:
     if not (np.isfinite(low) and np.isfinite(high)):
         return "n/a"
@@ -680,6 +688,7 @@ def write_report(
     protocol: dict | None = None,
     fetch_png: Callable[[str, str], bytes | None] | None = None,
     gallery_size: int = 3,
+    data_command: str | None = None,
 ) -> Path:
     """Write report.md, CSV tables and PNG figures into `out_dir`; returns the path of report.md."""
     out = Path(out_dir)
@@ -712,6 +721,7 @@ def write_report(
         f"- Generated: {stamp}",
         f"- Database: `{strip_password(db_url)}`",
         f"- Command: `{command}`",
+        *([f"- Data made by: `{data_command}`"] if data_command else []),
         "",
         "## Protocol",
         "",
@@ -770,9 +780,9 @@ def write_report(
             ]
             for _, c in a.comparisons.iterrows():
                 if c["verdict"].endswith(f"beats {c['method_b']}"):
-                    md.append(f"- **{c['method_a']} beats {c['method_b']}**: fooling rate higher by {100 * c['difference']:.1f} points (95% {_interval(c['boot_low'], c['boot_high'])}).")
+                    md.append(f"- **{c['method_a']} beats {c['method_b']}**: fooling rate higher by {100 * c['difference']:.1f} points (95% interval {_points(c['boot_low'], c['boot_high'])}).")
                 elif c["verdict"] == "no detectable difference":
-                    md.append(f"- {c['method_a']} vs {c['method_b']}: no detectable difference ({100 * c['difference']:+.1f} points, 95% {_interval(c['boot_low'], c['boot_high'])}).")
+                    md.append(f"- {c['method_a']} vs {c['method_b']}: no detectable difference ({100 * c['difference']:+.1f} points, 95% interval {_points(c['boot_low'], c['boot_high'])}).")
                 else:
                     md.append(f"- {c['method_a']} vs {c['method_b']}: {c['verdict']}.")
             md.append("")
@@ -890,6 +900,8 @@ def command_line(args: argparse.Namespace) -> str:
         parts.append("--drop-fast")
     if args.simulated:
         parts.append("--simulated")
+    if args.data_command:
+        parts += ["--data-command", args.data_command]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -907,6 +919,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=default.seed, help="bootstrap seed")
     parser.add_argument("--simulated", action="store_true",
                         help=f"label the report SIMULATED (automatic for studies named '{SIMULATED_PREFIX}...')")  # fmt: skip
+    parser.add_argument("--data-command", default=None, help="the command that produced the data, recorded in the report")
     return parser
 
 
@@ -936,6 +949,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = write_report(
             analysis, args.out, study=args.study, command=command_line(args), db_url=args.db,
             simulated=args.simulated, protocol=protocol, fetch_png=stimulus_png_reader(store, args.study),
+            data_command=args.data_command,
         )  # fmt: skip
     except SurveyError as error:
         print(f"error: {error}", file=sys.stderr)

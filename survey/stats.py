@@ -12,6 +12,7 @@ Nothing here reads the database or draws plots; `survey.report` does that and ca
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -61,7 +62,13 @@ def binomial_test(successes: int, trials: int, *, p: float = 0.5) -> float:
     """
     if trials == 0:
         return math.nan
-    return float(_st.binomtest(int(successes), int(trials), p, alternative="two-sided").pvalue)
+    return _binomtest(int(successes), int(trials), float(p))
+
+
+@functools.lru_cache(maxsize=4096)
+def _binomtest(successes: int, trials: int, p: float) -> float:
+    # Cached: the admin view and the coverage simulations ask for the same few (k, n) again and again.
+    return float(_st.binomtest(successes, trials, p, alternative="two-sided").pvalue)
 
 
 def dprime(hits, n_signal, false_alarms, n_noise, *, correction: str | None = "loglinear"):

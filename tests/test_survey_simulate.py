@@ -109,3 +109,23 @@ def test_cli_builds_and_simulates(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--db", url, "--study", "simulated-x", "--true-rate", "gray"])
     assert "METHOD=RATE" in capsys.readouterr().err
+
+
+def test_report_and_simulation_never_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from survey.report import summary_table\n"
+        "from survey.simulate import SimulationConfig, build_synthetic_study, simulate_study\n"
+        "from survey.store import Store\n"
+        "from survey.study import Protocol\n"
+        "store = Store('sqlite://')\n"
+        "build_synthetic_study(store, 'simulated-t', ['m'], images=4, protocol=Protocol(practice_trials=1, test_trials=3, image_size=32))\n"
+        "simulate_study(store, 'simulated-t', SimulationConfig(true_rates={'m': 0.3}, dropout_share=0, careless_share=0), participants=2)\n"
+        "summary_table(store.trials_frame('simulated-t'), n_boot=20)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
