@@ -480,7 +480,8 @@ class ColorizeUI:
 # Real or fake? (the survey)
 # ---------------------------------------------------------------------------------------------
 
-# Hides the stimulus `exposure` ms after its images have been decoded; the answer buttons stay.
+# Hides the stimulus `exposure` ms after it is first on screen (in view, images decoded); the
+# answer buttons stay. In a background tab or scrolled away, the clock has not started yet.
 STIMULUS_JS = """
 const arm = () => {
   const box = element.querySelector('.stimulus');
@@ -489,9 +490,14 @@ const arm = () => {
   const ms = Number(box.dataset.exposure || 0);
   if (!ms) return;
   const images = Array.from(box.querySelectorAll('img'));
-  Promise.all(images.map((img) => img.decode().catch(() => null))).then(() => {
-    setTimeout(() => box.classList.add('expired'), ms);
+  const seen = new IntersectionObserver((entries) => {
+    if (!entries.some((entry) => entry.isIntersecting)) return;
+    seen.disconnect();
+    Promise.all(images.map((img) => img.decode().catch(() => null))).then(() => {
+      setTimeout(() => box.classList.add('expired'), ms);
+    });
   });
+  seen.observe(box);
 };
 arm();
 watch('value', arm);
@@ -579,6 +585,13 @@ class SurveyUI:
                 result = f"You were right in {share}."
         return {"screen": "done", "study": study, "score": result}
 
+    def _unfinished(self, saved: Any, study: str) -> bool:
+        token = self._token(saved, study)
+        try:
+            return token is not None and not self.store.is_finished(token)
+        except SurveyError:
+            return False
+
     def _guard(self, study: str | None) -> str:
         if self.store is None:
             raise user_error(self.store_problem or "The study database is not available.")
@@ -588,28 +601,36 @@ class SurveyUI:
 
     # -- handlers (each is also an API endpoint) ---------------------------------------------
 
-    def open(self, study: str | None, saved: Any) -> tuple[Any, dict, str, tuple]:
-        """Where this browser stands in `study`: consent, instructions, its current trial, or done."""
-        if self.store is None or not study:
-            return saved, self._closed(), "", ()
-        try:
-            protocol = self.store.get_protocol(study)
-        except SurveyError as error:
-            return saved, self._closed(str(error)), "", ()
-        token = self._token(saved, study)
-        if token is not None:
-            try:
-                progress = self.store.progress(token)
-            except SurveyError:  # a token from another database: start afresh
-                token, saved = None, {k: v for k, v in saved.items() if k != study}
-        if token is None or progress.phase == "consent":
-            return saved, {"screen": "consent", "study": study, "text": protocol.consent_text}, "", ()
+    def _where(self, study: str, token: str | None) -> tuple[dict, str, tuple]:
+        """The screen for `token` in `study` now: consent, instructions, its current trial, or done."""
+        protocol = self.store.get_protocol(study)
+        progress = self.store.progress(token) if token is not None else None
+        if progress is None or progress.phase == "consent":
+            return {"screen": "consent", "study": study, "text": protocol.consent_text}, "", ()
         if progress.phase == "finished":
-            return saved, self._done(study, token), "", ()
+            return self._done(study, token), "", ()
         if progress.practice_done == 0 and progress.test_done == 0:
-            return saved, {"screen": "instructions", "study": study, "text": protocol.instructions}, "", ()
-        screen, html_, images = self._current(study, token)
-        return saved, screen, html_, images
+            return {"screen": "instructions", "study": study, "text": protocol.instructions}, "", ()
+        return self._current(study, token)
+
+    def open(self, study: str | None, saved: Any) -> tuple[Any, dict, str, tuple]:
+        """Where this browser stands in `study` (on page load, and when another study is picked).
+
+        The saved tokens come back unchanged (gr.skip) unless the one for `study` is unknown to
+        the database (a reset database): then it is dropped and the participant starts afresh.
+        """
+        if self.store is None or not study:
+            return gr.skip(), self._closed(), "", ()
+        token, keep = self._token(saved, study), gr.skip()
+        try:
+            if token is not None:
+                try:
+                    self.store.progress(token)
+                except SurveyError:
+                    token, keep = None, {k: v for k, v in saved.items() if k != study}
+            return keep, *self._where(study, token)
+        except SurveyError as error:
+            return keep, self._closed(str(error)), "", ()
 
     def consent(self, study: str | None, saved: Any) -> tuple[Any, dict, str, tuple]:
         """The participant agrees: they are registered (all trials assigned) and see the instructions.
@@ -630,9 +651,9 @@ class SurveyUI:
                 token = self.store.start_participant(study)
                 saved[study] = token
             self.store.consent(token)
+            return saved, *self._where(study, token)
         except SurveyError as error:
             raise user_error(error) from None
-        return self.open(study, saved)
 
     def proceed(self, study: str | None, saved: Any) -> tuple[Any, dict, str, tuple]:
         """Show the participant's current trial (after the instructions, or after practice feedback)."""
@@ -698,9 +719,8 @@ class SurveyUI:
 
     # -- layout -------------------------------------------------------------------------------
 
-    def build_tab(self, demo: gr.Blocks) -> None:
+    def build_tab(self, demo: gr.Blocks, tabs: gr.Tabs, saved: gr.BrowserState) -> None:
         names = self.studies()
-        saved = gr.BrowserState({}, storage_key="colorize-survey-tokens", secret=_browser_secret(self.store))
         screen = gr.JSON(visible=False)
         shown = gr.State(())
         study = gr.Dropdown(
@@ -759,10 +779,23 @@ class SurveyUI:
 
         study.change(self.open, [study, saved], api_name="survey_open", **common).then(**then)
         # On every page load: the list of studies, then where this browser stands (resume).
-        demo.load(
-            lambda: gr.Dropdown(choices=self.studies(), value=self.default_study(), visible=len(self.studies()) > 1),
-            None, [study], api_visibility="private", queue=False,
-        ).then(self.open, [study, saved], api_visibility="private", **common).then(**then)
+        def pick_study(saved: Any, request: gr.Request):
+            """The study named in the link (?study=NAME), else one this browser is part-way through, else the default."""
+            names = self.studies()
+            wanted = request.query_params.get("study") if request else None
+            if wanted not in names:
+                wanted = next((name for name in names if self._unfinished(saved, name)), self.default_study())
+            return gr.Dropdown(choices=names, value=wanted, visible=len(names) > 1)
+
+        def show_tab(state: dict | None, request: gr.Request):
+            """Open this tab for a participant who is mid-study or came by a study link."""
+            linked = bool(request and request.query_params.get("study"))
+            busy = isinstance(state, dict) and state.get("screen") in ("instructions", "trial", "feedback")
+            return gr.Tabs(selected="survey") if linked or busy else gr.skip()
+
+        demo.load(pick_study, [saved], [study], api_visibility="private", queue=False).then(
+            self.open, [study, saved], api_visibility="private", **common
+        ).then(**then).then(show_tab, [screen], [tabs], api_visibility="private", queue=False)
         agree.click(self.consent, [study, saved], api_name="survey_consent", **common).success(**then)
         begin.click(self.proceed, [study, saved], api_name="survey_next", **common).success(**then)
         next_button.click(self.proceed, [study, saved], api_visibility="private", **common).success(**then)
@@ -889,14 +922,17 @@ def build_app(
             "colour channels from the lightness. Your photo keeps its size and every detail of its tones."
         )
         gr.Markdown(f"⚠️ {UNTRAINED_WARNING}.", visible=catalog.untrained, elem_id="warning-banner")
+        # The survey tokens, one per study, in the browser. Declared here, outside the tabs, so it
+        # is read from localStorage when the page loads, not only once its tab is opened.
+        saved_tokens = gr.BrowserState({}, storage_key="colorize-survey-tokens", secret=_browser_secret(store))
         model_menus: list[gr.Dropdown] = []
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Colorize", id="colorize"):
                 model_menus += colorize_ui.build_colorize_tab()
             with gr.Tab("Batch", id="batch"):
                 model_menus += colorize_ui.build_batch_tab()
             with gr.Tab("Real or fake?", id="survey"):
-                survey_ui.build_tab(demo)
+                survey_ui.build_tab(demo, tabs, saved_tokens)
 
         def refresh_models():
             return [gr.Dropdown(choices=catalog.choices()) for _ in model_menus]
@@ -917,6 +953,7 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs) -> Any:
         theme=THEME,
         css=CSS,
         footer_links=["api"],
+        run_history=False,  # it would keep every answer and image in the browser's localStorage
         **kwargs,
     )
 

@@ -13,7 +13,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import chromium, fetch_image, gray_photo, mean_chroma, running_app, save_tiny_checkpoint
+from browser import (
+    build_tiny_studies,
+    chromium,
+    fetch_image,
+    gray_photo,
+    mean_chroma,
+    running_app,
+    save_tiny_checkpoint,
+)
+from survey.store import Store
 
 pytestmark = pytest.mark.browser
 
@@ -31,10 +40,11 @@ def shots(tmp_path_factory) -> Path:
 def server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("browser-app")
     save_tiny_checkpoint(workdir / "models" / "tiny")
-    with running_app(
-        models_dir=workdir / "models", db_url=f"sqlite:///{workdir / 'survey.sqlite'}", workdir=workdir
-    ) as (url, _):
-        yield {"url": url, "workdir": workdir}
+    db_url = f"sqlite:///{workdir / 'survey.sqlite'}"
+    build_tiny_studies(Store(db_url))
+    env = {"SURVEY_ADMIN_PASSWORD": "open sesame"}
+    with running_app(models_dir=workdir / "models", db_url=db_url, workdir=workdir, env=env) as (url, _):
+        yield {"url": url, "workdir": workdir, "db_url": db_url}
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +136,67 @@ def test_batch_of_two_files_gives_a_zip(browser_page, server, tmp_path, shots):
         assert sorted(archive.namelist()) == ["a.png", "b.png", "report.txt"]
         colour = Image.open(io.BytesIO(archive.read("b.png")))
         assert colour.size == (40, 90) and mean_chroma(colour) > 15
+
+
+def test_a_whole_short_study(browser_page, server, shots):
+    page = browser_page
+    link = server["url"] + "?study=tiny-pair"  # the link participants get: opens the study's tab
+    page.goto(link)
+    page.wait_for_selector("#survey-agree", state="visible")
+    page.screenshot(path=shots / "10-consent.png", full_page=True)
+    page.click("#survey-agree")
+    page.wait_for_selector("#survey-begin", state="visible")
+    page.screenshot(path=shots / "11-instructions.png", full_page=True)
+
+    page.click("#survey-begin")
+    page.wait_for_selector("#survey-stimulus .stimulus img")
+    assert page.locator("#survey-progress").inner_text().strip() == "Practice 1 / 1"
+    assert page.locator(".stimulus img").count() == 2
+    page.screenshot(path=shots / "12-practice-trial.png", full_page=True)
+    # shown for the study's 400 ms, then hidden; the answer buttons stay
+    page.wait_for_selector(".stimulus.expired", state="attached", timeout=5_000)
+    assert not page.locator(".stimulus img").first.is_visible()
+    assert page.locator("#survey-choice-0").is_enabled()
+    page.screenshot(path=shots / "13-hidden.png", full_page=True)
+
+    page.click("#survey-choice-0")
+    page.wait_for_selector("#survey-next", state="visible")
+    assert page.locator("#survey-feedback").inner_text().startswith(("Correct!", "Not quite."))
+    page.screenshot(path=shots / "14-feedback.png", full_page=True)
+    page.click("#survey-next")
+
+    page.wait_for_function("document.querySelector('#survey-progress')?.innerText.trim() === '1 / 3'")
+    page.click("#survey-choice-1")
+    page.wait_for_function("document.querySelector('#survey-progress')?.innerText.trim() === '2 / 3'")
+    page.screenshot(path=shots / "15-test-trial.png", full_page=True)
+
+    # A reload resumes where the participant left off (the token is kept in the browser).
+    page.goto(server["url"])
+    page.wait_for_function("document.querySelector('#survey-progress')?.innerText.trim() === '2 / 3'")
+    page.click("#survey-choice-0")
+    page.wait_for_function("document.querySelector('#survey-progress')?.innerText.trim() === '3 / 3'")
+    page.click("#survey-choice-1")
+    page.wait_for_selector("#survey-done", state="visible")
+    score = page.locator("#survey-score").inner_text()
+    page.screenshot(path=shots / "16-thanks.png", full_page=True)
+    assert score.startswith("You picked the real photo in ") and "of 3 test trials" in score
+
+    # Finished: the link shows the thank-you page again, with nothing left to answer.
+    page.goto(link)
+    page.wait_for_selector("#survey-done", state="visible")
+    frame = Store(server["db_url"]).trials_frame("tiny-pair")
+    assert frame["participant"].nunique() == 1 and bool(frame["answered"].all())
+
+
+def test_admin_view(browser_page, server, shots):
+    page = browser_page
+    open_app(page, server["url"])
+    page.get_by_role("tab", name="Real or fake?").click()
+    page.get_by_text("Study admin").click()
+    page.locator("#admin-password input").fill("open sesame")
+    page.locator("#admin-study input").click()
+    page.get_by_role("option", name="tiny-pair", exact=True).click()
+    page.click("#admin-show")
+    page.wait_for_selector("#admin-export", state="visible")
+    page.screenshot(path=shots / "17-admin.png", full_page=True)
+    assert "Participants:" in page.locator("#admin-status").inner_text()
