@@ -1,0 +1,266 @@
+"""The fast inference path: what this CPU can do, how many threads to use, and a prepared copy
+of a generator for deterministic (`seed=None`) calls.
+
+What `python -m colorize.bench --compare-paths` measured on the CPUs we have (see
+results/bench.md) decides what `Colorizer(precision="auto")` does:
+
+- "folded" (the default, any device): a copy of the generator with every batch norm folded
+  into the convolution before it (eval statistics are constants, so conv -> BN is one affine
+  conv), dropout left out (it is off without a seed) and the weights in channels_last.
+  It computes the same function as the eager model up to float32 rounding (max |ab| error
+  about 1e-5 Lab units), so it needs no tolerance beyond fp32's.
+- "eager": the generator as it is; always used with a `seed`, because the noise z of pix2pix
+  *is* dropout, and whenever `precision="fp32"` is asked for (the reference).
+- "bf16": eager under autocast. Worth it only where the CPU has native bf16 arithmetic
+  (avx512_bf16 or amx_bf16 in /proc/cpuinfo); elsewhere oneDNN emulates it and it is several
+  times slower than fp32. Outputs move by up to a few Lab units, so it is never chosen
+  automatically: ask for it with `precision="bf16"`.
+
+Measured and rejected (numbers in results/bench.md): TorchScript trace + freeze +
+optimize_for_inference (no faster than the folded eager model here, seconds to prepare),
+torch.compile (a minute to compile on two cores, a few per cent faster, and it failed on the
+second input shape with `freezing=True`), contiguous layout (slower than channels_last).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+import os
+import platform
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import fx, nn
+
+from .models import SizeAgnosticGenerator
+
+logger = logging.getLogger(__name__)
+
+CPUINFO_PATH = Path("/proc/cpuinfo")
+FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+PATHS = ("folded", "eager", "bf16")
+
+
+# --------------------------------------------------------------------------------------------
+# What the CPU can do
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    """The CPU as /proc/cpuinfo describes it (model name, feature flags, cores)."""
+
+    model: str
+    flags: frozenset[str] = field(default_factory=frozenset, repr=False)
+    logical_cores: int = 1
+    physical_cores: int = 1
+
+    def has(self, flag: str) -> bool:
+        return flag in self.flags
+
+    @property
+    def native_bf16(self) -> bool:
+        """True where bf16 matrix arithmetic runs in hardware (AVX512-BF16 or AMX-BF16)."""
+        return self.has("avx512_bf16") or self.has("amx_bf16")
+
+    def summary(self) -> dict:
+        return {
+            "model": self.model,
+            "logical_cores": self.logical_cores,
+            "physical_cores": self.physical_cores,
+            "flags": {flag: self.has(flag) for flag in FLAGS_OF_INTEREST},
+            "native_bf16": self.native_bf16,
+        }
+
+
+def parse_cpuinfo(text: str) -> CpuInfo:
+    """Read the text of /proc/cpuinfo (x86 or ARM layout); missing fields fall back gently."""
+    processors = [block for block in re.split(r"\n\s*\n", text) if block.strip()]
+    model = ""
+    flags: set[str] = set()
+    cores: set[tuple[str, str]] = set()
+    logical = 0
+    for block in processors:
+        fields_ = {}
+        for line in block.splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                fields_[key.strip().lower()] = value.strip()
+        if "processor" not in fields_:
+            continue
+        logical += 1
+        model = model or fields_.get("model name") or fields_.get("hardware") or fields_.get("cpu model", "")
+        flags.update((fields_.get("flags") or fields_.get("features") or "").split())
+        if "core id" in fields_:
+            cores.add((fields_.get("physical id", "0"), fields_["core id"]))
+    logical = max(1, logical)
+    physical = len(cores) if cores else logical
+    return CpuInfo(model=model or platform.processor() or "unknown", flags=frozenset(flags), logical_cores=logical, physical_cores=physical)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_info() -> CpuInfo:
+    """This machine's CPU (cached). Off Linux: the model from `platform`, no flags."""
+    try:
+        return parse_cpuinfo(CPUINFO_PATH.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        count = os.cpu_count() or 1
+        return CpuInfo(model=platform.processor() or "unknown", logical_cores=count, physical_cores=count)
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. under taskset or a container)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def recommended_threads(info: CpuInfo | None = None) -> int:
+    """One intra-op thread per physical core we may use: SMT siblings only contend for the FMA units."""
+    info = info or cpu_info()
+    return max(1, min(info.physical_cores, available_cpus()))
+
+
+def choose_path(precision: str, device: torch.device | str = "cpu", info: CpuInfo | None = None) -> str:
+    """The network path for a `precision` ("auto", "fp32" or "bf16") on `device` (see module docstring).
+
+    "auto" is "folded" on every device: it is fp32-exact and was never slower than eager.
+    """
+    if precision == "fp32":
+        return "eager"
+    if precision == "bf16":
+        device = torch.device(device)
+        if device.type == "cpu" and not (info or cpu_info()).native_bf16:
+            logger.info("This CPU has no native bf16 (avx512_bf16/amx_bf16): bf16 autocast will be emulated and slow.")
+        return "bf16"
+    if precision == "auto":
+        return "folded"
+    raise ValueError(f"Unknown precision '{precision}'; choose auto, fp32 or bf16.")
+
+
+# --------------------------------------------------------------------------------------------
+# Batch norm folding
+# --------------------------------------------------------------------------------------------
+
+
+class _Predict(nn.Module):
+    """`generator.predict` as a module's forward, so torch.fx can trace it (no padding logic)."""
+
+    def __init__(self, generator: SizeAgnosticGenerator) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        return self.generator.predict(lightness)
+
+
+class FoldedGenerator(SizeAgnosticGenerator):
+    """A traced, batch-norm-folded body with the same padding and cropping as its source generator."""
+
+    def __init__(self, body: nn.Module, size_multiple: int) -> None:
+        super().__init__()
+        self.body = body
+        self.size_multiple = size_multiple
+
+    def predict(self, lightness: torch.Tensor) -> torch.Tensor:
+        return self.body(lightness)
+
+
+def _foldable(norm: nn.Module) -> bool:
+    return (
+        isinstance(norm, nn.BatchNorm2d)
+        and norm.running_mean is not None
+        and norm.running_var is not None
+    )
+
+
+@torch.no_grad()
+def _fold(conv: nn.Conv2d | nn.ConvTranspose2d, norm: nn.BatchNorm2d) -> None:
+    """conv <- norm(conv(.)) with the norm's running statistics (eval mode)."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps) if norm.affine else torch.rsqrt(norm.running_var + norm.eps)
+    shift = (norm.bias if norm.affine else torch.zeros_like(scale)) - norm.running_mean * scale
+    if isinstance(conv, nn.ConvTranspose2d):
+        conv.weight.mul_(scale.view(1, -1, 1, 1))  # weight: (in, out, kh, kw)
+    else:
+        conv.weight.mul_(scale.view(-1, 1, 1, 1))  # weight: (out, in, kh, kw)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(scale)
+    conv.bias = nn.Parameter(bias * scale + shift, requires_grad=False)
+
+
+def fold_batchnorm(generator: SizeAgnosticGenerator) -> FoldedGenerator:
+    """A copy of `generator` for deterministic inference: batch norms folded, dropout dropped.
+
+    Works on any generator of `colorize.models` (it traces `predict` with torch.fx and folds
+    every BatchNorm2d whose only input is a Conv2d or ConvTranspose2d used once). Instance
+    norm and unmatched batch norms stay as they are. The source generator is not touched.
+    """
+    source = copy.deepcopy(generator).eval()
+    graph_module = fx.symbolic_trace(_Predict(source))
+    modules = dict(graph_module.named_modules())
+    calls: dict[str, int] = {}
+    for node in graph_module.graph.nodes:
+        if node.op == "call_module":
+            calls[node.target] = calls.get(node.target, 0) + 1
+    folded = 0
+    for node in list(graph_module.graph.nodes):
+        if node.op != "call_module":
+            continue
+        module = modules[node.target]
+        if isinstance(module, nn.Dropout) or (isinstance(module, nn.Identity) and len(node.args) == 1):
+            node.replace_all_uses_with(node.args[0])
+            graph_module.graph.erase_node(node)
+            continue
+        if not _foldable(module) or len(node.args) != 1:
+            continue
+        producer = node.args[0]
+        if not (isinstance(producer, fx.Node) and producer.op == "call_module"):
+            continue
+        conv = modules[producer.target]
+        if (
+            not isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d))
+            or conv.groups != 1
+            or len(producer.users) != 1
+            or calls[producer.target] != 1
+            or calls[node.target] != 1
+        ):
+            continue
+        _fold(conv, module)
+        node.replace_all_uses_with(producer)
+        graph_module.graph.erase_node(node)
+        folded += 1
+    graph_module.graph.eliminate_dead_code()
+    graph_module.delete_all_unused_submodules()
+    graph_module.recompile()
+    graph_module.requires_grad_(False)
+    logger.debug("Folded %d batch norms into their convolutions.", folded)
+    return FoldedGenerator(graph_module, generator.size_multiple).eval()
+
+
+def prepare_generator(
+    generator: nn.Module,
+    path: str,
+    *,
+    memory_format: torch.memory_format = torch.channels_last,
+) -> nn.Module | None:
+    """The module to call for `seed=None` on `path`, or None for "use the generator itself".
+
+    A generator that cannot be traced falls back to the eager one with a warning, never an error.
+    """
+    if path != "folded":
+        return None
+    if not isinstance(generator, SizeAgnosticGenerator):
+        logger.warning("%s is not a colorize generator; using it as it is.", type(generator).__name__)
+        return None
+    try:
+        prepared = fold_batchnorm(generator)
+    except Exception as error:  # fx raises many types for untraceable code
+        logger.warning("Could not prepare the fast path (%s); using the eager generator.", error)
+        return None
+    parameter = next(generator.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    return prepared.to(device, memory_format=memory_format)
