@@ -25,7 +25,7 @@ What is estimated (test trials of participants who pass quality control):
   generalised to unequal rater counts (`survey.stats.fleiss_kappa`).
 
 `summary_table(frame)` and `fooling_rate_figure(table)` give the admin view the same table and
-main plot live. Figures use matplotlib's object API (no pyplot, no GUI backend).
+main plot live. The gallery's images come from `Store.stimulus_png`. Figures use matplotlib's object API (no pyplot, no GUI backend).
 """
 
 from __future__ import annotations
@@ -865,32 +865,6 @@ def _gallery(a: Analysis, fetch_png, size: int):
 # ----------------------------------------------------------------------------- database and CLI
 
 
-def stimulus_png_reader(store, study: str) -> Callable[[str, str], bytes | None]:
-    """A function (image_key, method) -> PNG bytes of `study`'s stimulus, or None; read-only.
-
-    The Store has no such query, so this selects from `survey.models` directly, on the Store's
-    read-only engine where there is one (a deferred transaction on SQLite: it never takes the
-    write lock), and never writes.
-    """
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
-
-    from .models import Stimulus, Study
-
-    engine = getattr(store, "_reader", None) or store.engine
-
-    def fetch(image_key: str, method: str) -> bytes | None:
-        query = (
-            select(Stimulus.png)
-            .join(Study, Study.id == Stimulus.study_id)
-            .where(Study.name == study, Stimulus.image_key == image_key, Stimulus.method == method)
-        )
-        with Session(engine) as session:
-            return session.scalar(query)
-
-    return fetch
-
-
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this report, every option spelled out, password hidden."""
     parts = ["python", "-m", "survey.report", "--db", strip_password(args.db), "--study", args.study, "--out", str(args.out)]
@@ -948,7 +922,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         analysis = analyse(frame, methods=summary.methods, options=options)
         path = write_report(
             analysis, args.out, study=args.study, command=command_line(args), db_url=args.db,
-            simulated=args.simulated, protocol=protocol, fetch_png=stimulus_png_reader(store, args.study),
+            simulated=args.simulated, protocol=protocol, fetch_png=lambda key, method: store.stimulus_png(args.study, key, method),
             data_command=args.data_command,
         )  # fmt: skip
     except SurveyError as error:

@@ -2,8 +2,9 @@
 
 `python -m survey.simulate --db URL --study NAME --participants 40 --true-rate method=0.35 --seed 0`
 answers a stored study through the real storage layer (`Store.start_participant`, `consent`,
-`next_trial`, `answer`: the same calls the app makes), so what the report reads is exactly what a
-real study would store. `--build-demo-from-synthetic` first creates a small study from synthetic
+`next_trial`, `answer`: the same calls the app makes, with response times set through their
+`now=` clock), so what the report reads is exactly what a real study would store. The simulated
+participant knows each trial's answer key from `Store.trial_truth` (server side only). `--build-demo-from-synthetic` first creates a small study from synthetic
 images (no torch, no downloads) whose fakes are the "gray" baseline under the method names of the
 `--true-rate` flags; such studies are marked simulated (see `SIMULATED_PREFIX`).
 
@@ -255,38 +256,6 @@ def _derived(mode: str, choice: str, method: str, real_side: str | None) -> tupl
 # ----------------------------------------------------------------------------- through the Store
 
 
-@dataclass(frozen=True)
-class _Truth:
-    phase: str
-    image_key: str
-    method: str
-    real_side: str | None
-
-
-def _trial_truth(store: "Store", trial_id: int) -> _Truth:
-    """What a trial really shows, read (never written) from the tables.
-
-    A simulated participant must know the answer to answer by the model; the participant-facing
-    `TrialView` rightly hides it, so the simulator looks it up by trial id, read-only.
-    """
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session, aliased
-
-    from .models import Stimulus, Trial
-
-    first, second = aliased(Stimulus), aliased(Stimulus)
-    query = (
-        select(Trial.phase, Trial.real_side, first.image_key, first.method, first.is_real, second.method)
-        .join(first, first.id == Trial.first_stimulus_id)
-        .outerjoin(second, second.id == Trial.second_stimulus_id)
-        .where(Trial.id == trial_id)
-    )
-    with Session(getattr(store, "_reader", store.engine)) as session:
-        phase, real_side, key, first_method, first_is_real, second_method = session.execute(query).one()
-    method = (second_method if first_is_real else first_method) if second_method is not None else first_method
-    return _Truth(phase, key, method, real_side)
-
-
 def simulate_study(
     store: "Store",
     study: str,
@@ -333,7 +302,8 @@ def simulate_study(
         while (view := store.next_trial(token, now=clock)) is not None:
             if who.stop_after is not None and done >= who.stop_after:
                 break  # leaves with this trial on screen, unanswered
-            truth = _trial_truth(store, view.trial_id)
+            # The answer key (server side only): a simulated participant answers by the model, not the pixels.
+            truth = store.trial_truth(view.trial_id)
             answer = responder.answer(
                 who, mode=protocol.mode, phase=truth.phase, image_key=truth.image_key,
                 method=truth.method, real_side=truth.real_side,
