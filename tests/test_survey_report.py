@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from survey.report import (
     ReportError,
+    ReportOptions,
     analyse,
     fooling_rate_figure,
     main,
@@ -32,6 +33,7 @@ from survey.study import Protocol
 RATES = {"alpha": 0.35, "beta": 0.2}
 PAIR = Protocol(mode="pair", practice_trials=2, test_trials=20, catch_rate=0.1)
 SINGLE = Protocol(mode="single", practice_trials=2, test_trials=20, catch_rate=0.1)
+FAST = ReportOptions(n_boot=200)  # few replicates keep the suite quick; reports use 2000
 
 
 def coverage(config: SimulationConfig, *, datasets: int, participants: int = 40, images: int = 24, protocol=PAIR):
@@ -102,7 +104,7 @@ def test_quality_control_excludes_careless_and_unfinished_participants():
 def test_fast_answers_are_flagged_and_dropped_only_on_request():
     config = SimulationConfig(true_rates=RATES, careless_share=0.0, dropout_share=0.0, fast_share=0.2)
     frame = simulate_frame(config, participants=20, images=24, seed=4)
-    kept = analyse(frame, options=None)
+    kept = analyse(frame, options=FAST)
     fast_test = kept.trials["fast"] & (kept.trials["phase"] == "test")
     assert kept.fast_total > 0 and fast_test.sum() > 0
     dropped = summary_table(frame, n_boot=50, drop_fast=True)
@@ -112,7 +114,7 @@ def test_fast_answers_are_flagged_and_dropped_only_on_request():
 
 def test_comparisons_claim_a_winner_only_when_the_interval_excludes_zero():
     far = SimulationConfig(true_rates={"good": 0.45, "bad": 0.1}, careless_share=0.0, dropout_share=0.0)
-    a = analyse(simulate_frame(far, participants=40, seed=5), options=None)
+    a = analyse(simulate_frame(far, participants=40, seed=5), options=FAST)
     row = a.comparisons.iloc[0]
     assert (row["method_a"], row["method_b"]) == ("good", "bad")
     assert row["boot_low"] > 0 and row["verdict"] == "good beats bad"
@@ -120,7 +122,7 @@ def test_comparisons_claim_a_winner_only_when_the_interval_excludes_zero():
     same = SimulationConfig(true_rates={"one": 0.3, "two": 0.3}, careless_share=0.0, dropout_share=0.0)
     verdicts = []
     for seed in range(10):
-        c = analyse(simulate_frame(same, participants=30, seed=seed), options=None).comparisons.iloc[0]
+        c = analyse(simulate_frame(same, participants=30, seed=seed), options=FAST).comparisons.iloc[0]
         assert (c["boot_low"] > 0) == c["verdict"].endswith("beats " + c["method_b"])
         verdicts.append(c["verdict"])
     assert verdicts.count("no detectable difference") >= 8
@@ -141,11 +143,11 @@ def test_single_mode_reports_reals_and_dprime():
 
 def test_agreement_is_fleiss_kappa_over_stimuli():
     config = SimulationConfig(true_rates=RATES, careless_share=0.0, dropout_share=0.0)
-    independent = analyse(simulate_frame(config, participants=40, seed=7), options=None).agreement
+    independent = analyse(simulate_frame(config, participants=40, seed=7), options=FAST).agreement
     assert independent["items"] > 20 and independent["raters_min"] >= 2
     assert abs(independent["kappa"]) < 0.1  # independent answers: chance agreement only
     strong = SimulationConfig(true_rates=RATES, careless_share=0.0, dropout_share=0.0, image_sd=3.0)
-    assert analyse(simulate_frame(strong, participants=40, seed=7), options=None).agreement["kappa"] > 0.3
+    assert analyse(simulate_frame(strong, participants=40, seed=7), options=FAST).agreement["kappa"] > 0.3
 
 
 # -- edge cases: a plain sentence, never a traceback -------------------------------------------
@@ -169,14 +171,14 @@ def test_everyone_excluded_gives_a_sentence(tmp_path):
     frame["participant_finished"] = False
     with pytest.raises(ReportError, match="No test answers are left after quality control"):
         summary_table(frame)
-    analysis = analyse(frame, options=None)
+    analysis = analyse(frame, options=FAST)
     text = write_report(analysis, tmp_path, study="s", command="cmd", db_url="sqlite://").read_text()
     assert "No test answers are left after quality control" in text
     assert "did not finish" in text
 
 
 def test_one_participant_gets_wilson_but_no_cluster_interval(tmp_path):
-    analysis = analyse(_frame(participants=1), options=None)
+    analysis = analyse(_frame(participants=1), options=FAST)
     table = analysis.summary
     assert (table["n_participants"] == 1).all()
     assert table["wilson_low"].notna().all() and table["boot_low"].isna().all()
@@ -187,7 +189,7 @@ def test_one_participant_gets_wilson_but_no_cluster_interval(tmp_path):
 
 
 def test_a_method_nobody_saw_gets_an_empty_row_and_a_note(tmp_path):
-    analysis = analyse(_frame(participants=6), methods=["alpha", "beta", "gamma"], options=None)
+    analysis = analyse(_frame(participants=6), methods=["alpha", "beta", "gamma"], options=FAST)
     gamma = analysis.summary.set_index("method").loc["gamma"]
     assert gamma["n_trials"] == 0 and math.isnan(gamma["rate"]) and math.isnan(gamma["wilson_low"])
     assert any("'gamma' has no usable test answers" in note for note in analysis.notes)
@@ -226,7 +228,7 @@ def test_store_round_trip_estimates_the_true_rate():
     simulate_study(store, "simulated-e2e", config, participants=16, seed=1)
     frame = store.trials_frame("simulated-e2e")
     assert frame["participant"].nunique() == 16
-    analysis = analyse(frame, methods=["alpha", "beta"], options=None)
+    analysis = analyse(frame, methods=["alpha", "beta"], options=FAST)
     qc = analysis.participants
     assert int((~qc["finished"]).sum()) == 2 and int(qc["excluded"].sum()) >= 3
     for row in analysis.summary.itertuples():
