@@ -19,8 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from sqlalchemy import create_engine
 
 from survey import SurveyError
+from survey.models import Base
 from survey.stimuli import catch_version, gray_version
 from survey.store import StimulusImage, Store, TrialView
 from survey.study import Protocol
@@ -66,10 +68,15 @@ def make_study(store: Store, name: str = "s", *, n_images: int = 16, methods=("g
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'survey.sqlite'}"
-    from pg import create_database
-
-    return create_database(request.getfixturevalue("postgres_url"))
+        yield f"sqlite:///{tmp_path / 'survey.sqlite'}"
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url
+    # Empty the shared database for the next test: much cheaper than a database per test, each
+    # of which copies PostgreSQL's template (and takes as long again to delete at the end).
+    engine = create_engine(url)
+    Base.metadata.drop_all(engine)
+    engine.dispose()
 
 
 @pytest.fixture
