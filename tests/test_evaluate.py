@@ -22,6 +22,15 @@ SIZE = 64
 TINY = ModelConfig(base_channels=4, depth=4, max_channels=16)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """The models here are tiny: extra threads only add synchronisation on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture()
 def photos(tmp_path) -> Path:
     folder = tmp_path / "photos"

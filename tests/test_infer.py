@@ -25,6 +25,15 @@ TINY = ModelConfig(base_channels=4, depth=4, max_channels=16)
 RENDER = 64  # small render size keeps the suite fast; the pipeline is the same at 256
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """The models here are tiny: extra threads only add synchronisation on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _vivid_tiny_colorizer(seed: int = 0) -> Colorizer:
     """A tiny generator whose weights are large enough to give strong colours (and clipping)."""
     torch.manual_seed(seed)
