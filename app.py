@@ -708,11 +708,14 @@ class SurveyUI:
         ]
         table = figure = None
         try:
-            summary = summary_table(frame, n_boot=500)
-            figure = fooling_rate_figure(summary, title=f"{study}: fooling rate per method")
+            summary = summary_table(frame, n_boot=500)  # fewer replicates than the report: this refreshes live
             table = _display_summary(summary)
+            figure = fooling_rate_figure(summary, title=f"{study}: fooling rate per method")
         except SurveyError as error:
             lines.append(f"No summary yet: {error}")
+        except ValueError as error:  # a plotting corner case must not hide the status and the export
+            logger.warning("The fooling-rate plot of %s failed: %s", study, error)
+            lines.append("The plot could not be drawn for these numbers.")
         export = self.scratch.folder() / f"{_stem(study)}-responses.csv"
         self.store.export_responses_csv(study, export)
         return "\n\n".join(lines), table, figure, str(export)
