@@ -9,6 +9,7 @@ UI only: pictures are coloured by `colorize`, every survey read and write goes t
 from __future__ import annotations
 
 import argparse
+import atexit
 import html
 import logging
 import os
@@ -118,6 +119,7 @@ class Scratch:
     def __init__(self, max_age_s: float = 3600.0) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="colorize-app-"))
         self.max_age_s = max_age_s
+        atexit.register(shutil.rmtree, self.root, ignore_errors=True)
 
     def folder(self) -> Path:
         self._sweep()
@@ -856,14 +858,6 @@ def _display_summary(summary: Any) -> Any:
     return pd.DataFrame(rows)
 
 
-def _browser_secret(store: Any) -> str:
-    """A stable key for the browser-side token store, so tokens survive an app restart."""
-    import hashlib
-
-    seed = getattr(store, "url", "no-store")
-    return hashlib.sha256(f"colorize-survey/{seed}".encode()).hexdigest()[:32]
-
-
 
 def _pass_original_file(component: gr.Image) -> gr.Image:
     """Hand the uploaded file itself to the handler, unopened.
@@ -927,7 +921,9 @@ def build_app(
         gr.Markdown(f"⚠️ {UNTRAINED_WARNING}.", visible=catalog.untrained, elem_id="warning-banner")
         # The survey tokens, one per study, in the browser. Declared here, outside the tabs, so it
         # is read from localStorage when the page loads, not only once its tab is opened.
-        saved_tokens = gr.BrowserState({}, storage_key="colorize-survey-tokens", secret=_browser_secret(store))
+        # Gradio encrypts it with `secret`, which the page itself carries: that keeps the token out
+        # of casual view, no more. A fixed secret keeps tokens readable across app restarts.
+        saved_tokens = gr.BrowserState({}, storage_key="colorize-survey-tokens", secret="colorize-survey-v1")
         model_menus: list[gr.Dropdown] = []
         with gr.Tabs() as tabs:
             with gr.Tab("Colorize", id="colorize"):

@@ -55,6 +55,13 @@ class BatchResult:
         return "\n".join(lines) + "\n"
 
 
+def _size(n_bytes: int) -> str:
+    for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("kB", 1024)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    return f"{n_bytes} bytes"
+
+
 def _safe_member_name(name: str) -> str | None:
     """A relative POSIX path with no '..' or root, or None for names to ignore (folders, macOS litter)."""
     parts = [part for part in PurePosixPath(name.replace("\\", "/")).parts if part not in ("", ".", "..", "/")]
@@ -73,8 +80,9 @@ def _unpack(archive: Path, folder: Path, skipped: list[tuple[str, str]]) -> list
             if len(members) > MAX_ARCHIVE_MEMBERS:
                 skipped.append((label, f"it holds {len(members)} files; the limit is {MAX_ARCHIVE_MEMBERS}."))
                 return []
-            if sum(info.file_size for info in members) > MAX_ARCHIVE_BYTES:
-                skipped.append((label, f"it unpacks to more than {MAX_ARCHIVE_BYTES // 1024**3} GB."))
+            unpacked = sum(info.file_size for info in members)
+            if unpacked > MAX_ARCHIVE_BYTES:
+                skipped.append((label, f"it unpacks to {_size(unpacked)}; the limit is {_size(MAX_ARCHIVE_BYTES)}."))
                 return []
             items = []
             for number, info in enumerate(members):

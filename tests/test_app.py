@@ -302,6 +302,14 @@ def test_admin_needs_the_password_and_shows_status_table_plot_and_csv(app):
     assert "token" not in exported[0]
 
 
+def test_app_starts_without_its_database_and_says_so(tmp_path):
+    import app as app_module
+
+    demo = app_module.build_app(db_url="nosuchdb://x", models_dir=tmp_path, examples_dir=tmp_path / "examples")
+    assert demo.store is None
+    assert "The study is not available right now: " in json.dumps(demo.get_config_file(), default=str)
+
+
 def test_admin_is_off_without_a_password(tmp_path, monkeypatch):
     import app as app_module
 

@@ -110,6 +110,7 @@ def test_not_an_image_shows_one_plain_sentence(browser_page, server, tmp_path, s
     page.click("#colorize-button")
     toast = page.locator("[data-testid=toast-body]").filter(has_text="holiday.png")
     toast.wait_for()
+    page.wait_for_timeout(300)  # let the toast slide in, for the screenshot
     page.screenshot(path=shots / "04-error.png")
     text = toast.inner_text()
     assert "'holiday.png' is not an image this program can read." in text
