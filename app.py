@@ -912,7 +912,11 @@ def build_app(
             problem = f"The study is not available right now: {error}"
     survey_ui = SurveyUI(store, scratch=scratch, store_problem=problem)
 
-    with gr.Blocks(title="Colorize: black-and-white photos in colour", delete_cache=(3600, 7200)) as demo:
+    with gr.Blocks(
+        title="Colorize: black-and-white photos in colour",
+        delete_cache=(3600, 7200),
+        analytics_enabled=False,  # a study app does not report its visitors to anyone
+    ) as demo:
         gr.Markdown(
             "# Colorize\n"
             "Black-and-white photos in colour, by a conditional GAN (pix2pix family) that predicts the "
