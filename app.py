@@ -686,6 +686,21 @@ class SurveyUI:
             raise user_error(error) from None
         return saved, screen, html_, images
 
+    def _button_answer(self, index: int) -> Callable:
+        """The handler of the index-th answer button: its choice is the screen's index-th choice."""
+
+        def handler(study: str | None, saved: Any, screen: dict | None, shown: tuple):
+            choices = screen.get("choices") if isinstance(screen, dict) else None
+            return self.answer(study, saved, screen, choices[index] if choices else "", shown)
+
+        return handler
+
+    def answer_api(self, study: str, saved: dict, screen: dict, choice: str) -> tuple[dict, dict, str]:
+        """Answer the trial on `screen` with `choice` ("left" | "right" in pair mode, "real" | "fake" in
+        single mode); returns the saved tokens, the next screen and its images as HTML."""
+        saved_out, next_screen, images, _ = self.answer(study, saved, screen, choice)
+        return saved_out, next_screen, images
+
     # -- admin --------------------------------------------------------------------------------
 
     def admin(self, password: str, study: str | None) -> tuple[str, Any, Any, str | None]:
@@ -804,8 +819,11 @@ class SurveyUI:
         agree.click(self.consent, [study, saved], api_name="survey_consent", **common).success(**then)
         begin.click(self.proceed, [study, saved], api_name="survey_next", **common).success(**then)
         next_button.click(self.proceed, [study, saved], api_visibility="private", **common).success(**then)
-        first.click(self.answer, [study, saved, screen, first, shown], api_name="survey_answer", **common).success(**then)
-        second.click(self.answer, [study, saved, screen, second, shown], api_visibility="private", **common).success(**then)
+        for index, button in enumerate((first, second)):
+            button.click(
+                self._button_answer(index), [study, saved, screen, shown], api_visibility="private", **common
+            ).success(**then)
+        gr.api(self.answer_api, api_name="survey_answer", concurrency_id="survey", concurrency_limit=8)
 
         with gr.Accordion("Study admin", open=False, elem_id="survey-admin"):
             from survey.settings import admin_password
