@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import html
 import logging
 import os
@@ -65,8 +66,8 @@ class Settings:
         parser = argparse.ArgumentParser(prog="python app.py", description=__doc__.splitlines()[0])
         parser.add_argument(
             "--host",
-            default=environ.get("COLORIZE_HOST") or ("0.0.0.0" if on_spaces else "127.0.0.1"),
-            help="interface to listen on (env COLORIZE_HOST; 0.0.0.0 on Hugging Face Spaces, else 127.0.0.1)",
+            default=environ.get("COLORIZE_HOST") or environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if on_spaces else "127.0.0.1"),
+            help="interface to listen on (env COLORIZE_HOST or GRADIO_SERVER_NAME; 0.0.0.0 on Hugging Face Spaces, else 127.0.0.1)",
         )
         parser.add_argument(
             "--port",
@@ -148,7 +149,10 @@ def write_examples(folder: Path) -> list[Path]:
     from PIL import Image
     from skimage import data
 
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home: any writable place will do
+        folder = Path(tempfile.mkdtemp(prefix="colorize-examples-"))
     paths = []
     for name in EXAMPLES:
         path = folder / f"{name}.png"
@@ -156,6 +160,18 @@ def write_examples(folder: Path) -> list[Path]:
             Image.fromarray(getattr(data, name)()).convert("L").save(path)
         paths.append(path)
     return paths
+
+
+@contextlib.contextmanager
+def _out_of_memory_as_user_error():
+    """A photo too big for this machine's memory gets a sentence, not Gradio's bare "Error"."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as error:  # torch reports allocation failures as RuntimeError
+        logger.exception("Colorizing failed")
+        raise user_error(
+            "This photo could not be colorized here, most likely for lack of memory; try a smaller render size or photo."
+        ) from error
 
 
 def default_cache_dir() -> Path:
@@ -284,9 +300,10 @@ class ColorizeUI:
         photo = self._open(image)
         colorizer = self.catalog.get(model)
         progress(0.1, desc="Colorizing")
-        result = colorizer.colorize(
-            photo, render_size=int(render_size), saturation=float(saturation), seed=self._seed(seed)
-        )
+        with _out_of_memory_as_user_error():
+            result = colorizer.colorize(
+                photo, render_size=int(render_size), saturation=float(saturation), seed=self._seed(seed)
+            )
         folder = self.scratch.folder()
         before = folder / f"{_stem(image)}-original.png"
         after = folder / f"{_stem(image)}-colorized.png"
@@ -314,9 +331,10 @@ class ColorizeUI:
         photo.save(before, compress_level=1)
         items = []
         for offset in progress.tqdm(range(count), desc="Variations"):
-            result = colorizer.colorize(
-                photo, render_size=int(render_size), saturation=float(saturation), seed=first + offset
-            )
+            with _out_of_memory_as_user_error():
+                result = colorizer.colorize(
+                    photo, render_size=int(render_size), saturation=float(saturation), seed=first + offset
+                )
             path = folder / f"{_stem(image)}-seed{first + offset}.png"
             result.save(path, compress_level=1)
             items.append((str(path), f"seed {first + offset}"))
@@ -422,8 +440,10 @@ class ColorizeUI:
 
         def show(state: dict | None):
             if not state:
-                return gr.skip(), gr.skip()
-            return (state["before"], state["after"]), gr.DownloadButton(value=state["after"], visible=True)
+                return gr.skip(), gr.skip(), gr.skip()
+            after = state["after"]
+            # A new result puts away the variations of the previous one.
+            return (state["before"], after), gr.DownloadButton(value=after, visible=True), gr.Gallery(visible=False)
 
         def pick(state: dict | None, event: gr.SelectData):
             if not state or event.index is None:
@@ -435,10 +455,10 @@ class ColorizeUI:
         # is filled by a follow-up step, so API callers get the one file and nothing else.
         button.click(
             self.colorize, inputs, [download, result], api_name="colorize", concurrency_id="model", concurrency_limit=1
-        ).success(show, [result], [slider, download], api_visibility="private", queue=False)
+        ).success(show, [result], [slider, download, gallery], api_visibility="private", queue=False)
         examples.load_input_event.then(
             self.colorize, inputs, [download, result], api_visibility="private", concurrency_id="model", concurrency_limit=1
-        ).success(show, [result], [slider, download], api_visibility="private", queue=False)
+        ).success(show, [result], [slider, download, gallery], api_visibility="private", queue=False)
 
         variations_button.click(
             self.variations,
@@ -517,9 +537,10 @@ def stimulus_html(images: tuple[bytes, ...] | list[bytes], *, exposure_ms: int |
         for png, caption in zip(images, captions)
     )
     exposure = int(exposure_ms or 0)
+    note = "The photos are hidden now: answer below." if len(images) > 1 else "The photo is hidden now: answer below."
     return (
         f'<div class="stimulus" data-exposure="{exposure}" data-nonce="{secrets.token_hex(4)}">{figures}'
-        '<p class="stimulus-note">The photos are hidden now: answer below.</p></div>'
+        f'<p class="stimulus-note">{note}</p></div>'
     )
 
 
