@@ -473,7 +473,8 @@ def fooling_rate_figure(table: pd.DataFrame, *, title: str | None = None, **summ
         lo = rows[low].to_numpy(dtype=float)
         hi = rows[high].to_numpy(dtype=float)
         ok = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(rate)
-        ax.errorbar(x[ok] + offset, rate[ok], yerr=[rate[ok] - lo[ok], hi[ok] - rate[ok]], fmt="none", ecolor=colour, elinewidth=width, capsize=3 if width < 2 else 0, label=label)
+        # a rescaled bootstrap bound can sit a hair on the wrong side of the estimate: draw it flat.
+        ax.errorbar(x[ok] + offset, rate[ok], yerr=[np.maximum(rate[ok] - lo[ok], 0.0), np.maximum(hi[ok] - rate[ok], 0.0)], fmt="none", ecolor=colour, elinewidth=width, capsize=3 if width < 2 else 0, label=label)
     colours = np.where(rows["stimulus"].to_numpy() == "real", "#2ca02c", "#d62728")
     finite = np.isfinite(rate)
     ax.scatter(x[finite], rate[finite], c=list(colours[finite]), zorder=3, s=30)

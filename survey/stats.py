@@ -51,7 +51,10 @@ def wilson_interval(successes: float, trials: float, *, confidence: float = 0.95
     denom = 1.0 + z * z / trials
     centre = (p + z * z / (2.0 * trials)) / denom
     half = z * math.sqrt(p * (1.0 - p) / trials + z * z / (4.0 * trials * trials)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # at 0 or n successes the bound is exactly 0 or 1; rounding would otherwise leave 1e-17.
+    lower = 0.0 if successes == 0 else max(0.0, centre - half)
+    upper = 1.0 if successes == trials else min(1.0, centre + half)
+    return (lower, upper)
 
 
 def binomial_test(successes: int, trials: int, *, p: float = 0.5) -> float:

@@ -117,3 +117,27 @@ def test_two_way_bootstrap_is_reproducible_and_refuses_one_cluster():
     one = TwoWayBootstrap(values[:6], people[:6], images[:6], n_boot=200, seed=3).interval(stat)
     assert np.all(people[:6] == 0)
     assert math.isnan(one.low) and math.isnan(one.high) and not math.isnan(one.estimate)
+
+
+def test_wilson_bounds_are_exact_at_zero_and_all_successes():
+    from survey.stats import wilson_interval
+
+    assert wilson_interval(0, 7)[0] == 0.0
+    assert wilson_interval(7, 7)[1] == 1.0
+
+
+def test_fooling_rate_figure_draws_a_zero_rate():
+    import pandas as pd
+
+    from survey.report import fooling_rate_figure
+    from survey.stats import wilson_interval
+
+    low, high = wilson_interval(0, 12)
+    table = pd.DataFrame(
+        {
+            "method": ["m"], "stimulus": ["fake"], "mode": ["pair"], "rate": [0.0], "n_trials": [12],
+            "wilson_low": [low], "wilson_high": [high], "boot_low": [1e-17], "boot_high": [0.2],
+        }
+    )
+    figure = fooling_rate_figure(table)
+    assert figure.axes
