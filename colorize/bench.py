@@ -1,0 +1,987 @@
+"""Speed and memory benchmark: `python -m colorize.bench`.
+
+Every figure is taken for the model we ship (the default architecture with random weights when
+none is installed, or `--model PATH`) and for the pix2pix reference U-Net (`REFERENCE_PIX2PIX`,
+random weights: speed does not depend on them) in the same process, interleaved run by run
+(A B B A ...), so a busy machine slows both alike and their ratio stays meaningful. The machine's
+load average is recorded next to every section.
+
+- latency: PIL image in, PIL image out through `Colorizer.colorize` (default settings), for
+  512x512, 1024x768 and 4000x3000 at render sizes 256 and 512; median, p10-p90 and IQR after warm-up.
+- network: the generator alone at each render shape.
+- memory: peak resident memory over the process's baseline for one `colorize` call, each case
+  in a fresh subprocess (`resource.getrusage(...).ru_maxrss` against /proc/self/statm before).
+- training: images/s of one generator + discriminator step of the default recipe
+  (`TrainConfig` defaults: vanilla GAN + 100 x L1, Adam), at 128 and 256 pixels, batch 8.
+- batch: `Colorizer.colorize_batch` of 8 images of 1024x768: images/s and CPU utilisation
+  (process CPU time / wall time: 2.0 means both cores of a 2-core machine were busy).
+- paths (`--compare-paths`): the ways to run the network (eager, channels_last, batch norm
+  folded, TorchScript freeze, torch.compile, bf16 autocast, 1 thread) at 256 and end to end.
+- huge (`--huge`): a synthetic 50-megapixel image (time, memory), and a 60-megapixel one, which
+  must be refused with a sentence.
+- cuda: bf16 training and batched inference throughput when a CUDA device is present.
+
+Writes the JSON (`--out`, default results/bench.json) and a Markdown report rendered from it
+next to it (results/bench.md). `--quick` runs the same code on tiny sizes in seconds (the tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as _dt
+import gc
+import json
+import logging
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import __version__, fastpath
+from .checkpoint import CONFIG_FILE, SHIPPED_MODEL_DIR
+from .infer import Colorizer, network_input, render_shape
+from .models import REFERENCE_PIX2PIX, ModelConfig, build_discriminator, build_generator, count_parameters
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MIB = 1024 * 1024
+
+# Targets of issue 8 on a 2-core CPU (checked only by the full benchmark, never in --quick).
+TARGET_LATENCY_S = {(1024, 768, 256): 0.150, (4000, 3000, 256): 1.5}
+TARGET_MEMORY_MIB = {(4000, 3000, 256): 1.5 * 1024}
+TARGET_SPEEDUP = 3.0
+
+
+# --------------------------------------------------------------------------------------------
+# Settings and plans
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What `python -m colorize.bench` runs; the command line is generated from these fields."""
+
+    quick: bool = field(default=False, metadata={"help": "tiny sizes, few repeats: checks the code runs (seconds)"})
+    model: str = field(default="", metadata={"help": "checkpoint folder (default: the shipped model, else the default architecture untrained)"})
+    out: str = field(default="results/bench.json", metadata={"help": "JSON output; the Markdown report goes next to it (.md)"})
+    repeats: int = field(default=7, metadata={"help": "timed runs per latency figure, after warm-up (batch and training use about half)"})
+    compare_paths: bool = field(default=False, metadata={"help": "also compare ways to run the network (eager, folded, TorchScript, torch.compile, bf16, threads)"})
+    huge: bool = field(default=False, metadata={"help": "also colourise a synthetic 50-megapixel image and check a 60-megapixel one is refused"})
+    threads: int = field(default=0, metadata={"help": "torch intra-op threads (0 = one per physical core)"})
+
+
+@dataclass(frozen=True)
+class Plan:
+    sizes: tuple[tuple[int, int], ...]
+    render_sizes: tuple[int, ...]
+    train_sizes: tuple[int, ...]
+    train_batch: int
+    batch_images: int
+    batch_size: tuple[int, int]
+    batch_render: int
+    memory_sizes: tuple[tuple[int, int], ...]
+    memory_renders: tuple[int, ...]
+    paths_size: tuple[int, int]
+    paths_render: int
+    huge_size: tuple[int, int]
+    refused_size: tuple[int, int]
+
+
+FULL_PLAN = Plan(
+    sizes=((512, 512), (1024, 768), (4000, 3000)),
+    render_sizes=(256, 512),
+    train_sizes=(128, 256),
+    train_batch=8,
+    batch_images=8,
+    batch_size=(1024, 768),
+    batch_render=256,
+    memory_sizes=((512, 512), (1024, 768), (4000, 3000)),
+    memory_renders=(256, 512),
+    paths_size=(1024, 768),
+    paths_render=256,
+    huge_size=(8192, 6100),  # 49.97 MP: just under imageio.DEFAULT_MAX_PIXELS
+    refused_size=(9000, 6700),  # 60.3 MP
+)
+QUICK_PLAN = Plan(
+    sizes=((96, 64), (160, 120)),
+    render_sizes=(64,),
+    train_sizes=(64,),
+    train_batch=2,
+    batch_images=2,
+    batch_size=(96, 64),
+    batch_render=64,
+    memory_sizes=((160, 120),),
+    memory_renders=(64,),
+    paths_size=(96, 64),
+    paths_render=64,
+    huge_size=(400, 300),
+    refused_size=(9000, 6700),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring
+# --------------------------------------------------------------------------------------------
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def summarize(seconds: Sequence[float]) -> dict[str, Any]:
+    """Median and spread of timings (seconds): p10, p25, p75, p90, min, n."""
+    values = np.asarray(seconds, dtype=np.float64)
+    p10, p25, p50, p75, p90 = np.percentile(values, [10, 25, 50, 75, 90])
+    return {
+        "median_s": float(p50),
+        "p10_s": float(p10),
+        "p90_s": float(p90),
+        "iqr_s": float(p75 - p25),
+        "min_s": float(values.min()),
+        "n": int(values.size),
+    }
+
+
+def time_interleaved(
+    functions: dict[str, Callable[[], Any]], *, repeats: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Wall seconds of each function, run in turn (order reversed every round: A B, B A, ...)."""
+    names = list(functions)
+    for _ in range(warmup):
+        for name in names:
+            functions[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(repeats):
+        for name in names if round_ % 2 == 0 else reversed(names):
+            start = time.perf_counter()
+            functions[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def current_rss_bytes() -> int | None:
+    """Resident memory of this process now (Linux /proc/self/statm), or None elsewhere."""
+    try:
+        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def reset_peak_rss() -> bool:
+    """Restart the peak-RSS count from the current RSS (Linux >= 4.0: `5` into /proc/self/clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process: VmHWM (resettable) where Linux has it, else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # kilobytes on Linux
+
+
+def test_image(width: int, height: int, *, seed: int = 0) -> Image.Image:
+    """A photo-like RGB image of any size (skimage's astronaut, resized, slightly varied by seed)."""
+    from skimage import data
+
+    source = Image.fromarray(data.astronaut())
+    if seed:
+        source = source.rotate(seed * 7 % 360)
+    return source.resize((width, height), Image.BICUBIC)
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+
+def shipped_label(model: str) -> tuple[str, str]:
+    """(label, description) of the model under test."""
+    if model:
+        return "shipped", f"checkpoint {model}"
+    if (SHIPPED_MODEL_DIR / CONFIG_FILE).is_file():
+        return "shipped", f"shipped model ({SHIPPED_MODEL_DIR})"
+    return "shipped", "default architecture (ModelConfig()), random weights: no trained model is installed"
+
+
+def build_colorizers(model: str, *, only: str | None = None, **kwargs: Any) -> dict[str, Colorizer]:
+    """{"shipped": the model under test, "reference": pix2pix unet_256 with random weights}."""
+    colorizers = {}
+    if only in (None, "shipped"):
+        if model or (SHIPPED_MODEL_DIR / CONFIG_FILE).is_file():
+            colorizers["shipped"] = Colorizer.from_pretrained(model or None, device="cpu", **kwargs)
+        else:
+            colorizers["shipped"] = Colorizer.untrained(model_config=ModelConfig(), **kwargs)
+    if only in (None, "reference"):
+        colorizers["reference"] = Colorizer.untrained(model_config=REFERENCE_PIX2PIX, **kwargs)
+    return colorizers
+
+
+def describe_models(colorizers: dict[str, Colorizer], model: str) -> dict[str, Any]:
+    described = {}
+    for label, colorizer in colorizers.items():
+        config = colorizer.model_config
+        described[label] = {
+            "description": shipped_label(model)[1] if label == "shipped" else "pix2pix unet_256 (REFERENCE_PIX2PIX), random weights",
+            "config": config.to_dict() if config is not None else None,
+            "parameters": count_parameters(colorizer.generator),
+            "size_multiple": getattr(colorizer.generator, "size_multiple", 1),
+            "precision": colorizer.precision,
+        }
+    return described
+
+
+def _ratio(values: dict[str, Any], key: str = "median_s") -> float | None:
+    shipped, reference = values.get("shipped"), values.get("reference")
+    if not shipped or not reference or not shipped.get(key):
+        return None
+    return reference[key] / shipped[key]
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+
+
+def bench_latency(colorizers: dict[str, Colorizer], plan: Plan, repeats: int, progress) -> list[dict[str, Any]]:
+    rows = []
+    for width, height in plan.sizes:
+        image = test_image(width, height)
+        for render in plan.render_sizes:
+            progress.set_postfix_str(f"latency {width}x{height} @{render}")
+            load_before = load_average()
+            times = time_interleaved(
+                {label: (lambda c=c: c.colorize(image, render_size=render)) for label, c in colorizers.items()},
+                repeats=repeats,
+            )
+            stats = {label: summarize(values) for label, values in times.items()}
+            rows.append(
+                {
+                    "size": [width, height],
+                    "megapixels": round(width * height / 1e6, 2),
+                    "render_size": render,
+                    "render_shape": list(render_shape(height, width, render)),
+                    "models": stats,
+                    "speedup_vs_reference": _ratio(stats),
+                    "load_before": load_before,
+                    "load_after": load_average(),
+                }
+            )
+            progress.update()
+    return rows
+
+
+def bench_network(colorizers: dict[str, Colorizer], plan: Plan, repeats: int, progress) -> list[dict[str, Any]]:
+    shapes = sorted({render_shape(h, w, r) for w, h in plan.sizes for r in plan.render_sizes})
+    rows = []
+    for shape in shapes:
+        progress.set_postfix_str(f"network {shape[0]}x{shape[1]}")
+        x = torch.rand(1, 1, *shape) * 2 - 1
+        load_before = load_average()
+        times = time_interleaved(
+            {label: (lambda c=c: c.predict_ab(x)) for label, c in colorizers.items()}, repeats=repeats
+        )
+        stats = {label: summarize(values) for label, values in times.items()}
+        padded = {
+            label: [-(-side // c.generator.size_multiple) * c.generator.size_multiple for side in shape]
+            for label, c in colorizers.items()
+        }
+        rows.append(
+            {
+                "render_shape": list(shape),
+                "padded_shape": padded,
+                "models": stats,
+                "speedup_vs_reference": _ratio(stats),
+                "load_before": load_before,
+                "load_after": load_average(),
+            }
+        )
+        progress.update()
+    return rows
+
+
+def bench_batch(colorizers: dict[str, Colorizer], plan: Plan, repeats: int, progress) -> dict[str, Any]:
+    progress.set_postfix_str("batch")
+    width, height = plan.batch_size
+    images = [test_image(width, height, seed=i) for i in range(plan.batch_images)]
+    cpu: dict[str, list[float]] = {label: [] for label in colorizers}
+
+    def run(label: str, colorizer: Colorizer) -> Callable[[], Any]:
+        def call() -> None:
+            wall, process = time.perf_counter(), time.process_time()
+            colorizer.colorize_batch(images, render_size=plan.batch_render)
+            cpu[label].append((time.process_time() - process) / max(time.perf_counter() - wall, 1e-9))
+
+        return call
+
+    load_before = load_average()
+    times = time_interleaved({label: run(label, c) for label, c in colorizers.items()}, repeats=repeats)
+    models = {}
+    for label, values in times.items():
+        stats = summarize(values)
+        stats["images_per_s"] = plan.batch_images / stats["median_s"]
+        stats["cpu_utilisation"] = float(np.median(cpu[label][-repeats:]))
+        models[label] = stats
+    progress.update()
+    return {
+        "images": plan.batch_images,
+        "size": [width, height],
+        "render_size": plan.batch_render,
+        "torch_threads": torch.get_num_threads(),
+        "models": models,
+        "speedup_vs_reference": _ratio(models),
+        "load_before": load_before,
+        "load_after": load_average(),
+    }
+
+
+class TrainingStep:
+    """One step of the default recipe: discriminator update, then generator update (GAN + L1)."""
+
+    def __init__(self, model_config: ModelConfig, size: int, batch: int, device: torch.device, *, amp: bool = False) -> None:
+        from .config import TrainConfig
+        from .losses import build_objective, l1_loss
+
+        recipe = TrainConfig()
+        self.recipe = recipe
+        self.l1_loss = l1_loss
+        self.objective = build_objective(recipe.gan_mode) if recipe.uses_gan else None
+        self.device, self.amp = device, amp
+        memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        self.generator = build_generator(model_config).to(device, memory_format=memory_format).train()
+        self.discriminator = build_discriminator(model_config).to(device, memory_format=memory_format).train()
+        betas = (recipe.beta1, recipe.beta2)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=recipe.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=recipe.lr, betas=betas)
+        generator = torch.Generator().manual_seed(0)
+        self.lightness = (torch.rand(batch, 1, size, size, generator=generator) * 2 - 1).to(device)
+        self.ab = ((torch.rand(batch, 2, size, size, generator=generator) * 2 - 1) * 0.3).to(device)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def __call__(self) -> None:
+        recipe, lightness, ab = self.recipe, self.lightness, self.ab
+        with self._autocast():
+            fake = self.generator(lightness)
+        if self.objective is not None:
+            self.discriminator.requires_grad_(True)
+            self.opt_d.zero_grad(set_to_none=True)
+            with self._autocast():
+                real_scores = self.discriminator(lightness, ab)
+                fake_scores = self.discriminator(lightness, fake.detach())
+                d_loss = self.objective.discriminator_loss(real_scores.float(), fake_scores.float())
+            d_loss.backward()
+            self.opt_d.step()
+            self.discriminator.requires_grad_(False)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss = recipe.lambda_l1 * self.l1_loss(fake.float(), ab)
+        if self.objective is not None:
+            with self._autocast():
+                loss = loss + recipe.lambda_gan * self.objective.generator_loss(self.discriminator(lightness, fake).float())
+        loss.backward()
+        self.opt_g.step()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+def bench_training(
+    model_configs: dict[str, ModelConfig],
+    plan: Plan,
+    repeats: int,
+    progress,
+    *,
+    device: torch.device | None = None,
+    amp: bool = False,
+    warmup: int = 1,
+) -> list[dict[str, Any]]:
+    device = device or torch.device("cpu")
+    rows = []
+    for size in plan.train_sizes:
+        progress.set_postfix_str(f"training {size}px{' bf16' if amp else ''}")
+        steps = {label: TrainingStep(config, size, plan.train_batch, device, amp=amp) for label, config in model_configs.items()}
+        load_before = load_average()
+        times = time_interleaved(dict(steps), repeats=repeats, warmup=warmup)
+        models = {}
+        for label, values in times.items():
+            stats = summarize(values)
+            stats["images_per_s"] = plan.train_batch / stats["median_s"]
+            models[label] = stats
+        rows.append(
+            {
+                "size": size,
+                "batch": plan.train_batch,
+                "device": str(device),
+                "bf16_autocast": amp,
+                "models": models,
+                "speedup_vs_reference": _ratio(models),
+                "load_before": load_before,
+                "load_after": load_average(),
+            }
+        )
+        del steps
+        gc.collect()
+        progress.update()
+    return rows
+
+
+def _memory_child(case: dict[str, Any]) -> dict[str, Any]:
+    """Runs in a fresh interpreter: one colorize call, peak RSS over the baseline before it."""
+    torch.set_num_threads(case["threads"])
+    if case["model"] == "reference":
+        colorizer = Colorizer.untrained(model_config=REFERENCE_PIX2PIX)
+    else:
+        colorizer = build_colorizers(case["checkpoint"], only="shipped")["shipped"]
+    width, height = case["size"]
+    image = test_image(width, height)
+    gc.collect()
+    reset = reset_peak_rss()
+    baseline = current_rss_bytes()
+    peak_before = peak_rss_bytes()
+    start = time.perf_counter()
+    try:
+        output = colorizer.colorize(image, render_size=case["render_size"])
+    except Exception as error:  # reported, not raised: a refusal is a result here
+        return {"ok": False, "error": f"{type(error).__name__}: {error}", "seconds": time.perf_counter() - start}
+    seconds = time.perf_counter() - start
+    assert output.size == image.size
+    peak = peak_rss_bytes()
+    baseline = baseline if baseline is not None else peak_before
+    return {
+        "ok": True,
+        "seconds": seconds,
+        "baseline_mib": baseline / MIB,
+        "peak_mib": peak / MIB,
+        "extra_mib": max(0, peak - baseline) / MIB,
+        "peak_reset": reset,  # False: an earlier high-water mark (building the model) could hide the call's
+    }
+
+
+def run_memory_case(case: dict[str, Any], *, timeout: float = 1800) -> dict[str, Any]:
+    command = [sys.executable, "-m", "colorize.bench", "--memory-case", json.dumps(case)]
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"timed out after {timeout:.0f} s"}
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0 or not lines:
+        tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        signal_note = " (killed: out of memory?)" if result.returncode < 0 else ""
+        return {"ok": False, "error": f"exit code {result.returncode}{signal_note}: {tail}"}
+    return json.loads(lines[-1])
+
+
+def bench_memory(settings: BenchSettings, plan: Plan, threads: int, progress) -> list[dict[str, Any]]:
+    rows = []
+    for width, height in plan.memory_sizes:
+        for render in plan.memory_renders:
+            progress.set_postfix_str(f"memory {width}x{height} @{render}")
+            models = {}
+            for label in ("shipped", "reference"):
+                case = {"model": label, "checkpoint": settings.model, "size": [width, height], "render_size": render, "threads": threads}
+                models[label] = run_memory_case(case)
+            rows.append({"size": [width, height], "megapixels": round(width * height / 1e6, 2), "render_size": render, "models": models, "load_after": load_average()})
+            progress.update()
+    return rows
+
+
+def bench_huge(settings: BenchSettings, plan: Plan, threads: int, progress) -> dict[str, Any]:
+    progress.set_postfix_str("huge images")
+    results = {}
+    for key, size in (("largest_allowed", plan.huge_size), ("too_large", plan.refused_size)):
+        case = {"model": "shipped", "checkpoint": settings.model, "size": list(size), "render_size": 256, "threads": threads}
+        result = run_memory_case(case)
+        result.update(size=list(size), megapixels=round(size[0] * size[1] / 1e6, 2))
+        results[key] = result
+    refused = results["too_large"]
+    results["too_large"]["refused_with_message"] = (not refused["ok"]) and "ImageLoadError" in refused.get("error", "")
+    progress.update()
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Network paths
+# --------------------------------------------------------------------------------------------
+
+
+def _autocast_bf16(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    def call(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return module(x)
+
+    return call
+
+
+def _torchscript(generator: torch.nn.Module, example: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """trace(predict) + freeze + optimize_for_inference, with the generator's own padding around it."""
+    body = fastpath._Predict(copy.deepcopy(generator).eval())
+    multiple = generator.size_multiple
+    example = example.new_zeros((1, 1, *(-(-side // multiple) * multiple for side in example.shape[-2:])))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(body, example, check_trace=False)
+        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+    return fastpath.FoldedGenerator(frozen, generator.size_multiple)
+
+
+def _compiled(generator: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    return torch.compile(fastpath.fold_batchnorm(generator).to(memory_format=torch.channels_last), dynamic=False)
+
+
+def bench_paths(
+    colorizers: dict[str, Colorizer], plan: Plan, repeats: int, threads: int, progress, *, compile_: bool = True
+) -> dict[str, Any]:
+    """Ways to run the shipped generator: network alone at the render shape, and end to end.
+
+    `compile_=False` (--quick) skips torch.compile, which takes a minute or more on two cores.
+    """
+    info = fastpath.cpu_info()
+    generator = colorizers["shipped"].generator
+    width, height = plan.paths_size
+    shape = render_shape(height, width, plan.paths_render)
+    image = test_image(width, height)
+    x = network_input(image, shape)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    eager_contiguous = copy.deepcopy(generator).to(memory_format=torch.contiguous_format).eval()
+    eager_cl = copy.deepcopy(generator).to(memory_format=torch.channels_last).eval()
+    with torch.inference_mode():
+        reference_ab = eager_contiguous(x)
+
+    bf16_note = "native bf16 (avx512_bf16/amx_bf16)" if info.native_bf16 else "no native bf16 on this CPU: emulated by oneDNN"
+    builders: list[tuple[str, str, Callable[[], Callable[[torch.Tensor], torch.Tensor]], torch.Tensor]] = [
+        ("eager fp32, contiguous", "Colorizer(precision='fp32', channels_last=False)", lambda: eager_contiguous, x),
+        ("eager fp32, channels_last", "Colorizer(precision='fp32')", lambda: eager_cl, x_cl),
+        ("BN folded, contiguous", "fastpath.fold_batchnorm", lambda: fastpath.fold_batchnorm(generator), x),
+        ("BN folded, channels_last", "Colorizer(precision='auto'), the default", lambda: fastpath.prepare_generator(generator, "folded"), x_cl),
+        ("TorchScript trace+freeze+optimize_for_inference", "torch.jit", lambda: _torchscript(generator, x), x),
+        ("torch.compile (inductor) of the folded model", "torch.compile", lambda: _compiled(generator), x_cl),
+        (f"bf16 autocast, channels_last ({bf16_note})", "Colorizer(precision='bf16')", lambda: _autocast_bf16(eager_cl), x_cl),
+    ]
+    rows: list[dict[str, Any]] = []
+    candidates: dict[str, Callable[[], Any]] = {}
+    for name, how, build, inputs in builders:
+        progress.set_postfix_str(f"paths: preparing {name.split(',')[0]}")
+        row: dict[str, Any] = {"path": name, "how": how}
+        if name.startswith("torch.compile") and not compile_:
+            rows.append({**row, "status": "skipped", "error": "skipped in --quick (compiling takes minutes)"})
+            continue
+        start = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                module = build()
+                output = module(inputs)  # first call: tracing / compiling happens here
+            row["prepare_s"] = time.perf_counter() - start
+            row["max_abs_ab_error_lab"] = float((output.float() - reference_ab).abs().max()) * 110.0
+            if name.startswith("torch.compile"):
+                # a second input shape: does it recompile, and does that work?
+                other = torch.rand(1, 1, shape[0], shape[1] + 64).contiguous(memory_format=torch.channels_last)
+                again = time.perf_counter()
+                with torch.inference_mode():
+                    module(other)
+                row["second_shape_s"] = time.perf_counter() - again
+        except Exception as error:  # a path that does not work here is a result, not a crash
+            row.update(status="failed", error=f"{type(error).__name__}: {str(error).splitlines()[0][:200]}")
+            rows.append(row)
+            continue
+        row["status"] = "ok"
+        candidates[name] = lambda m=module, i=inputs: m(i)
+        rows.append(row)
+
+    progress.set_postfix_str("paths: timing the network")
+    load_before = load_average()
+    with torch.inference_mode():
+        times = time_interleaved(candidates, repeats=repeats)
+        # one thread, for the thread-count comparison
+        folded = fastpath.prepare_generator(generator, "folded")
+        torch.set_num_threads(1)
+        try:
+            single = time_interleaved({"folded, 1 thread": lambda: folded(x_cl)}, repeats=max(3, repeats // 2))
+        finally:
+            torch.set_num_threads(threads)
+    for row in rows:
+        if row["path"] in times:
+            row["network"] = summarize(times[row["path"]])
+    rows.append({"path": "BN folded, channels_last, 1 thread", "how": "torch.set_num_threads(1)", "status": "ok", "network": summarize(single["folded, 1 thread"]), "threads": 1})
+    exact = [
+        row for row in rows
+        if row.get("status") == "ok" and row.get("max_abs_ab_error_lab", 1.0) < 1e-3 and "network" in row and "threads" not in row
+    ]
+    fastest = min(exact, key=lambda row: row["network"]["median_s"]) if exact else None
+
+    progress.set_postfix_str("paths: end to end")
+    end_to_end = {}
+    variants = {
+        "fp32 eager, contiguous": dict(precision="fp32", channels_last=False),
+        "fp32 eager, channels_last": dict(precision="fp32"),
+        "auto (BN folded, channels_last)": dict(precision="auto"),
+        "bf16 autocast": dict(precision="bf16"),
+    }
+    pipelines = {
+        name: Colorizer(copy.deepcopy(generator), colorizers["shipped"].config, name="paths", **kwargs)
+        for name, kwargs in variants.items()
+    }
+    e2e_times = time_interleaved(
+        {name: (lambda c=c: c.colorize(image, render_size=plan.paths_render)) for name, c in pipelines.items()}, repeats=repeats
+    )
+    for name, values in e2e_times.items():
+        end_to_end[name] = summarize(values)
+    progress.update()
+    return {
+        "network_shape": list(shape),
+        "size": [width, height],
+        "render_size": plan.paths_render,
+        "threads": threads,
+        "cpu_native_bf16": info.native_bf16,
+        "paths": rows,
+        "fastest_exact_path": fastest["path"] if fastest else None,
+        "auto_uses": fastpath.choose_path("auto", "cpu"),
+        "end_to_end": end_to_end,
+        "load_before": load_before,
+        "load_after": load_average(),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# CUDA
+# --------------------------------------------------------------------------------------------
+
+
+def bench_cuda(model_configs: dict[str, ModelConfig], plan: Plan, repeats: int, progress) -> dict[str, Any]:
+    if not torch.cuda.is_available():
+        return {"skipped": "no CUDA device"}
+    device = torch.device("cuda")
+    result: dict[str, Any] = {"device": torch.cuda.get_device_name(device)}
+    result["training_bf16"] = bench_training(model_configs, plan, repeats, progress, device=device, amp=True)
+    batch, side = 16, plan.render_sizes[0]
+    x = torch.rand(batch, 1, side, side, device=device) * 2 - 1
+    inference = {}
+    for precision in ("fp32", "bf16"):
+        functions = {}
+        for label, config in model_configs.items():
+            colorizer = Colorizer(build_generator(config), {"model": config.to_dict()}, name=label, device=device, precision=precision)
+
+            def call(c: Colorizer = colorizer) -> None:
+                c.predict_ab(x)
+                torch.cuda.synchronize(device)
+
+            functions[label] = call
+        times = time_interleaved(functions, repeats=repeats)
+        models = {}
+        for label, values in times.items():
+            stats = summarize(values)
+            stats["images_per_s"] = batch / stats["median_s"]
+            models[label] = stats
+        inference[precision] = {"batch": batch, "render_shape": [side, side], "models": models}
+    result["batched_inference"] = inference
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Environment, targets, report
+# --------------------------------------------------------------------------------------------
+
+
+def environment(command: str, threads: int) -> dict[str, Any]:
+    info = fastpath.cpu_info()
+    load = load_average()
+    busy = load is not None and load[0] > 0.5 * info.logical_cores
+    return {
+        "command": command,
+        "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "colorize_version": __version__,
+        "cpu": info.summary(),
+        "available_cpus": fastpath.available_cpus(),
+        "torch_version": torch.__version__,
+        "torch_threads": threads,
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_start": load,
+        "busy_at_start": busy,
+    }
+
+
+def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    if result["quick"]:
+        return []
+    checks = []
+    for row in result["latency"]:
+        key = (*row["size"], row["render_size"])
+        if key in TARGET_LATENCY_S:
+            median = row["models"]["shipped"]["median_s"]
+            checks.append({"target": f"{key[0]}x{key[1]} at render {key[2]}: median <= {TARGET_LATENCY_S[key] * 1000:.0f} ms", "value": f"{median * 1000:.0f} ms", "met": median <= TARGET_LATENCY_S[key]})
+        ratio = row["speedup_vs_reference"]
+        if ratio is not None and row["size"] == [1024, 768]:
+            checks.append({"target": f"1024x768 at render {row['render_size']}: >= {TARGET_SPEEDUP:.0f}x faster than the reference end to end", "value": f"{ratio:.2f}x", "met": ratio >= TARGET_SPEEDUP})
+    for row in result["network"]:
+        ratio = row["speedup_vs_reference"]
+        if ratio is not None:
+            shape = "x".join(map(str, row["render_shape"]))
+            checks.append({"target": f"network alone at {shape}: >= {TARGET_SPEEDUP:.0f}x faster than the reference", "value": f"{ratio:.2f}x", "met": ratio >= TARGET_SPEEDUP})
+    for row in result["memory"]:
+        key = (*row["size"], row["render_size"])
+        shipped = row["models"]["shipped"]
+        if key in TARGET_MEMORY_MIB and shipped.get("ok"):
+            checks.append({"target": f"{key[0]}x{key[1]} at render {key[2]}: peak extra memory <= 1.5 GiB", "value": f"{shipped['extra_mib']:.0f} MiB", "met": shipped["extra_mib"] <= TARGET_MEMORY_MIB[key]})
+    huge = result.get("huge")
+    if huge:
+        big, refused = huge["largest_allowed"], huge["too_large"]
+        checks.append({"target": f"{big['megapixels']:.0f} MP image works (no OOM)", "value": f"{big.get('seconds', 0):.1f} s, {big.get('extra_mib', 0):.0f} MiB extra" if big["ok"] else big.get("error", "failed"), "met": bool(big["ok"])})
+        checks.append({"target": f"{refused['megapixels']:.0f} MP image refused with a sentence", "value": refused.get("error", "accepted")[:120], "met": bool(refused.get("refused_with_message"))})
+    return checks
+
+
+def _ms(stats: dict[str, Any] | None) -> str:
+    if not stats or "median_s" not in stats:
+        return "-"
+    return f"{stats['median_s'] * 1000:.0f} ({stats['p10_s'] * 1000:.0f}-{stats['p90_s'] * 1000:.0f})"
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _load(values: list[float] | None) -> str:
+    return "-" if not values else f"{values[0]:.2f}"
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    """The human report (results/bench.md), entirely from the JSON."""
+    env = result["environment"]
+    cpu = env["cpu"]
+    flags = ", ".join(f"{flag} {'yes' if on else 'no'}" for flag, on in cpu["flags"].items())
+    lines = [
+        "# Colorizer benchmark",
+        "",
+        f"Command: `{env['command']}`  ",
+        f"Date: {env['date_utc']}  ",
+        f"CPU: {cpu['model']} - {cpu['physical_cores']} physical / {cpu['logical_cores']} logical cores ({env['available_cpus']} available to this process)  ",
+        f"Flags: {flags}; torch CPU capability {env['torch_cpu_capability']}  ",
+        f"torch {env['torch_version']}, {env['torch_threads']} intra-op threads, Python {env['python']}, {env['platform']}  ",
+        f"CUDA: {env['cuda'] or 'none'}  ",
+        f"Load average (1 min) at start: {_load(env['load_average_start'])}; at end: {_load(result.get('load_average_end'))}"
+        + (" - **the machine was busy: absolute times are inflated and noisy; the ratios, measured interleaved in one process, are the figures to trust**" if result.get("busy") else ""),
+        "",
+        "Models: " + "; ".join(f"**{label}** = {m['description']} ({m['parameters'] / 1e6:.1f} M parameters, pads to multiples of {m['size_multiple']}, precision {m['precision']})" for label, m in result["models"].items()),
+        "",
+        "Times are medians in ms with the p10-p90 range in brackets; speed-up = reference time / shipped time, measured interleaved in the same process.",
+    ]
+    if result["quick"]:
+        lines += ["", "**--quick run: tiny sizes, only checks that the benchmark works; not figures to quote.**"]
+    if result["targets"]:
+        lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
+        lines += [f"| {t['target']} | {t['value']} | {'yes' if t['met'] else '**no**'} |" for t in result["targets"]]
+    lines += ["", "## End-to-end latency (PIL image in, PIL image out)", "", "| input | render | network sees | shipped ms | reference ms | speed-up | load |", "|---|---|---|---|---|---|---|"]
+    for row in result["latency"]:
+        m = row["models"]
+        lines.append(
+            f"| {row['size'][0]}x{row['size'][1]} ({row['megapixels']} MP) | {row['render_size']} | {row['render_shape'][0]}x{row['render_shape'][1]} "
+            f"| {_ms(m['shipped'])} | {_ms(m['reference'])} | {_x(row['speedup_vs_reference'])} | {_load(row['load_before'])} |"
+        )
+    lines += ["", "## Network alone (predict_ab, batch 1)", "", "| render shape | padded (shipped / reference) | shipped ms | reference ms | speed-up | load |", "|---|---|---|---|---|---|"]
+    for row in result["network"]:
+        m, padded = row["models"], row["padded_shape"]
+        lines.append(
+            f"| {row['render_shape'][0]}x{row['render_shape'][1]} | {'x'.join(map(str, padded['shipped']))} / {'x'.join(map(str, padded['reference']))} "
+            f"| {_ms(m['shipped'])} | {_ms(m['reference'])} | {_x(row['speedup_vs_reference'])} | {_load(row['load_before'])} |"
+        )
+    lines += ["", "## Peak memory of one colorize call (fresh process each; extra = peak RSS - RSS before the call)", "", "| input | render | shipped extra MiB | reference extra MiB | shipped s (cold) |", "|---|---|---|---|---|"]
+    for row in result["memory"]:
+        cells = []
+        for label in ("shipped", "reference"):
+            m = row["models"][label]
+            cells.append(f"{m['extra_mib']:.0f} (baseline {m['baseline_mib']:.0f})" if m.get("ok") else f"failed: {m.get('error', '')[:80]}")
+        seconds = row["models"]["shipped"].get("seconds")
+        lines.append(f"| {row['size'][0]}x{row['size'][1]} ({row['megapixels']} MP) | {row['render_size']} | {cells[0]} | {cells[1]} | {'-' if seconds is None else f'{seconds:.2f}'} |")
+    batch = result["batch"]
+    lines += [
+        "",
+        f"## Batch colorization ({batch['images']} images of {batch['size'][0]}x{batch['size'][1]}, render {batch['render_size']}, {batch['torch_threads']} threads)",
+        "",
+        "| model | images/s | batch ms | CPU utilisation (cores busy) |",
+        "|---|---|---|---|",
+    ]
+    for label, m in batch["models"].items():
+        lines.append(f"| {label} | {m['images_per_s']:.2f} | {_ms(m)} | {m['cpu_utilisation']:.2f} |")
+    lines += [f"", f"Speed-up: {_x(batch['speedup_vs_reference'])}"]
+    lines += ["", "## Training (one generator + discriminator step of the default recipe)", "", "| crop | batch | device | shipped images/s | reference images/s | speed-up | load |", "|---|---|---|---|---|---|---|"]
+    cuda = result.get("cuda") or {}
+    for row in result["training"] + list(cuda.get("training_bf16", [])):
+        m = row["models"]
+        lines.append(
+            f"| {row['size']} | {row['batch']} | {row['device']}{' bf16' if row['bf16_autocast'] else ''} | {m['shipped']['images_per_s']:.2f} "
+            f"| {m['reference']['images_per_s']:.2f} | {_x(row['speedup_vs_reference'])} | {_load(row['load_before'])} |"
+        )
+    if "skipped" in cuda:
+        lines += ["", f"CUDA (bf16 training, batched inference): skipped - {cuda['skipped']}."]
+    elif cuda:
+        lines += ["", f"## CUDA batched inference ({cuda['device']})", "", "| precision | shipped images/s | reference images/s |", "|---|---|---|"]
+        for precision, block in cuda["batched_inference"].items():
+            lines.append(f"| {precision} | {block['models']['shipped']['images_per_s']:.1f} | {block['models']['reference']['images_per_s']:.1f} |")
+    paths = result.get("paths")
+    if paths:
+        lines += [
+            "",
+            f"## Ways to run the network ({paths['network_shape'][0]}x{paths['network_shape'][1]}, the render shape of {paths['size'][0]}x{paths['size'][1]} at {paths['render_size']})",
+            "",
+            "| path | network ms | vs eager contiguous | prepare s | max abs ab error (Lab) | notes |",
+            "|---|---|---|---|---|---|",
+        ]
+        base = next((row["network"]["median_s"] for row in paths["paths"] if row["path"].startswith("eager fp32, contiguous") and "network" in row), None)
+        for row in paths["paths"]:
+            if row.get("status") != "ok":
+                lines.append(f"| {row['path']} | {row.get('status', 'failed')} | - | - | - | {row.get('error', '')} |")
+                continue
+            network = row.get("network")
+            speed = f"{base / network['median_s']:.2f}x" if base and network else "-"
+            notes = [row["how"]]
+            if "second_shape_s" in row:
+                notes.append(f"second input shape took {row['second_shape_s']:.1f} s")
+            error = row.get("max_abs_ab_error_lab")
+            lines.append(
+                f"| {row['path']} | {_ms(network)} | {speed} | {row.get('prepare_s', 0):.2f} | {'-' if error is None else f'{error:.2g}'} | {'; '.join(notes)} |"
+            )
+        lines += ["", f"Fastest fp32-exact path (max error < 1e-3 Lab): **{paths['fastest_exact_path']}**; `precision='auto'` uses: **{paths['auto_uses']}**.", ""]
+        lines += ["End to end, same image:", "", "| Colorizer setting | ms |", "|---|---|"]
+        lines += [f"| {name} | {_ms(stats)} |" for name, stats in paths["end_to_end"].items()]
+    huge = result.get("huge")
+    if huge:
+        big, refused = huge["largest_allowed"], huge["too_large"]
+        lines += ["", "## Very large images", ""]
+        if big["ok"]:
+            lines.append(f"- {big['size'][0]}x{big['size'][1]} ({big['megapixels']} MP): {big['seconds']:.1f} s, {big['extra_mib']:.0f} MiB extra (baseline {big['baseline_mib']:.0f} MiB).")
+        else:
+            lines.append(f"- {big['size'][0]}x{big['size'][1]} ({big['megapixels']} MP): failed - {big.get('error')}")
+        lines.append(f"- {refused['size'][0]}x{refused['size'][1]} ({refused['megapixels']} MP): {'refused: ' + refused.get('error', '') if not refused['ok'] else 'accepted (should have been refused)'}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    print(render_markdown(result))
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m colorize.bench", description="Speed and memory benchmark of the colorizer against the pix2pix reference U-Net.")
+    for item in fields(BenchSettings):
+        flag = "--" + item.name.replace("_", "-")
+        if item.type in (bool, "bool"):
+            parser.add_argument(flag, action="store_true", default=item.default, help=item.metadata["help"])
+        else:
+            kind = int if item.type in (int, "int") else str
+            parser.add_argument(flag, type=kind, default=item.default, help=f"{item.metadata['help']} (default: {item.default!r})")
+    parser.add_argument("--memory-case", default=None, help=argparse.SUPPRESS)  # internal: one subprocess case
+    return parser
+
+
+def run(settings: BenchSettings, *, command: str) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    plan = QUICK_PLAN if settings.quick else FULL_PLAN
+    threads = settings.threads or fastpath.recommended_threads()
+    torch.set_num_threads(threads)
+    repeats = max(1, settings.repeats if not settings.quick else min(settings.repeats, 2))
+    half = max(2, repeats // 2) if not settings.quick else 1
+    result: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "quick": settings.quick,
+        "settings": asdict(settings),
+        "environment": environment(command, threads),
+    }
+    colorizers = build_colorizers(settings.model)
+    model_configs = {label: c.model_config or ModelConfig() for label, c in colorizers.items()}
+    result["models"] = describe_models(colorizers, settings.model)
+    steps = (
+        len(plan.sizes) * len(plan.render_sizes)
+        + len({render_shape(h, w, r) for w, h in plan.sizes for r in plan.render_sizes})
+        + len(plan.memory_sizes) * len(plan.memory_renders)
+        + 1
+        + len(plan.train_sizes)
+        + (1 if settings.compare_paths else 0)
+        + (1 if settings.huge else 0)
+    )
+    with tqdm(total=steps, desc="bench", unit="case", file=sys.stderr, disable=None) as progress:
+        result["latency"] = bench_latency(colorizers, plan, repeats, progress)
+        result["network"] = bench_network(colorizers, plan, repeats, progress)
+        result["batch"] = bench_batch(colorizers, plan, half, progress)
+        result["training"] = bench_training(model_configs, plan, half, progress, warmup=0 if settings.quick else 1)
+        result["memory"] = bench_memory(settings, plan, threads, progress)
+        result["paths"] = (
+            bench_paths(colorizers, plan, repeats, threads, progress, compile_=not settings.quick) if settings.compare_paths else None
+        )
+        result["huge"] = bench_huge(settings, plan, threads, progress) if settings.huge else None
+        result["cuda"] = bench_cuda(model_configs, plan, half, progress)
+    result["load_average_end"] = load_average()
+    loads = [row.get("load_before") for section in ("latency", "network", "training") for row in result[section]]
+    peak_load = max((load[0] for load in loads if load), default=0.0)
+    result["busy"] = bool(result["environment"]["busy_at_start"] or peak_load > 0.5 * result["environment"]["cpu"]["logical_cores"])
+    result["targets"] = check_targets(result)
+    return result
+
+
+def write_results(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    markdown = out.with_suffix(".md")
+    markdown.write_text(render_markdown(result), encoding="utf-8")
+    return out, markdown
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if args.memory_case is not None:
+        print(json.dumps(_memory_child(json.loads(args.memory_case))), flush=True)
+        return 0
+    settings = BenchSettings(**{item.name: getattr(args, item.name) for item in fields(BenchSettings)})
+    if settings.repeats < 1 or settings.threads < 0:
+        print("error: --repeats must be at least 1 and --threads 0 or more.", file=sys.stderr)
+        return 2
+    if settings.model and not (Path(settings.model) / CONFIG_FILE).is_file():
+        print(f"error: {settings.model} is not a checkpoint folder (no {CONFIG_FILE}).", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    command = " ".join(["python -m colorize.bench", *map(shlex.quote, argv)])
+    result = run(settings, command=command)
+    json_path, markdown_path = write_results(result, Path(settings.out))
+    print_summary(result)
+    print(f"Wrote {json_path} and {markdown_path}.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
