@@ -144,6 +144,9 @@ class AblationConfig:
     eval_size: int = _opt(0, "side of the center square scored (0 = --image-size)")
     grid_images: int = _opt(6, "validation images in each row's sample grid")
     grid_size: int = _opt(96, "side of each image in the sample grids")
+    grid_data: str = _opt("", "photos of the report's sample grids: '' = the validation images, a folder, or 'skimage' = "
+                          "scikit-image's public-domain/CC0 sample photos (for data sets whose photos may not be committed); "
+                          "grids on the validation images are written under --out/val-grids/ in any case")
     preload: bool = _opt(True, "decode the training images once into RAM (train.py --preload)")
     num_workers: int = _opt(0, "data loading worker processes of the training runs")
     device: str = _opt("auto", "training and scoring device: auto, cpu, cuda or mps")
@@ -378,13 +381,28 @@ def select_images(folder: str | Path, exclude: Sequence[str | Path], count: int)
     return paths
 
 
+# scikit-image's bundled colour photos with no copyright restrictions (public domain or CC0, per their docstrings)
+SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+
+
+def grid_sources(config: AblationConfig, val_paths: list[Path]) -> list:
+    """The photos (paths or PIL images) of the report's sample grids."""
+    if config.grid_data == "skimage":
+        from skimage import data
+
+        return [Image.fromarray(getattr(data, name)()) for name in SKIMAGE_PHOTOS[: config.grid_images]]
+    paths = select_images(config.grid_data, (), 0) if config.grid_data else val_paths
+    count = min(config.grid_images, len(paths))
+    return [paths[(i * len(paths)) // count] for i in range(count)]
+
+
 def _to_8bit(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
-def sample_grid(colorizer, paths: Sequence[Path], *, size: int, render_size: int) -> Image.Image:
-    """Rows: gray input | output | real; one column per image; `colorizer=None` is the gray baseline."""
-    reals = [np.asarray(center_crop(load_image(p), size), dtype=np.float32) / 255.0 for p in paths]
+def sample_grid(colorizer, photos: Sequence, *, size: int, render_size: int) -> Image.Image:
+    """Rows: gray input | output | real; one column per photo (path or PIL image); `colorizer=None` is the gray baseline."""
+    reals = [np.asarray(center_crop(load_image(p), size), dtype=np.float32) / 255.0 for p in photos]
     grays = [_to_8bit(gray_version(real)) for real in reals]
     if colorizer is None:
         outputs = grays
@@ -405,13 +423,17 @@ def _colorizer(config: AblationConfig, row: Row):
     return Colorizer.from_pretrained(Path(config.out) / row.key, device=config.device)
 
 
-def score_row(config: AblationConfig, row: Row, val_paths: list[Path], grid_paths: list[Path]) -> dict[str, Any]:
+def score_row(config: AblationConfig, row: Row, val_paths: list[Path], grid_photos: list) -> dict[str, Any]:
     """Metrics, per-image numbers, parameters, speed and the sample grid of one row."""
     colorizer = _colorizer(config, row)
     started = time.perf_counter()
     with torch.inference_mode():
         per_image = evaluate(colorizer, val_paths, size=config.scored_size, render_size=config.image_size)
-        grid = sample_grid(colorizer, grid_paths, size=config.grid_size, render_size=config.image_size)
+        grid = sample_grid(colorizer, grid_photos, size=config.grid_size, render_size=config.image_size)
+        val_grid = grid if not config.grid_data else sample_grid(
+            colorizer, grid_sources(dataclasses.replace(config, grid_data=""), val_paths),
+            size=config.grid_size, render_size=config.image_size,
+        )
     if len(per_image) != len(val_paths):
         raise AblationError(f"Only {len(per_image)} of the {len(val_paths)} validation images could be scored.")
     summary = summarize(per_image)
@@ -447,6 +469,9 @@ def score_row(config: AblationConfig, row: Row, val_paths: list[Path], grid_path
     grid_path.parent.mkdir(parents=True, exist_ok=True)
     grid.save(grid_path, optimize=True)
     result["grid"] = str(grid_path)
+    val_grid_path = Path(config.out) / "val-grids" / f"{row.key}.png"
+    val_grid_path.parent.mkdir(parents=True, exist_ok=True)
+    val_grid.save(val_grid_path, optimize=True)
     return result
 
 
@@ -719,13 +744,30 @@ def render_report(
         "",
         *conclusions(results, config),
         "",
-        f"## Samples (rows: gray input | output | real; {config.grid_images} validation images at {config.grid_size} px)",
+        f"## Samples (rows: gray input | output | real; {config.grid_size} px center squares)",
+        "",
+        _grid_source_text(config, len(val_paths)),
         "",
     ]
     for key in config.row_keys:
         if key in results:
             lines += [f"**{results[key]['label']}**", "", f"![{key}]({(grid_rel / (key + '.png')).as_posix()})", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _grid_source_text(config: AblationConfig, val_count: int) -> str:
+    val_grids = f"`{Path(config.out) / 'val-grids'}/`"
+    if config.grid_data == "skimage":
+        names = ", ".join(SKIMAGE_PHOTOS[: config.grid_images])
+        return (
+            f"Photos: scikit-image's sample photos ({names}; public domain or CC0), not the validation images, "
+            "because the data sets' terms do not allow committing their photos; they are outside the training "
+            f"domain. The same grids on {min(config.grid_images, val_count)} validation images are in {val_grids} "
+            "(not committed)."
+        )
+    if config.grid_data:
+        return f"Photos: {config.grid_images} images of `{config.grid_data}`; grids on validation images are in {val_grids}."
+    return f"Photos: {min(config.grid_images, val_count)} of the scored validation images, evenly spaced."
 
 
 CSV_COLUMNS = (
@@ -777,7 +819,7 @@ def run_study(config: AblationConfig, *, command: str) -> dict[str, Any]:
     """Train what is missing, score every row, write the report; returns {results, missing, trained, reused}."""
     started = time.monotonic()
     val_paths = select_images(config.val, config.val_exclude, config.val_images)
-    grid_paths = [val_paths[(i * len(val_paths)) // config.grid_images] for i in range(min(config.grid_images, len(val_paths)))]
+    grid_photos = grid_sources(config, val_paths)
     machine = _machine()
     results: dict[str, dict[str, Any]] = {}
     missing: dict[str, str] = {key: "not run yet" for key in config.row_keys}
@@ -812,7 +854,7 @@ def run_study(config: AblationConfig, *, command: str) -> dict[str, Any]:
                 reused.append(key)
                 logger.info("Row %s: finished run in %s, not retrained", key, folder)
         logger.info("Row %s: scoring %d validation images", key, len(val_paths))
-        results[key] = score_row(config, row, val_paths, grid_paths)
+        results[key] = score_row(config, row, val_paths, grid_photos)
         missing.pop(key, None)
         write_outputs(config, results, **context)
     report = write_outputs(config, results, **context)

@@ -98,13 +98,19 @@ def test_study_table_grids_schedule_and_rerun(folders, tmp_path, capsys):
     assert "batch_size" in capsys.readouterr().err
 
 
-def test_no_train_lists_missing_rows(folders, tmp_path):
-    assert main(_argv(folders, tmp_path, "--no-train")) == 0
+def test_no_train_lists_missing_rows_and_grids_from_skimage(folders, tmp_path):
+    assert main(_argv(folders, tmp_path, "--no-train", "--grid-data", "skimage")) == 0
     report = (tmp_path / "results" / "ablation.md").read_text(encoding="utf-8")
     _, rows = _table(report)
     assert rows[LABELS["default"]][1].startswith("missing")
     assert math.isfinite(float(rows[LABELS["gray"]][4]))
     assert "**Missing rows:**" in report
+    # committed grids from scikit-image's public-domain photos; the validation-image grids stay in --out
+    assert "scikit-image's sample photos (astronaut, chelsea, coffee;" in report
+    committed = Image.open(tmp_path / "results" / "ablation" / "untrained.png")
+    assert committed.size == (3 * 32, 3 * 32)
+    assert Image.open(tmp_path / "runs" / "val-grids" / "untrained.png").size == (3 * 32, 3 * 32)
+    assert not (tmp_path / "results" / "ablation" / "default.png").exists()
 
 
 def _fake(key, kind, ciede, psnr, colorfulness):
