@@ -135,4 +135,5 @@ def test_summary_statistics():
     calls = []
     times = bench.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1)
     assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up, then A B / B A / A B
-    assert [len(v) for v in times.values()] == [3, 3]
+    assert [(len(v.wall), len(v.cpu)) for v in times.values()] == [(3, 3), (3, 3)]
+    assert "cpu_median_s" in bench.summarize(times["a"])
