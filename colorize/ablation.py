@@ -150,6 +150,7 @@ class AblationConfig:
     preload: bool = _opt(True, "decode the training images once into RAM (train.py --preload)")
     num_workers: int = _opt(0, "data loading worker processes of the training runs")
     device: str = _opt("auto", "training and scoring device: auto, cpu, cuda or mps")
+    threads: int = _opt(0, "torch CPU threads (0 = torch's default; 1 avoids oversubscription on a machine other jobs share)")
     time_limit: float = _opt(0.0, "start no new training row after this long ('20m', '1h'; 0 = no limit); rerun to continue", parse=parse_duration)
     train: bool = _opt(True, "train the rows whose runs are missing or unfinished (--no-train: report the finished rows, list the rest as missing)")
 
@@ -157,7 +158,7 @@ class AblationConfig:
         for name in ("image_size", "steps", "batch_size", "base_channels", "grid_images", "grid_size"):
             if getattr(self, name) < 1:
                 raise AblationError(f"{name} must be at least 1, not {getattr(self, name)}.")
-        for name in ("l1_steps", "max_images", "val_images", "depth", "discriminator_channels", "eval_size", "num_workers"):
+        for name in ("l1_steps", "max_images", "val_images", "depth", "discriminator_channels", "eval_size", "num_workers", "threads"):
             if getattr(self, name) < 0:
                 raise AblationError(f"{name} must be 0 or more, not {getattr(self, name)}.")
         if self.l1_steps >= self.steps:
@@ -818,6 +819,9 @@ def write_outputs(config: AblationConfig, results: dict[str, dict[str, Any]], **
 def run_study(config: AblationConfig, *, command: str) -> dict[str, Any]:
     """Train what is missing, score every row, write the report; returns {results, missing, trained, reused}."""
     started = time.monotonic()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    _check_budget(config)
     val_paths = select_images(config.val, config.val_exclude, config.val_images)
     grid_photos = grid_sources(config, val_paths)
     machine = _machine()
@@ -860,6 +864,26 @@ def run_study(config: AblationConfig, *, command: str) -> dict[str, Any]:
     report = write_outputs(config, results, **context)
     logger.info("Report: %s (%d rows, %d missing) in %.0f s", report, len(results), len(missing), time.monotonic() - started)
     return {"results": results, "missing": dict(missing), "trained": trained, "reused": reused, "report": report}
+
+
+BUDGET_FILE = "ablation_budget.json"
+
+
+def _check_budget(config: AblationConfig) -> None:
+    """Record the step budget in --out once; a later study with another budget is refused there."""
+    from .checkpoint import atomic_write_text
+
+    budget = {"steps": config.steps, "l1_steps": config.l1_steps}
+    path = Path(config.out) / BUDGET_FILE
+    if path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved != budget:
+            raise AblationError(
+                f"{config.out} holds runs with the budget {saved}, not {budget}; choose another --out or remove it."
+            )
+        return
+    if config.train:
+        atomic_write_text(path, json.dumps(budget) + "\n")
 
 
 def _is_finished(config: AblationConfig, row: Row) -> bool:
