@@ -16,10 +16,13 @@ results/bench.md) decides what `Colorizer(precision="auto")` does:
   times slower than fp32. Outputs move by up to a few Lab units, so it is never chosen
   automatically: ask for it with `precision="bf16"`.
 
-Measured and rejected (numbers in results/bench.md): TorchScript trace + freeze +
-optimize_for_inference (no faster than the folded eager model here, seconds to prepare),
-torch.compile (a minute to compile on two cores, a few per cent faster, and it failed on the
-second input shape with `freezing=True`), contiguous layout (slower than channels_last).
+Measured and rejected (numbers in results/bench.md; the network at 256x352 on 2 AVX2 cores,
+CPU ms per call: eager 99 contiguous / 94 channels_last, folded 86, TorchScript 96, compile 84,
+bf16 emulated 4183): TorchScript trace + freeze + optimize_for_inference (slower than the folded
+eager model, a second to prepare); torch.compile (40 s to compile on two cores and 30 s again for
+every new render shape, for ~2%; with inductor's `freezing=True` it crashed on the second shape);
+bf16 without native support (40x slower); the contiguous layout (no faster than channels_last,
+up to 10% slower in other runs). ONNX Runtime was not tried: it would be a new dependency.
 """
 
 from __future__ import annotations

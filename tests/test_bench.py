@@ -77,7 +77,9 @@ def test_compare_paths_measures_every_path_and_names_the_fastest_exact_one(quick
     assert bf16["status"] == "ok" and 0 < bf16["max_abs_ab_error_lab"] < fastpath.BF16_MAX_AB_ERROR_LAB  # not exact
     assert next(row for name, row in rows.items() if name.startswith("torch.compile"))["status"] == "skipped"
     assert paths["auto_uses"] == "folded"
-    assert paths["fastest_exact_path"] in rows and rows[paths["fastest_exact_path"]]["max_abs_ab_error_lab"] < 1e-3
+    for key in ("fastest_exact_path", "fastest_exact_path_any_preparation"):
+        assert paths[key] in rows and rows[paths[key]]["max_abs_ab_error_lab"] < 1e-3
+    assert rows[paths["fastest_exact_path"]]["prepare_s"] <= paths["max_prepare_s"]
     assert set(paths["end_to_end"]) >= {"fp32 eager, contiguous", "auto (BN folded, channels_last)", "bf16 autocast"}
 
 
