@@ -27,7 +27,7 @@ How one image is colourised:
 Speed: the network runs under `torch.inference_mode()` in channels_last layout; full-resolution
 L needs only the Y of XYZ and comes from three 256-entry lookup tables; everything is float32.
 `precision="auto"` (the default) calls, for `seed=None`, a copy of the generator with its batch
-norms folded into the convolutions (`colorize.fastpath`: fp32-exact, ~5% faster on CPU); a
+norms folded into the convolutions (`colorize.fastpath`: fp32-exact, network 5-10% faster on CPU); a
 `seed` always runs the eager generator, whose dropout is the noise. `precision="fp32"` is the
 eager generator only; `precision="bf16"` runs it under CPU/GPU autocast (fast only on CPUs with
 native bf16). `python -m colorize.bench --compare-paths` measures the choices.
