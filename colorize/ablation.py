@@ -573,6 +573,24 @@ def conclusions(results: dict[str, dict[str, Any]], config: AblationConfig) -> l
                 f"- Training speed: fastest {fastest['label']} ({fastest['images_per_s']:.1f} images/s), slowest "
                 f"{slowest['label']} ({slowest['images_per_s']:.1f} images/s)."
             )
+    if len(trained) >= 3:
+        ratio = np.array([r["colorfulness_ratio"] for r in trained])
+        ciede = np.array([r["ciede2000"] for r in trained])
+        rho = float(np.corrcoef(np.argsort(np.argsort(ratio)), np.argsort(np.argsort(ciede)))[0, 1])
+        reading = (
+            "so a lower CIEDE2000 here mostly comes with duller, closer-to-gray output"
+            if rho > 0.5 else "so the more colourful rows are also the closer ones"
+            if rho < -0.5 else "with no consistent relation between the two"
+        )
+        line = (
+            f"- Colour versus fidelity: across the {len(trained)} trained rows the rank correlation (Spearman) "
+            f"between colourfulness ratio and CIEDE2000 is {rho:+.2f}, {reading}"
+        )
+        if ref is not None:
+            closer = [r for r in trained if r is not ref and r["ciede2000"] < ref["ciede2000"]]
+            duller = [r for r in closer if r["colorfulness_ratio"] < ref["colorfulness_ratio"]]
+            line += f"; {len(duller)} of the {len(closer)} rows with a lower CIEDE2000 than the default are also less colourful than it"
+        lines.append(line + ".")
     gray = results.get("gray")
     if gray is not None and trained:
         beat_ciede = [r["label"] for r in trained if r["ciede2000"] < gray["ciede2000"]]
@@ -596,8 +614,8 @@ def conclusions(results: dict[str, dict[str, Any]], config: AblationConfig) -> l
     lines.append(
         f"Caveats: one seed ({config.seed}) per row and short runs ({config.steps} steps of {config.batch_size} images); "
         "the intervals cover only the choice of validation images, not training noise, so a different seed or a "
-        "longer budget can reorder rows whose differences are small. Rankings after a few hundred steps say which "
-        "recipe learns fastest here, not which one ends best."
+        "longer budget can reorder rows whose differences are small. Rankings after "
+        f"{config.steps} steps say which recipe learns fastest here, not which one ends best."
     )
     return lines
 
@@ -681,7 +699,7 @@ def render_report(
     load = [r["load_average_at_start"] for r in trained if r.get("load_average_at_start") is not None]
     lines.append(
         f"- Machine: {machine['cpu']}, {machine['logical_cores']} logical cores, torch {machine['torch']} "
-        f"({machine['torch_threads']} threads)" + (f", GPU {machine['cuda']}" if machine["cuda"] else "")
+        f"({machine['torch_threads']} thread{'s' if machine['torch_threads'] != 1 else ''})" + (f", GPU {machine['cuda']}" if machine["cuda"] else "")
         + (f"; training device: {device}" if device else "")
         + (f"; 1-minute load average when the rows started: {min(load):.1f}–{max(load):.1f}" if load else "")
         + "."

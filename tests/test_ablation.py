@@ -142,3 +142,16 @@ def test_conclusions_follow_the_numbers(sign):
         assert "better" in line and "more colourful, closer" in line and "worse" not in line
     assert f"lowest CIEDE2000: {results['default' if sign > 0 else 'encdec']['label']}" in text
     assert "one seed" in text
+
+
+@pytest.mark.parametrize("colourful_is_closer", [True, False])
+def test_colour_versus_fidelity_line_follows_the_ranks(colourful_is_closer):
+    config = AblationConfig(data=("x",), val="v", steps=10, l1_steps=2)
+    colourfulness = {"default": 28.0, "encdec": 9.0, "l1": 8.0}
+    ciede = {"default": 13.0, "encdec": 11.5, "l1": 11.2} if not colourful_is_closer else {"default": 10.0, "encdec": 12.5, "l1": 13.2}
+    results = {key: _fake(key, "train", ciede[key], 21.0, colourfulness[key]) for key in colourfulness}
+    line = next(line for line in conclusions(results, config) if line.startswith("- Colour versus fidelity"))
+    if colourful_is_closer:
+        assert "-1.00" in line and "more colourful rows are also the closer ones" in line
+    else:
+        assert "+1.00" in line and "duller" in line and "2 of the 2 rows" in line
