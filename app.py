@@ -56,6 +56,7 @@ class Settings:
     port: int
     models_dir: Path
     db_url: str | None  # None: survey.settings.database_url() decides
+    shipped_model: Path | None = None  # None: the weights inside the colorize package
     queue_size: int = 32
     create_demo: bool = False
 
@@ -86,6 +87,12 @@ class Settings:
             default=environ.get("SURVEY_DB_URL") or None,
             help="survey database URL (env SURVEY_DB_URL; default: /data on Spaces, else ./survey.sqlite)",
         )
+        parser.add_argument(
+            "--shipped-model",
+            type=Path,
+            default=Path(environ["COLORIZE_SHIPPED_MODEL"]) if environ.get("COLORIZE_SHIPPED_MODEL") else None,
+            help="checkpoint folder offered as 'shipped' (env COLORIZE_SHIPPED_MODEL; default: the weights in the package)",
+        )
         parser.add_argument("--queue-size", type=int, default=32, help="requests that may wait in the queue")
         parser.add_argument(
             "--create-demo",
@@ -99,6 +106,7 @@ class Settings:
             port=args.port,
             models_dir=args.models_dir,
             db_url=args.db,
+            shipped_model=args.shipped_model,
             queue_size=args.queue_size,
             create_demo=args.create_demo,
         )
@@ -924,6 +932,7 @@ def build_app(
     store: Any = None,
     db_url: str | None = None,
     models_dir: str | Path = "models",
+    shipped_model: str | Path | None = None,
     examples_dir: str | Path | None = None,
 ) -> gr.Blocks:
     """The whole app. Loads the shipped model now; other models load on first use.
@@ -936,7 +945,7 @@ def build_app(
 
     catalog = ModelCatalog(
         Path(models_dir),
-        loader=colorizer_loader or (lambda path: Colorizer.from_pretrained(path)),
+        loader=colorizer_loader or (lambda path: Colorizer.from_pretrained(shipped_model if path is None else path)),
         fallback=untrained_loader or Colorizer.untrained,
     )
     examples = write_examples(Path(examples_dir) if examples_dir else default_cache_dir() / "examples")
@@ -1007,7 +1016,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)  # both cores of a small Space, for one request at a time
-    demo = build_app(models_dir=settings.models_dir, db_url=settings.db_url)
+    demo = build_app(models_dir=settings.models_dir, db_url=settings.db_url, shipped_model=settings.shipped_model)
     if settings.create_demo and demo.store is not None:
         from survey.demo import create_demo
 

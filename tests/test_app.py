@@ -35,7 +35,10 @@ def app(tmp_path_factory):
     save_tiny_checkpoint(models / "tiny")
     db_url = f"sqlite:///{workdir / 'survey.sqlite'}"
     build_tiny_studies(Store(db_url))
-    env = {"SURVEY_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    # an empty 'shipped' folder: the app must still start, on the untrained model, and say so.
+    no_weights = workdir / "no-weights"
+    no_weights.mkdir()
+    env = {"SURVEY_ADMIN_PASSWORD": ADMIN_PASSWORD, "COLORIZE_SHIPPED_MODEL": str(no_weights)}
     load_before = os.getloadavg()[0]
     with running_app(models_dir=models, db_url=db_url, workdir=workdir, env=env) as (url, started):
         launched = time.monotonic() - started
@@ -325,3 +328,11 @@ def test_admin_is_off_without_a_password(tmp_path, monkeypatch):
     config = demo.get_config_file()
     assert "set the `SURVEY_ADMIN_PASSWORD` environment variable" in json.dumps(config, default=str)
     assert not [d for d in config["dependencies"] if d.get("api_name") == "survey_admin"]
+
+
+def test_settings_use_the_packaged_weights_unless_told_otherwise(tmp_path):
+    from app import Settings
+
+    assert Settings.from_args([], environ={}).shipped_model is None
+    assert Settings.from_args([], environ={"COLORIZE_SHIPPED_MODEL": str(tmp_path)}).shipped_model == tmp_path
+    assert Settings.from_args(["--shipped-model", "x"], environ={}).shipped_model == Path("x")

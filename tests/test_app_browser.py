@@ -42,7 +42,10 @@ def server(tmp_path_factory):
     save_tiny_checkpoint(workdir / "models" / "tiny")
     db_url = f"sqlite:///{workdir / 'survey.sqlite'}"
     build_tiny_studies(Store(db_url))
-    env = {"SURVEY_ADMIN_PASSWORD": "open sesame"}
+    # an empty 'shipped' folder: the app must still start, on the untrained model, and say so.
+    no_weights = workdir / "no-weights"
+    no_weights.mkdir()
+    env = {"SURVEY_ADMIN_PASSWORD": "open sesame", "COLORIZE_SHIPPED_MODEL": str(no_weights)}
     with running_app(models_dir=workdir / "models", db_url=db_url, workdir=workdir, env=env) as (url, _):
         yield {"url": url, "workdir": workdir, "db_url": db_url}
 

@@ -1,0 +1,41 @@
+"""The weights in colorize/weights: they load with no path given and actually colourise.
+
+Photos from scikit-image are not in the training data (imagenette, imagenet_sample, bsds500).
+"""
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from colorize import Colorizer
+from colorize.checkpoint import SHIPPED_MODEL_DIR
+from colorize.evaluate import gray_version
+from colorize.metrics import ciede2000, colorfulness
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return Colorizer.from_pretrained()
+
+
+def test_shipped_model_loads_by_default_with_its_card(shipped):
+    assert shipped.config["training"]["steps"] > 0
+    assert (SHIPPED_MODEL_DIR / "MODEL_CARD.md").is_file()
+    assert (SHIPPED_MODEL_DIR / "model.safetensors").stat().st_size < 40_000_000
+
+
+def test_real_photos_come_out_colourful_and_closer_to_the_truth_than_gray(shipped):
+    ours, gray = [], []
+    for name in PHOTOS:
+        real = getattr(data, name)()
+        output = shipped.colorize(Image.fromarray(real).convert("L"))
+        assert output.size == (real.shape[1], real.shape[0])
+        output = np.asarray(output, dtype=np.float32) / 255.0
+        real = real.astype(np.float32) / 255.0
+        assert colorfulness(output) > 15.0, name  # gray is 0; real photos here are 38-77
+        ours.append(ciede2000(output, real))
+        gray.append(ciede2000(gray_version(real), real))
+    assert np.mean(ours) < np.mean(gray), (ours, gray)
