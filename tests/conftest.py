@@ -19,3 +19,14 @@ def postgres_url():
             yield url
     except PostgresUnavailable as error:
         pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """For modules of tiny models: extra threads only add synchronisation on a busy 2-core machine."""
+    import torch  # here, not at the top: the survey tests must not need torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

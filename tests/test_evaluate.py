@@ -22,13 +22,7 @@ SIZE = 64
 TINY = ModelConfig(base_channels=4, depth=4, max_channels=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """The models here are tiny: extra threads only add synchronisation on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture()

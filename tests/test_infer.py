@@ -25,13 +25,7 @@ TINY = ModelConfig(base_channels=4, depth=4, max_channels=16)
 RENDER = 64  # small render size keeps the suite fast; the pipeline is the same at 256
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """The models here are tiny: extra threads only add synchronisation on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _vivid_tiny_colorizer(seed: int = 0) -> Colorizer:
