@@ -64,6 +64,7 @@ MIB = 1024 * 1024
 TARGET_LATENCY_S = {(1024, 768, 256): 0.150, (4000, 3000, 256): 1.5}
 TARGET_MEMORY_MIB = {(4000, 3000, 256): 1.5 * 1024}
 TARGET_SPEEDUP = 3.0
+THREADING_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS", "KMP_BLOCKTIME")
 MAX_PREPARE_S = 5.0  # a network path must be ready this soon after loading to be worth making the default
 
 
@@ -496,7 +497,7 @@ def _memory_child(case: dict[str, Any]) -> dict[str, Any]:
     assert output.size == image.size
     peak = peak_rss_bytes()
     baseline = baseline if baseline is not None else peak_before
-    return {
+    result = {
         "ok": True,
         "seconds": seconds,
         "baseline_mib": baseline / MIB,
@@ -504,11 +505,22 @@ def _memory_child(case: dict[str, Any]) -> dict[str, Any]:
         "extra_mib": max(0, peak - baseline) / MIB,
         "peak_reset": reset,  # False: an earlier high-water mark (building the model) could hide the call's
     }
+    if case.get("repeats"):  # warm latency too, for settings that only a fresh process can change
+        times = time_interleaved({"run": lambda: colorizer.colorize(image, render_size=case["render_size"])}, repeats=case["repeats"], warmup=0)
+        result["latency"] = summarize(times["run"])
+    return result
 
 
-def run_memory_case(case: dict[str, Any], *, timeout: float = 1800) -> dict[str, Any]:
+def run_memory_case(case: dict[str, Any], *, timeout: float = 1800, env: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """Run `_memory_child` in a fresh interpreter; `env` adds (or, with None, removes) variables."""
     command = [sys.executable, "-m", "colorize.bench", "--memory-case", json.dumps(case)]
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    child_env = dict(os.environ, PYTHONWARNINGS="ignore")
+    for key, value in (env or {}).items():
+        if value is None:
+            child_env.pop(key, None)
+        else:
+            child_env[key] = value
+    env = child_env
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
@@ -547,6 +559,39 @@ def bench_huge(settings: BenchSettings, plan: Plan, threads: int, progress) -> d
     results["too_large"]["refused_with_message"] = (not refused["ok"]) and "ImageLoadError" in refused.get("error", "")
     progress.update()
     return results
+
+
+WAIT_POLICIES = {"libgomp default (spin, then sleep)": None, "OMP_WAIT_POLICY=PASSIVE": "PASSIVE"}
+
+
+def bench_wait_policy(settings: BenchSettings, plan: Plan, threads: int, repeats: int, progress) -> list[dict[str, Any]]:
+    """End-to-end latency under each OpenMP wait policy (a fresh process each: libgomp reads it at start).
+
+    On a busy machine the default spin-waiting burns the CPU another process needs and waits a
+    time slice at every barrier when a partner thread is descheduled; PASSIVE threads sleep instead.
+    Runs go A B B A so drift hits both alike.
+    """
+    rows = []
+    sizes = (plan.paths_size,) if settings.quick else (plan.paths_size, plan.sizes[-1])
+    for width, height in sizes:
+        progress.set_postfix_str(f"wait policy {width}x{height}")
+        case = {"model": "shipped", "checkpoint": settings.model, "size": [width, height], "render_size": plan.paths_render, "threads": threads, "repeats": repeats}
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in WAIT_POLICIES}
+        names = list(WAIT_POLICIES)
+        for name in names if settings.quick else names + names[::-1]:
+            runs[name].append(run_memory_case(case, env={"OMP_WAIT_POLICY": WAIT_POLICIES[name]}))
+        policies = {}
+        for name, results in runs.items():
+            good = [r["latency"] for r in results if r.get("ok") and "latency" in r]
+            policies[name] = {
+                "median_s": float(np.median([r["median_s"] for r in good])) if good else None,
+                "cpu_median_s": float(np.median([r["cpu_median_s"] for r in good])) if good else None,
+                "runs": len(good),
+                "errors": [r.get("error") for r in results if not r.get("ok")],
+            }
+        rows.append({"size": [width, height], "render_size": plan.paths_render, "threads": threads, "policies": policies, "load_after": load_average()})
+    progress.update()
+    return rows
 
 
 # --------------------------------------------------------------------------------------------
@@ -758,6 +803,7 @@ def environment(command: str, threads: int) -> dict[str, Any]:
         "platform": platform.platform(),
         "load_average_start": load,
         "busy_at_start": busy,
+        "threading_env": {key: os.environ.get(key) for key in THREADING_ENV if os.environ.get(key) is not None},
     }
 
 
@@ -826,7 +872,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"CPU: {cpu['model']} - {cpu['physical_cores']} physical / {cpu['logical_cores']} logical cores ({env['available_cpus']} available to this process)  ",
         f"Flags: {flags}; torch CPU capability {env['torch_cpu_capability']}  ",
         f"torch {env['torch_version']}, {env['torch_threads']} intra-op threads, Python {env['python']}, {env['platform']}  ",
-        f"CUDA: {env['cuda'] or 'none'}  ",
+        f"CUDA: {env['cuda'] or 'none'}; threading environment: {', '.join(f'{k}={v}' for k, v in env.get('threading_env', {}).items()) or 'none set'}  ",
         f"Load average (1 min) at start: {_load(env['load_average_start'])}; at end: {_load(result.get('load_average_end'))}"
         + (" - **the machine was busy: absolute times are inflated and noisy; the ratios, measured interleaved in one process, are the figures to trust**" if result.get("busy") else ""),
         "",
@@ -933,6 +979,22 @@ def render_markdown(result: dict[str, Any]) -> str:
         ]
         lines += ["End to end, same image:", "", "| Colorizer setting | ms | CPU ms |", "|---|---|---|"]
         lines += [f"| {name} | {_ms(stats)} | {_cpu(stats)} |" for name, stats in paths["end_to_end"].items()]
+    wait = result.get("wait_policy")
+    if wait:
+        names = list(wait[0]["policies"])
+        lines += [
+            "",
+            f"## OpenMP wait policy (end to end at render {wait[0]['render_size']}, {wait[0]['threads']} threads, a fresh process per run, A B B A)",
+            "",
+            "| input | " + " | ".join(f"{name} ms (CPU ms)" for name in names) + " | load after |",
+            "|---" * (len(names) + 2) + "|",
+        ]
+        for row in wait:
+            cells = []
+            for name in names:
+                m = row["policies"][name]
+                cells.append("failed" if m["median_s"] is None else f"{m['median_s'] * 1000:.0f} ({m['cpu_median_s'] * 1000:.0f})")
+            lines.append(f"| {row['size'][0]}x{row['size'][1]} | " + " | ".join(cells) + f" | {_load(row['load_after'])} |")
     huge = result.get("huge")
     if huge:
         big, refused = huge["largest_allowed"], huge["too_large"]
@@ -991,7 +1053,7 @@ def run(settings: BenchSettings, *, command: str) -> dict[str, Any]:
         + len(plan.memory_sizes) * len(plan.memory_renders)
         + 1
         + len(plan.train_sizes)
-        + (1 if settings.compare_paths else 0)
+        + (2 if settings.compare_paths else 0)
         + (1 if settings.huge else 0)
     )
     with tqdm(total=steps, desc="bench", unit="case", file=sys.stderr, disable=None) as progress:
@@ -1003,6 +1065,7 @@ def run(settings: BenchSettings, *, command: str) -> dict[str, Any]:
         result["paths"] = (
             bench_paths(colorizers, plan, repeats, threads, progress, compile_=not settings.quick) if settings.compare_paths else None
         )
+        result["wait_policy"] = bench_wait_policy(settings, plan, threads, half, progress) if settings.compare_paths else None
         result["huge"] = bench_huge(settings, plan, threads, progress) if settings.huge else None
         result["cuda"] = bench_cuda(model_configs, plan, half, progress)
     result["load_average_end"] = load_average()

@@ -31,7 +31,7 @@ def quick_run(tmp_path_factory) -> tuple[dict, str, subprocess.CompletedProcess]
 def test_quick_run_writes_json_with_every_section(quick_run):
     data, _, _ = quick_run
     assert data["schema"] == bench.SCHEMA_VERSION and data["quick"] is True
-    assert {"latency", "network", "memory", "batch", "training", "paths", "huge", "cuda", "targets", "environment", "models"} <= set(data)
+    assert {"latency", "network", "memory", "batch", "training", "paths", "wait_policy", "huge", "cuda", "targets", "environment", "models"} <= set(data)
 
     env = data["environment"]
     assert env["command"].startswith("python -m colorize.bench --quick")
@@ -81,6 +81,9 @@ def test_compare_paths_measures_every_path_and_names_the_fastest_exact_one(quick
         assert paths[key] in rows and rows[paths[key]]["max_abs_ab_error_lab"] < 1e-3
     assert rows[paths["fastest_exact_path"]]["prepare_s"] <= paths["max_prepare_s"]
     assert set(paths["end_to_end"]) >= {"fp32 eager, contiguous", "auto (BN folded, channels_last)", "bf16 autocast"}
+    (wait,) = quick_run[0]["wait_policy"]  # one size in --quick
+    assert set(wait["policies"]) == set(bench.WAIT_POLICIES)
+    assert all(m["median_s"] > 0 and m["runs"] == 1 and not m["errors"] for m in wait["policies"].values())
 
 
 def test_huge_images_work_or_are_refused_with_a_sentence(quick_run):
@@ -96,7 +99,7 @@ def test_markdown_report_and_printed_table(quick_run):
     assert data["environment"]["command"] in markdown
     assert data["environment"]["cpu"]["model"] in markdown and "Load average" in markdown
     assert "torch " + data["environment"]["torch_version"] in markdown
-    for heading in ("End-to-end latency", "Network alone", "Peak memory", "Batch colorization", "Training", "Ways to run the network", "Very large images"):
+    for heading in ("End-to-end latency", "Network alone", "Peak memory", "Batch colorization", "Training", "Ways to run the network", "OpenMP wait policy", "Very large images"):
         assert heading in markdown
     assert "--quick run" in markdown
     assert "| 96x64 (0.01 MP) | 64 |" in process.stdout  # the table is printed too
