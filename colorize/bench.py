@@ -569,8 +569,10 @@ def bench_wait_policy(settings: BenchSettings, plan: Plan, threads: int, repeats
 
     On a busy machine the default spin-waiting burns the CPU another process needs and waits a
     time slice at every barrier when a partner thread is descheduled; PASSIVE threads sleep instead.
-    Runs go A B B A so drift hits both alike.
+    Runs go A B B A so drift hits both alike. Always with one thread per physical core (at least 2):
+    with one thread there is no barrier to wait at.
     """
+    threads = max(2, threads, fastpath.recommended_threads())
     rows = []
     sizes = (plan.paths_size,) if settings.quick else (plan.paths_size, plan.sizes[-1])
     for width, height in sizes:
@@ -1054,6 +1056,7 @@ def run(settings: BenchSettings, *, command: str) -> dict[str, Any]:
         + 1
         + len(plan.train_sizes)
         + (2 if settings.compare_paths else 0)
+        + (len(plan.train_sizes) if torch.cuda.is_available() else 0)
         + (1 if settings.huge else 0)
     )
     with tqdm(total=steps, desc="bench", unit="case", file=sys.stderr, disable=None) as progress:
