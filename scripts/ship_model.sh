@@ -3,7 +3,7 @@
 #   bash scripts/ship_model.sh runs/shipped [../shared/data]
 # 1. fp16 copy of the weights + config.json into colorize/weights/ (what the app, infer and evaluate load by default)
 # 2. evaluation on imagenette/val without its near-gray images, beside the gray baseline
-# 3. the colourfulness / hue-cast figure and the last validation sample grid
+# 3. the colourfulness / hue-cast figure and a sample grid (gray | ours | real)
 set -euo pipefail
 run=${1:?usage: scripts/ship_model.sh RUN_DIR [DATA_ROOT]}
 data=${2:-../shared/data}
@@ -13,6 +13,15 @@ $py -m colorize.evaluate --data "$data/imagenette/val" --exclude "$data/imagenet
     --out results/shipped-eval
 $py -m colorize.plots results/shipped-eval/per_image.csv --out results/shipped_colour.png \
     --title "shipped model on imagenette/val (near-gray images excluded)"
-cp "$(ls "$run"/samples/*.png | sort | tail -n 1)" results/shipped_samples.png
+# The data sets' terms keep their photos out of the repository: the committed grid uses
+# scikit-image's public-domain photos; the run's own samples/ show validation photos.
+$py - <<'PY'
+from PIL import Image
+from skimage import data
+from colorize import Colorizer
+from colorize.ablation import SKIMAGE_PHOTOS, sample_grid
+photos = [Image.fromarray(getattr(data, name)()) for name in SKIMAGE_PHOTOS]
+sample_grid(Colorizer.from_pretrained(), photos, size=192, render_size=128).save("results/shipped_samples.png")
+PY
 cp "$run/metrics.csv" results/shipped_training_metrics.csv
 echo "shipped: $(du -h colorize/weights/model.safetensors | cut -f1) of weights; results in results/shipped-eval/"
