@@ -142,3 +142,15 @@ def test_summary_statistics():
     assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up, then A B / B A / A B
     assert [(len(v.wall), len(v.cpu)) for v in times.values()] == [(3, 3), (3, 3)]
     assert "cpu_median_s" in bench.summarize(times["a"])
+
+
+def test_busy_machine_detection_discounts_the_benchmarks_own_threads():
+    def result(start: float, during: float, threads: int = 2) -> dict:
+        env = {"cpu": {"logical_cores": 2}, "torch_threads": threads, "busy_at_start": start > 1.0}
+        rows = [{"load_before": [during, during, during]}]
+        return {"environment": env, "latency": rows, "network": rows, "training": rows}
+
+    assert not bench.machine_was_busy(result(0.3, 1.9))  # our own two threads
+    assert bench.machine_was_busy(result(0.3, 4.5))  # a training run beside us
+    assert bench.machine_was_busy(result(2.5, 2.0))  # busy before we started
+    assert bench.machine_was_busy(result(0.3, 2.2, threads=1))
