@@ -41,6 +41,7 @@ import pandas as pd
 from scipy import optimize, special
 
 from . import SurveyError
+from .store import TRIALS_FRAME_COLUMNS
 from .study import CATCH, REAL, Protocol, is_correct, plan_trials
 
 if TYPE_CHECKING:  # the Store pulls in SQLAlchemy; simulate_frame does not need it
@@ -53,11 +54,6 @@ logger = logging.getLogger(__name__)
 # A study whose name starts with this is simulated; the report labels it so in its title.
 SIMULATED_PREFIX = "simulated-"
 
-TRIALS_FRAME_COLUMNS = [
-    "study", "mode", "participant", "participant_finished", "trial_id", "position", "phase",
-    "image_key", "method", "is_real", "real_side", "answered", "choice", "correct", "fooled",
-    "judged_real", "response_ms", "answered_at",
-]  # fmt: skip
 
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(64)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
