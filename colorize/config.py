@@ -103,6 +103,7 @@ class TrainConfig:
     gp_weight: float = _opt(10.0, "gradient penalty weight (wgan-gp)")
     n_critic: int = _opt(5, "critic updates per generator update (wgan-gp; vanilla and lsgan alternate 1:1)")
     resnet18_weights: str = _opt("", "torchvision-format resnet18 state dict for the resnet18-unet encoder")
+    init_from: str = _opt("", "model folder (model.safetensors + config.json) whose generator weights start this run: fine-tuning, or continuing a shipped model whose training state is gone; the architecture flags must match it")
     # run control
     seed: int = _opt(0, "random seed: initialisation, data order, augmentation, dropout")
     device: str = _opt("auto", "auto = CUDA > MPS > CPU", choices=DEVICES)
@@ -141,6 +142,8 @@ class TrainConfig:
             raise ConfigError("epochs_l1 + epochs_gan must be at least 1.")
         if self.resnet18_weights and self.model.generator != "resnet18-unet":
             raise ConfigError("resnet18_weights only applies to --generator resnet18-unet.")
+        if self.resnet18_weights and self.init_from:
+            raise ConfigError("Give either resnet18_weights or init_from, not both: init_from already holds the encoder.")
 
     @property
     def uses_gan(self) -> bool:

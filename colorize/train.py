@@ -286,6 +286,8 @@ class Trainer:
             except Exception as error:  # an unreadable file: torch raises several types
                 raise ConfigError(f"{config.resnet18_weights} cannot be read as a ResNet-18 state dict ({error}).") from None
             logger.info("ResNet-18 encoder weights loaded from %s", config.resnet18_weights)
+        if config.init_from and self.resume_state is None:
+            self._load_initial_generator(config.init_from)
         self.discriminator = build_discriminator(self.model_config) if config.uses_gan else None
         self.objective = build_objective(config.gan_mode) if config.uses_gan else None
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -302,6 +304,28 @@ class Trainer:
             count_parameters(self.generator) / 1e6,
             f"; discriminator: {count_parameters(self.discriminator) / 1e6:.2f}M" if self.discriminator is not None else " (L1 only, no discriminator)",
         )
+
+    # The discriminator is not part of a model folder, so only these fields have to agree.
+    GENERATOR_FIELDS = ("generator", "base_channels", "depth", "max_channels", "norm", "dropout", "dropout_layers")
+
+    def _load_initial_generator(self, folder: str) -> None:
+        try:
+            source, saved = load_model(folder)
+        except CheckpointError as error:
+            raise ConfigError(f"init_from: {error}") from None
+        saved_model = saved["model"]
+        differing = [
+            f"{name} {saved_model.get(name)!r} there, {getattr(self.model_config, name)!r} here"
+            for name in self.GENERATOR_FIELDS
+            if saved_model.get(name) != getattr(self.model_config, name)
+        ]
+        if differing:
+            raise ConfigError(
+                f"init_from: the model in {folder} has another architecture ({'; '.join(differing)}); "
+                "pass the same architecture flags."
+            )
+        self.generator.load_state_dict(source.state_dict())
+        logger.info("Generator weights loaded from %s (%s steps there)", folder, saved.get("training", {}).get("steps", "?"))
 
     def _wrap_distributed(self) -> None:
         if self.distributed:

@@ -309,6 +309,22 @@ def test_resnet18_weights_in_torchvision_layout_are_loaded(folders, tmp_path):
     assert main(args) == 2
 
 
+def test_init_from_starts_from_a_model_folder_and_refuses_another_architecture(folders, tmp_path):
+    source = tmp_path / "first"
+    assert main(_args(folders, source, "--max-steps", "2")) == 0
+    saved = load_file(str(source / "model.safetensors"))
+
+    trainer = Trainer(parse_args(_args(folders, tmp_path / "second", "--init-from", str(source))))
+    started = trainer.generator.state_dict()
+    assert saved.keys() == started.keys()
+    for name, tensor in saved.items():
+        assert torch.equal(started[name], tensor), name
+    assert main(_args(folders, tmp_path / "second", "--init-from", str(source), "--max-steps", "1")) == 0
+
+    assert main(_args(folders, tmp_path / "third", "--init-from", str(source), "--base-channels", "8")) == 2
+    assert main(_args(folders, tmp_path / "fourth", "--init-from", str(tmp_path / "missing"))) == 2
+
+
 def test_export_half(folders, tmp_path):
     out = tmp_path / "run"
     assert main(_args(folders, out, "--max-steps", "1")) == 0
