@@ -13,19 +13,17 @@ How one image is colourised:
    learned; a square squeeze of a 3:2 photo makes faces and horizons it never saw. The rest of
    the render shape up to the generator's own size multiple is replicate-padded by the model.
    `keep_aspect=False` gives the square pix2pix behaviour for comparison.
-3. The predicted ab is upsampled (bilinear, PyTorch's `align_corners=False` convention) to full
-   resolution and joined to the image's *own* full-resolution L, so the output keeps every
-   detail and the exact luminance of the input (up to 8-bit rounding). A predicted colour that
-   sRGB cannot show (a saturated colour at near-black L, say) keeps its L and hue and loses
-   chroma until it fits (`gamut="chroma"`). Per-channel clipping (`gamut="clip"`, what
-   `skimage.color.lab2rgb` does) changes L there instead: on skimage's astronaut with strong
-   predictions (mean chroma 20) L moved by up to 23 units with clipping, 0.24 without.
-4. Step 3 runs in tiles of about `chunk_pixels` pixels (rows, and columns too for very wide
-   images), so memory grows only with the input and output images themselves (8 bits per
-   channel), not with float copies of them: a 50-megapixel photo needs about 0.5 GB.
+3. The predicted ab is upsampled to full resolution and joined to the image's *own*
+   full-resolution L (`colorize.compose`), so the output keeps every detail and the exact
+   luminance of the input (up to 8-bit rounding). A predicted colour that sRGB cannot show
+   keeps its L and hue and loses chroma until it fits (`gamut="chroma"`); per-channel clipping
+   (`gamut="clip"`, what `skimage.color.lab2rgb` does) changes L there instead: on skimage's
+   astronaut with strong predictions (mean chroma 20) L moved by up to 23 units with clipping,
+   0.24 without. This step runs in tiles of about `chunk_pixels` pixels, so a 50-megapixel
+   photo needs about 0.5 GB.
 
-Speed: the network runs under `torch.inference_mode()` in channels_last layout; full-resolution
-L needs only the Y of XYZ and comes from three 256-entry lookup tables; everything is float32.
+Speed: the network runs under `torch.inference_mode()` in channels_last layout; the
+full-resolution step is described in `colorize.compose`; everything is float32.
 `precision="auto"` (the default) calls, for `seed=None`, a copy of the generator with its batch
 norms folded into the convolutions (`colorize.fastpath`: fp32-exact, network 5-10% faster on CPU); a
 `seed` always runs the eager generator, whose dropout is the noise. `precision="fp32"` is the
@@ -43,13 +41,14 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
 from . import color, fastpath
+from .compose import DEFAULT_CHUNK_PIXELS, GAMUT_MODES, compose, luminance
 from .checkpoint import CONFIG_FILE, SHIPPED_MODEL_DIR, CheckpointError, load_model
 from .imageio import ImageLoadError, ImageSource, find_images, is_image_file, load_image
 from .models import ModelConfig, build_generator, set_dropout_sampling
@@ -59,58 +58,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_RENDER_SIZE = 256
 RENDER_MULTIPLE = 32
 MAX_RENDER_ASPECT = 4
-DEFAULT_CHUNK_PIXELS = 1 << 20  # about 1 MP per tile: ~60 MB of float temporaries
 PRECISIONS = ("auto", "fp32", "bf16")
-
-# --------------------------------------------------------------------------------------------
-# Full-resolution helpers (numpy/torch float32, tile by tile)
-# --------------------------------------------------------------------------------------------
-
-_LEVELS = np.arange(256, dtype=np.float64) / 255.0
-_LINEAR = np.where(_LEVELS > 0.04045, ((_LEVELS + 0.055) / 1.055) ** 2.4, _LEVELS / 12.92)
-# Y of XYZ (D65 white has Y = 1) is a weighted sum of the linearised channels: one table each.
-_Y_TABLES = tuple((_LINEAR * weight).astype(np.float32) for weight in color._XYZ_FROM_RGB[1])
-# Linear [0, 1] -> 8-bit sRGB, rounded as round(255 * srgb): 2^20 steps make the table exact
-# except within 0.003 of a level's rounding boundary (the sRGB slope is at most 12.92).
-_ENCODE_STEPS = (1 << 20) - 1
-_ENCODE_TABLE = (
-    (color.linear_to_srgb(torch.linspace(0.0, 1.0, _ENCODE_STEPS + 1, dtype=torch.float64)) * 255.0)
-    .round()
-    .to(torch.uint8)
-)
-# XYZ -> linear sRGB with the D65 white folded in: linear = M @ (fx^3, Y, fz^3) (above the knee).
-_RGB_FROM_FXYZ = (
-    torch.linalg.inv(torch.tensor(color._XYZ_FROM_RGB, dtype=torch.float64)) * torch.tensor(color._D65_WHITE, dtype=torch.float64)
-).float()
-
-
-def _relative_luminance(rgb8: np.ndarray) -> torch.Tensor:
-    """Y of XYZ (float32, (H, W)) of an 8-bit sRGB array (H, W, 3): three table look-ups."""
-    rgb8 = np.asarray(rgb8)
-    if rgb8.dtype != np.uint8 or rgb8.ndim != 3 or rgb8.shape[-1] != 3:
-        raise ValueError("Expected an 8-bit RGB array shaped (H, W, 3).")
-    y = _Y_TABLES[0][rgb8[..., 0]]
-    y += _Y_TABLES[1][rgb8[..., 1]]
-    y += _Y_TABLES[2][rgb8[..., 2]]
-    return torch.from_numpy(y)
-
-
-def _lab_f(t: torch.Tensor) -> torch.Tensor:
-    """The Lab companding function f(t) of CIE 1976 (as in `color.rgb_to_lab`)."""
-    return torch.where(t > color._LAB_EPSILON, t.clamp(min=color._LAB_EPSILON).pow(1.0 / 3.0), t * color._LAB_KAPPA + color._LAB_OFFSET)
-
-
-def _lab_f_inverse(f: torch.Tensor) -> torch.Tensor:
-    return torch.where(f > color._LAB_INVERSE_KNEE, f * f * f, (f - color._LAB_OFFSET) / color._LAB_KAPPA)
-
-
-def luminance(rgb8: np.ndarray) -> torch.Tensor:
-    """Lab L in [0, 100] (float32, shape (H, W)) of an 8-bit sRGB array shaped (H, W, 3).
-
-    Agrees with `color.rgb_to_luminance` to float32 precision at a fraction of the cost:
-    L needs only the Y of XYZ.
-    """
-    return _lab_f(_relative_luminance(rgb8)).mul_(116.0).sub_(16.0)
 
 
 def render_shape(height: int, width: int, render_size: int, *, keep_aspect: bool = True) -> tuple[int, int]:
@@ -127,124 +75,6 @@ def render_shape(height: int, width: int, render_size: int, *, keep_aspect: bool
         return max(RENDER_MULTIPLE, int(round(side * scale / RENDER_MULTIPLE)) * RENDER_MULTIPLE)
 
     return fit(height), fit(width)
-
-
-def _bilinear_taps(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Source indices and weights of `F.interpolate(mode="bilinear", align_corners=False)` along one axis."""
-    scale = n_in / n_out
-    source = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * scale - 0.5).clamp(min=0.0)
-    low = source.floor().long().clamp(max=n_in - 1)
-    high = (low + 1).clamp(max=n_in - 1)
-    weight = (source - low).float()
-    return low, high, weight
-
-
-def _tiles(height: int, width: int, chunk_pixels: int) -> Iterable[tuple[int, int, int, int]]:
-    """(top, bottom, left, right) tiles of about `chunk_pixels`: full rows, or row pieces if one row is larger."""
-    chunk_pixels = max(1, int(chunk_pixels))
-    tile_w = min(width, chunk_pixels)
-    tile_h = max(1, chunk_pixels // tile_w)
-    for top in range(0, height, tile_h):
-        for left in range(0, width, tile_w):
-            yield top, min(height, top + tile_h), left, min(width, left + tile_w)
-
-
-GAMUT_MODES = ("chroma", "clip")
-"""How a predicted colour outside sRGB is shown. "chroma" (default) lowers that pixel's chroma,
-keeping its hue and its lightness exactly, until it fits; "clip" clips each RGB channel (as
-`skimage.color.lab2rgb` does), which shifts hue and lightness where the prediction is impossible,
-e.g. a saturated colour at near-black or near-white L."""
-
-_GAMUT_STEPS = 8  # bisection steps: chroma within 1/256 of the largest that fits (< 0.5 Lab units)
-_GAMUT_TOLERANCE = 1e-5
-
-
-def _linear_rgb(y: torch.Tensor, fy: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Linear sRGB (3, N), unclipped, of Lab given as luminance Y, f(Y) and a, b (all (N,)).
-
-    The same arithmetic as `color.lab_to_rgb` before its clipping and gamma, except that Y is
-    used as it is rather than recomputed from L.
-    """
-    xyz = torch.empty((3, y.shape[0]), dtype=torch.float32)
-    xyz[0] = _lab_f_inverse(a / 500.0 + fy)
-    xyz[1] = y
-    xyz[2] = _lab_f_inverse((fy - b / 200.0).clamp_(min=0.0))
-    return torch.mm(_RGB_FROM_FXYZ, xyz)
-
-
-def _outside(linear: torch.Tensor) -> torch.Tensor:
-    # minimum/maximum of the three rows: ~4x faster than aminmax(dim=0) across them, same result
-    red, green, blue = linear.unbind(0)
-    low = torch.minimum(torch.minimum(red, green), blue)
-    high = torch.maximum(torch.maximum(red, green), blue)
-    return (low < -_GAMUT_TOLERANCE) | (high > 1.0 + _GAMUT_TOLERANCE)
-
-
-def _fit_gamut(linear: torch.Tensor, y: torch.Tensor, fy: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
-    """Move out-of-gamut pixels of `linear` (in place) towards gray at constant L and hue."""
-    index = _outside(linear).nonzero().squeeze(1)
-    if index.numel() == 0:
-        return
-    y, fy, a, b = (t.index_select(0, index) for t in (y, fy, a, b))
-    low = torch.zeros_like(y)  # chroma factor known to fit (gray always does)
-    high = torch.ones_like(y)  # known not to fit
-    for _ in range(_GAMUT_STEPS):
-        middle = (low + high) * 0.5
-        fits = ~_outside(_linear_rgb(y, fy, a * middle, b * middle))
-        low = torch.where(fits, middle, low)
-        high = torch.where(fits, high, middle)
-    linear.index_copy_(1, index, _linear_rgb(y, fy, a * low, b * low))
-
-
-def _encode(linear: torch.Tensor) -> torch.Tensor:
-    """Linear sRGB -> 8-bit sRGB (clipped to [0, 1] first) through the encoding table."""
-    index = linear.clamp_(0.0, 1.0).mul_(float(_ENCODE_STEPS)).add_(0.5).to(torch.int32)
-    return _ENCODE_TABLE.index_select(0, index.view(-1)).view(index.shape)
-
-
-def compose(
-    image: Image.Image,
-    ab: torch.Tensor,
-    *,
-    saturation: float = 1.0,
-    chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
-    gamut: str = "chroma",
-) -> Image.Image:
-    """Join the full-resolution L of `image` (RGB) with `ab` (Lab units, shape (2, h, w), any h, w).
-
-    `ab` is bilinearly resized to the image's size and scaled by `saturation`; the work is
-    done in tiles of about `chunk_pixels`, and the result does not depend on the tile size.
-    `gamut` says what happens to a colour sRGB cannot show (see `GAMUT_MODES`).
-    """
-    if gamut not in GAMUT_MODES:
-        raise ValueError(f"Unknown gamut mode '{gamut}'; choose one of {', '.join(GAMUT_MODES)}.")
-    if image.mode != "RGB":
-        raise ValueError("compose() expects an RGB image; open inputs with colorize.imageio.load_image.")
-    width, height = image.size
-    ab = ab.detach().to("cpu", torch.float32)
-    if ab.ndim == 4:
-        ab = ab[0]
-    if saturation != 1.0:
-        ab = ab * float(saturation)
-    rows = _bilinear_taps(ab.shape[-2], height)
-    low, high, weight = _bilinear_taps(ab.shape[-1], width)
-    # columns once for the whole width (2 x h x width floats: a few MB), rows tile by tile, where
-    # a gather copies whole rows: ~20% faster than gathering columns in every tile.
-    ab_columns = torch.lerp(ab.index_select(2, low), ab.index_select(2, high), weight)
-    output = Image.new("RGB", (width, height))
-    for top, bottom, left, right in _tiles(height, width, chunk_pixels):
-        y = _relative_luminance(np.asarray(image.crop((left, top, right, bottom)))).reshape(-1)
-        fy = _lab_f(y)
-        low, high, weight = (t[top:bottom] for t in rows)
-        source = ab_columns[:, :, left:right]
-        ab_tile = torch.lerp(source.index_select(1, low), source.index_select(1, high), weight[:, None]).reshape(2, -1)
-        linear = _linear_rgb(y, fy, ab_tile[0], ab_tile[1])
-        if gamut == "chroma":
-            _fit_gamut(linear, y, fy, ab_tile[0], ab_tile[1])
-        size = (right - left, bottom - top)
-        planes = [Image.frombuffer("L", size, plane.numpy(), "raw", "L", 0, 1) for plane in _encode(linear)]
-        output.paste(Image.merge("RGB", planes), (left, top))  # PIL interleaves the planes quickly
-    return output
 
 
 def network_input(image: Image.Image, shape: tuple[int, int]) -> torch.Tensor:

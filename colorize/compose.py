@@ -1,0 +1,277 @@
+"""Full-resolution composition: the image's own L joined to upsampled ab, tile by tile.
+
+`compose(image, ab)` is the last step of every colourisation (see `colorize.infer`). It keeps
+the exact luminance of the input (up to 8-bit rounding): only the Y of XYZ is read from the
+pixels (three 256-entry tables), the predicted ab is upsampled bilinearly (PyTorch's
+`align_corners=False` convention) and Lab goes back to sRGB through the XYZ matrix and a
+2^20-entry encoding table. Everything is float32 and runs in tiles of about `chunk_pixels`
+pixels, so memory grows with the 8-bit input and output images, not with float copies of them.
+
+Why it is written this way, not with `color.lab_to_rgb` on whole tensors: at 1024x768 the
+straightforward version costs more than the network. Here every pass over the pixels counts:
+the scale of the encoding table is folded into the matrix, the Lab companding inverse is a
+branch-free clamp-cube-add (the linear piece is the cube's tangent at the knee), and the cube
+root of Y is taken everywhere and only the few near-black pixels are patched. (Tiles of 256 K
+to 2 M pixels measured alike; 1 M it is.)
+
+A predicted colour that sRGB cannot show (a saturated colour at near-black L, say) keeps its L
+and hue and loses chroma until it fits (`gamut="chroma"`). The largest chroma sRGB holds at each
+(L, hue) is tabulated once (`_GamutBoundary`, 0.39 L units x 1 degree, found by bisection) and
+read bilinearly, so fitting costs a few passes over the out-of-gamut pixels instead of a
+bisection over each of them. Where the table overshoots (sharp corners of the gamut, such as
+the yellow cusp near L = 96), those pixels are bisected exactly; where it undershoots there, a
+colour keeps a little less chroma than sRGB could show. Per-channel clipping (`gamut="clip"`, what
+`skimage.color.lab2rgb` does) changes L there instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Iterable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import color
+
+DEFAULT_CHUNK_PIXELS = 1 << 20  # about 1 MP a tile: ~60 MB of float temporaries
+
+GAMUT_MODES = ("chroma", "clip")
+"""How a predicted colour outside sRGB is shown. "chroma" (default) lowers that pixel's chroma,
+keeping its hue and its lightness, until it fits; "clip" clips each RGB channel (as
+`skimage.color.lab2rgb` does), which shifts hue and lightness where the prediction is impossible,
+e.g. a saturated colour at near-black or near-white L."""
+
+_LEVELS = np.arange(256, dtype=np.float64) / 255.0
+_LINEAR = np.where(_LEVELS > 0.04045, ((_LEVELS + 0.055) / 1.055) ** 2.4, _LEVELS / 12.92)
+# Y of XYZ (D65 white has Y = 1) is a weighted sum of the linearised channels: one table each.
+_Y_TABLES = tuple((_LINEAR * weight).astype(np.float32) for weight in color._XYZ_FROM_RGB[1])
+
+# Linear light is carried scaled by _ENCODE_STEPS, so that truncation gives the table index;
+# entry i holds round(255 * srgb) of the middle of its step. 2^20 steps make the table exact
+# except within 0.003 of a level's rounding boundary (the sRGB slope is at most 12.92).
+_ENCODE_STEPS = (1 << 20) - 1
+_ENCODE_TABLE = (
+    (
+        color.linear_to_srgb(((torch.arange(_ENCODE_STEPS + 1, dtype=torch.float64) + 0.5) / _ENCODE_STEPS).clamp(max=1.0))
+        * 255.0
+    )
+    .round()
+    .to(torch.uint8)
+)
+# (fx^3, Y, fz^3) -> scaled linear sRGB, with the D65 white folded in.
+_SCALED_RGB_FROM_FXYZ = (
+    torch.linalg.inv(torch.tensor(color._XYZ_FROM_RGB, dtype=torch.float64))
+    * torch.tensor(color._D65_WHITE, dtype=torch.float64)
+    * _ENCODE_STEPS
+).float()
+_GAMUT_TOLERANCE = 1e-5 * _ENCODE_STEPS
+_GAMUT_STEPS = 8  # bisection steps where the table overshoots: chroma within 1/256 of the largest that fits
+
+
+def _relative_luminance(rgb8: np.ndarray) -> torch.Tensor:
+    """Y of XYZ (float32, (H, W)) of an 8-bit sRGB array (H, W, 3): three table look-ups."""
+    rgb8 = np.asarray(rgb8)
+    if rgb8.dtype != np.uint8 or rgb8.ndim != 3 or rgb8.shape[-1] != 3:
+        raise ValueError("Expected an 8-bit RGB array shaped (H, W, 3).")
+    y = _Y_TABLES[0][rgb8[..., 0]]
+    y += _Y_TABLES[1][rgb8[..., 1]]
+    y += _Y_TABLES[2][rgb8[..., 2]]
+    return torch.from_numpy(y)
+
+
+def _lab_f(y: torch.Tensor) -> torch.Tensor:
+    """The Lab companding function f of CIE 1976 for Y >= 0 (as in `color.rgb_to_lab`), new tensor."""
+    f = y.pow(1.0 / 3.0)
+    flat_y = y.reshape(-1)
+    dark = (flat_y <= color._LAB_EPSILON).nonzero().squeeze(1)  # few pixels: fix them rather than branch everywhere
+    if dark.numel():
+        f.view(-1).index_copy_(0, dark, flat_y.index_select(0, dark).mul_(color._LAB_KAPPA).add_(color._LAB_OFFSET))
+    return f
+
+
+def _lab_f_inverse_(f: torch.Tensor) -> torch.Tensor:
+    """f -> f^3 above the knee, (f - 16/116) / kappa below, in place.
+
+    Written as clamp(f, min=knee)^3 + min(f - knee, 0) / kappa: the linear piece is the cube's
+    tangent at the knee, so this equals the two-piece definition and needs no mask.
+    """
+    knee = color._LAB_INVERSE_KNEE
+    below = torch.clamp(f, max=knee).sub_(knee)
+    return f.clamp_(min=knee).pow_(3).add_(below, alpha=1.0 / color._LAB_KAPPA)
+
+
+def luminance(rgb8: np.ndarray) -> torch.Tensor:
+    """Lab L in [0, 100] (float32, shape (H, W)) of an 8-bit sRGB array shaped (H, W, 3).
+
+    Agrees with `color.rgb_to_luminance` to float32 precision at a fraction of the cost:
+    L needs only the Y of XYZ.
+    """
+    return _lab_f(_relative_luminance(rgb8)).mul_(116.0).sub_(16.0)
+
+
+def _scaled_linear_rgb(y: torch.Tensor, fy: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Linear sRGB x _ENCODE_STEPS (3, N), unclipped, of Lab given as Y, f(Y) and a, b (all (N,))."""
+    xyz = torch.empty((3, y.shape[0]), dtype=torch.float32)
+    _lab_f_inverse_(torch.add(fy, a, alpha=1.0 / 500.0, out=xyz[0]))
+    xyz[1].copy_(y)
+    _lab_f_inverse_(torch.sub(fy, b, alpha=1.0 / 200.0, out=xyz[2]).clamp_(min=0.0))
+    return torch.mm(_SCALED_RGB_FROM_FXYZ, xyz)
+
+
+def _outside(linear: torch.Tensor) -> torch.Tensor:
+    # minimum/maximum of the three rows: ~4x faster than aminmax(dim=0) across them, same result
+    red, green, blue = linear.unbind(0)
+    low = torch.minimum(torch.minimum(red, green), blue)
+    high = torch.maximum(torch.maximum(red, green), blue)
+    return (low < -_GAMUT_TOLERANCE) | (high > _ENCODE_STEPS + _GAMUT_TOLERANCE)
+
+
+def _largest_fitting_scale(
+    y: torch.Tensor, fy: torch.Tensor, a: torch.Tensor, b: torch.Tensor, upper: torch.Tensor | float, steps: int
+) -> torch.Tensor:
+    """Largest s in [0, upper] (within upper / 2^steps) for which (L, s a, s b) is in sRGB, by bisection.
+
+    Along a ray from gray at constant L the gamut is one interval (it is convex and holds the
+    gray), so bisection finds its end.
+    """
+    low = torch.zeros_like(y)
+    high = torch.ones_like(y) * upper
+    for _ in range(steps):
+        middle = (low + high) * 0.5
+        fits = ~_outside(_scaled_linear_rgb(y, fy, a * middle, b * middle))
+        low = torch.where(fits, middle, low)
+        high = torch.where(fits, high, middle)
+    return low
+
+
+class _GamutBoundary:
+    """The largest chroma sRGB can show at each (L, hue), on a grid, read bilinearly."""
+
+    LIGHTNESS_STEPS = 257  # L = 0, 0.39, ..., 100
+    HUE_STEPS = 360  # one degree
+    MAX_CHROMA = 200.0  # more than any sRGB colour has (about 134)
+    BISECTION_STEPS = 24
+
+    def __init__(self) -> None:
+        lightness = torch.linspace(0.0, 100.0, self.LIGHTNESS_STEPS, dtype=torch.float64)
+        hue = torch.arange(self.HUE_STEPS, dtype=torch.float64) * (2 * math.pi / self.HUE_STEPS)
+        grid_l, grid_h = (t.reshape(-1) for t in torch.meshgrid(lightness, hue, indexing="ij"))
+        fy = (grid_l + 16.0) / 116.0
+        y = torch.where(fy > color._LAB_INVERSE_KNEE, fy**3, (fy - color._LAB_OFFSET) / color._LAB_KAPPA)
+        y, fy, cos, sin = (t.float() for t in (y, fy, grid_h.cos(), grid_h.sin()))
+        low = _largest_fitting_scale(y, fy, cos, sin, self.MAX_CHROMA, self.BISECTION_STEPS)
+        table = low.view(self.LIGHTNESS_STEPS, self.HUE_STEPS)
+        self.table = torch.cat((table, table[:, :1]), dim=1).contiguous()  # hue wraps around
+
+    def max_chroma(self, lightness: torch.Tensor, hue: torch.Tensor) -> torch.Tensor:
+        """Largest chroma in sRGB at `lightness` (0-100) and `hue` (radians, any range), (N,)."""
+        row = (lightness * ((self.LIGHTNESS_STEPS - 1) / 100.0)).clamp_(0.0, self.LIGHTNESS_STEPS - 1.0)
+        column = torch.remainder(hue * (self.HUE_STEPS / (2 * math.pi)), float(self.HUE_STEPS))
+        row0 = row.floor().clamp_(max=self.LIGHTNESS_STEPS - 2)
+        column0 = column.floor().clamp_(max=self.HUE_STEPS - 1)
+        row_weight, column_weight = row - row0, column - column0
+        width = self.HUE_STEPS + 1
+        corner = (row0 * width + column0).long()
+        flat = self.table.view(-1)
+        top = torch.lerp(flat[corner], flat[corner + 1], column_weight)
+        bottom = torch.lerp(flat[corner + width], flat[corner + width + 1], column_weight)
+        return torch.lerp(top, bottom, row_weight)
+
+
+@functools.cache
+def _gamut_boundary() -> _GamutBoundary:
+    return _GamutBoundary()
+
+
+def _fit_gamut(linear: torch.Tensor, y: torch.Tensor, fy: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """Move out-of-gamut pixels of `linear` (in place) towards gray at constant L and hue."""
+    index = _outside(linear).nonzero().squeeze(1)
+    if index.numel() == 0:
+        return
+    y, fy, a, b = (t.index_select(0, index) for t in (y, fy, a, b))
+    chroma = torch.hypot(a, b)
+    limit = _gamut_boundary().max_chroma(fy * 116.0 - 16.0, torch.atan2(b, a))
+    scale = (limit * 0.998 / chroma.clamp(min=1e-6)).clamp_(max=1.0)  # a hair inside the table
+    fitted = _scaled_linear_rgb(y, fy, a * scale, b * scale)
+    overshoot = _outside(fitted).nonzero().squeeze(1)
+    if overshoot.numel():
+        # the bilinear table overshoots where the gamut has a sharp corner (the yellow cusp near
+        # L = 96): exact bisection for those few pixels
+        y, fy, a, b, scale = (t.index_select(0, overshoot) for t in (y, fy, a, b, scale))
+        scale = _largest_fitting_scale(y, fy, a, b, scale, _GAMUT_STEPS)
+        fitted.index_copy_(1, overshoot, _scaled_linear_rgb(y, fy, a * scale, b * scale))
+    linear.index_copy_(1, index, fitted)
+
+
+def _encode(linear: torch.Tensor) -> torch.Tensor:
+    """Scaled linear sRGB -> 8-bit sRGB (clipped first) through the encoding table."""
+    index = linear.clamp_(0.0, float(_ENCODE_STEPS)).to(torch.int32)
+    return _ENCODE_TABLE.index_select(0, index.view(-1)).view(index.shape)
+
+
+def _bilinear_taps(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source indices and weights of `F.interpolate(mode="bilinear", align_corners=False)` along one axis."""
+    scale = n_in / n_out
+    source = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * scale - 0.5).clamp(min=0.0)
+    low = source.floor().long().clamp(max=n_in - 1)
+    high = (low + 1).clamp(max=n_in - 1)
+    weight = (source - low).float()
+    return low, high, weight
+
+
+def _tiles(height: int, width: int, chunk_pixels: int) -> Iterable[tuple[int, int, int, int]]:
+    """(top, bottom, left, right) tiles of about `chunk_pixels`: full rows, or row pieces if one row is larger."""
+    chunk_pixels = max(1, int(chunk_pixels))
+    tile_w = min(width, chunk_pixels)
+    tile_h = max(1, chunk_pixels // tile_w)
+    for top in range(0, height, tile_h):
+        for left in range(0, width, tile_w):
+            yield top, min(height, top + tile_h), left, min(width, left + tile_w)
+
+
+def compose(
+    image: Image.Image,
+    ab: torch.Tensor,
+    *,
+    saturation: float = 1.0,
+    chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
+    gamut: str = "chroma",
+) -> Image.Image:
+    """Join the full-resolution L of `image` (RGB) with `ab` (Lab units, shape (2, h, w), any h, w).
+
+    `ab` is bilinearly resized to the image's size and scaled by `saturation`; the work is
+    done in tiles of about `chunk_pixels`, and the result does not depend on the tile size.
+    `gamut` says what happens to a colour sRGB cannot show (see `GAMUT_MODES`).
+    """
+    if gamut not in GAMUT_MODES:
+        raise ValueError(f"Unknown gamut mode '{gamut}'; choose one of {', '.join(GAMUT_MODES)}.")
+    if image.mode != "RGB":
+        raise ValueError("compose() expects an RGB image; open inputs with colorize.imageio.load_image.")
+    width, height = image.size
+    ab = ab.detach().to("cpu", torch.float32)
+    if ab.ndim == 4:
+        ab = ab[0]
+    if saturation != 1.0:
+        ab = ab * float(saturation)
+    rows = _bilinear_taps(ab.shape[-2], height)
+    low, high, weight = _bilinear_taps(ab.shape[-1], width)
+    # columns once for the whole width (2 x h x width floats: a few MB), rows tile by tile, where
+    # a gather copies whole rows: ~20% faster than gathering columns in every tile.
+    ab_columns = torch.lerp(ab.index_select(2, low), ab.index_select(2, high), weight)
+    output = Image.new("RGB", (width, height))
+    for top, bottom, left, right in _tiles(height, width, chunk_pixels):
+        y = _relative_luminance(np.asarray(image.crop((left, top, right, bottom)))).reshape(-1)  # no full-size copy
+        fy = _lab_f(y)
+        low, high, weight = (t[top:bottom] for t in rows)
+        source = ab_columns[:, :, left:right]
+        ab_tile = torch.lerp(source.index_select(1, low), source.index_select(1, high), weight[:, None]).reshape(2, -1)
+        linear = _scaled_linear_rgb(y, fy, ab_tile[0], ab_tile[1])
+        if gamut == "chroma":
+            _fit_gamut(linear, y, fy, ab_tile[0], ab_tile[1])
+        size = (right - left, bottom - top)
+        planes = [Image.frombuffer("L", size, plane.numpy(), "raw", "L", 0, 1) for plane in _encode(linear)]
+        output.paste(Image.merge("RGB", planes), (left, top))  # PIL interleaves the planes quickly
+    return output
