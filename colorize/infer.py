@@ -40,6 +40,7 @@ import logging
 import os
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -77,11 +78,25 @@ def render_shape(height: int, width: int, render_size: int, *, keep_aspect: bool
     return fit(height), fit(width)
 
 
+def resize_rgb8(image: Image.Image, shape: tuple[int, int]) -> np.ndarray:
+    """`image` (RGB) resized to `shape` = (h, w) as an 8-bit array (h, w, 3): antialiased bicubic.
+
+    PyTorch's uint8 kernel gives PIL's `resize(BICUBIC)` within one level (mean 0.002) on both
+    cores, 4x faster at 1024x768 (`colorize.bench` measures the whole path).
+    """
+    height, width = shape
+    if image.size == (width, height):
+        return np.asarray(image)
+    with warnings.catch_warnings():  # the array PIL gives is read-only; it is only read here
+        warnings.simplefilter("ignore", UserWarning)
+        pixels = torch.from_numpy(np.asarray(image)).permute(2, 0, 1)[None]  # channels_last view
+    resized = torch.nn.functional.interpolate(pixels, size=(height, width), mode="bicubic", antialias=True)
+    return resized[0].permute(1, 2, 0).contiguous().numpy()
+
+
 def network_input(image: Image.Image, shape: tuple[int, int]) -> torch.Tensor:
     """Normalised L (1, 1, h, w) of `image` resized to `shape` = (h, w)."""
-    height, width = shape
-    small = image if image.size == (width, height) else image.resize((width, height), Image.BICUBIC)
-    return color.normalize_l(luminance(np.asarray(small)))[None, None]
+    return color.normalize_l(luminance(resize_rgb8(image, shape)))[None, None]
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

@@ -57,9 +57,8 @@ def test_gamut_fitting_keeps_lightness_and_hue_and_nearly_all_the_chroma_that_fi
     fy = (lightness + 16.0) / 116.0
     y = compose._lab_f_inverse_(fy.clone())
     exact = compose._largest_fitting_scale(y, fy, a, b, 1.0, 30) * torch.hypot(a, b)
-    shortfall = (exact.numpy() - chroma_out)
-    assert np.percentile(np.abs(shortfall), 95) < 1.0  # chroma units; 8-bit rounding is part of it
-    assert shortfall.min() > -1.5  # never noticeably more than fits (it would have been clipped)
+    shortfall = exact.numpy() - chroma_out  # chroma units; 8-bit rounding is part of it
+    assert np.abs(shortfall).max() < 1.5  # near the yellow cusp too, where the table alone is off by 25
 
 
 @pytest.mark.parametrize("gamut", compose.GAMUT_MODES)
