@@ -16,7 +16,7 @@ load average is recorded next to every section.
 - batch: `Colorizer.colorize_batch` of 8 images of 1024x768: images/s and CPU utilisation
   (process CPU time / wall time: 2.0 means both cores of a 2-core machine were busy).
 - paths (`--compare-paths`): the ways to run the network (eager, channels_last, batch norm
-  folded, TorchScript freeze, torch.compile, bf16 autocast, 1 thread) at 256 and end to end.
+  folded, ONNX Runtime, TorchScript freeze, torch.compile, bf16 autocast, 1 thread) at 256 and end to end.
 - huge (`--huge`): a synthetic 50-megapixel image (time, memory), and a 60-megapixel one, which
   must be refused with a sentence.
 - cuda: bf16 training and batched inference throughput when a CUDA device is present.
@@ -81,7 +81,7 @@ class BenchSettings:
     model: str = field(default="", metadata={"help": "checkpoint folder (default: the shipped model, else the default architecture untrained)"})
     out: str = field(default="results/bench.json", metadata={"help": "JSON output; the Markdown report goes next to it (.md)"})
     repeats: int = field(default=7, metadata={"help": "timed runs per latency figure, after warm-up (batch and training use about half)"})
-    compare_paths: bool = field(default=False, metadata={"help": "also compare ways to run the network (eager, folded, TorchScript, torch.compile, bf16, threads)"})
+    compare_paths: bool = field(default=False, metadata={"help": "also compare ways to run the network (eager, folded, ONNX Runtime, TorchScript, torch.compile, bf16, threads)"})
     huge: bool = field(default=False, metadata={"help": "also colourise a synthetic 50-megapixel image and check a 60-megapixel one is refused"})
     threads: int = field(default=0, metadata={"help": "torch intra-op threads (0 = one per physical core)"})
 
@@ -649,7 +649,8 @@ def bench_paths(
         ("eager fp32, contiguous", "Colorizer(precision='fp32', channels_last=False)", lambda: eager_contiguous, x),
         ("eager fp32, channels_last", "Colorizer(precision='fp32')", lambda: eager_cl, x_cl),
         ("BN folded, contiguous", "fastpath.fold_batchnorm", lambda: fastpath.fold_batchnorm(generator), x),
-        ("BN folded, channels_last", "Colorizer(precision='auto'), the default", lambda: fastpath.prepare_generator(generator, "folded"), x_cl),
+        ("BN folded, channels_last", "fastpath path 'folded' (the default without onnxruntime)", lambda: fastpath.prepare_generator(generator, "folded"), x_cl),
+        ("ONNX Runtime (BN folded graph)", "Colorizer(precision='auto'), the default", lambda: fastpath.prepare_generator(generator, "onnx"), x),
         ("TorchScript trace+freeze+optimize_for_inference", "torch.jit", lambda: _torchscript(generator, x), x),
         ("torch.compile (inductor) of the folded model", "torch.compile", lambda: _compiled(generator), x_cl),
         (f"bf16 autocast, channels_last ({bf16_note})", "Colorizer(precision='bf16')", lambda: _autocast_bf16(eager_cl), x_cl),
@@ -715,13 +716,15 @@ def bench_paths(
     variants = {
         "fp32 eager, contiguous": dict(precision="fp32", channels_last=False),
         "fp32 eager, channels_last": dict(precision="fp32"),
-        "auto (BN folded, channels_last)": dict(precision="auto"),
+        "auto (ONNX Runtime)": dict(precision="auto"),
+        "BN folded, channels_last": dict(precision="auto"),
         "bf16 autocast": dict(precision="bf16"),
     }
     pipelines = {
         name: Colorizer(copy.deepcopy(generator), colorizers["shipped"].config, name="paths", **kwargs)
         for name, kwargs in variants.items()
     }
+    pipelines["BN folded, channels_last"]._fast = fastpath.prepare_generator(generator, "folded")
     e2e_times = time_interleaved(
         {name: (lambda c=c: c.colorize(image, render_size=plan.paths_render)) for name, c in pipelines.items()}, repeats=repeats
     )
