@@ -239,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "data": str(data_root),
         "size": args.size,
         "render_size": None if colorizer is None else args.render_size or colorizer.default_render_size,
+        "chroma_scale": None if colorizer is None else colorizer.chroma_scale,
         "images": len(rows),
         "unreadable": len(unreadable),
         "excluded": excluded_count,

@@ -99,6 +99,21 @@ def network_input(image: Image.Image, shape: tuple[int, int]) -> torch.Tensor:
     return color.normalize_l(luminance(resize_rgb8(image, shape)))[None, None]
 
 
+MAX_CHROMA_SCALE = 2.0
+
+
+def chroma_scale_of(config: dict) -> float:
+    """The model's calibrated chroma scale (config.json "inference" -> "chroma_scale", default 1).
+
+    `python -m colorize.calibrate` sets it; every output's ab is multiplied by it before the
+    user's `saturation`, so saturation 1 means "as calibrated".
+    """
+    value = (config.get("inference") or {}).get("chroma_scale", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_CHROMA_SCALE:
+        raise CheckpointError(f"config.json: inference.chroma_scale must be a number in (0, {MAX_CHROMA_SCALE:g}], not {value!r}.")
+    return float(value)
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         if torch.cuda.is_available():
@@ -157,6 +172,7 @@ class Colorizer:
         self.chunk_pixels = chunk_pixels
         self.gamut = gamut
         self.model_config = ModelConfig.from_dict(config["model"]) if "model" in config else None
+        self.chroma_scale = chroma_scale_of(self.config)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -251,7 +267,11 @@ class Colorizer:
 
     def _finish(self, rgb: Image.Image, ab_norm: torch.Tensor, saturation: float) -> Image.Image:
         return compose(
-            rgb, color.denormalize_ab(ab_norm), saturation=saturation, chunk_pixels=self.chunk_pixels, gamut=self.gamut
+            rgb,
+            color.denormalize_ab(ab_norm),
+            saturation=saturation * self.chroma_scale,
+            chunk_pixels=self.chunk_pixels,
+            gamut=self.gamut,
         )
 
     def colorize(
