@@ -24,9 +24,8 @@ from typing import Sequence
 import torch
 
 from .checkpoint import CONFIG_FILE, CheckpointError, atomic_write_text, read_config
-from .data import DatasetError, ExclusionMatcher, read_exclusion_list
-from .evaluate import DEFAULT_SIZE, evaluate, summarize
-from .imageio import find_images
+from .data import DatasetError
+from .evaluate import DEFAULT_SIZE, evaluate, scored_images, summarize
 from .infer import MAX_CHROMA_SCALE, Colorizer
 
 DEFAULT_SCALES = tuple(round(0.5 + 0.05 * i, 2) for i in range(15))  # 0.5 ... 1.2
@@ -109,11 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         colorizer = Colorizer.from_pretrained(args.model)
-        excluded = ExclusionMatcher(read_exclusion_list(args.exclude) if args.exclude is not None else ())
+        paths, _ = scored_images(args.data, args.exclude)
     except (CheckpointError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    paths = [p for p in find_images(args.data) if not (excluded and excluded(p))]
     if not paths:
         print(f"error: no images to calibrate on in {args.data}.", file=sys.stderr)
         return 2

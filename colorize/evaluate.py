@@ -188,6 +188,14 @@ def summarize(rows: list[dict]) -> dict:
     return summary
 
 
+def scored_images(data: Path, exclude: Path | None) -> tuple[list[Path], int]:
+    """The images under `data` (sorted) minus those `exclude` lists, and how many were left out."""
+    excluded = ExclusionMatcher(read_exclusion_list(exclude) if exclude is not None else ())
+    candidates = find_images(data)
+    paths = [p for p in candidates if not (excluded and excluded(p))]
+    return paths, len(candidates) - len(paths)
+
+
 def _json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -206,15 +214,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         colorizer, method = _colorizer(args)
-        excluded = ExclusionMatcher(read_exclusion_list(args.exclude) if args.exclude is not None else ())
+        paths, excluded_count = scored_images(args.data, args.exclude)
     except (CheckpointError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
     data_root = args.data
-    candidates = find_images(data_root)
-    paths = [p for p in candidates if not (excluded and excluded(p))]
-    excluded_count = len(candidates) - len(paths)
     if args.max_images is not None:
         paths = paths[: args.max_images]
     out = args.out or Path("runs") / f"eval-{_slug(method)}-{_slug(data_root.resolve().name)}"
