@@ -388,7 +388,7 @@ class ColorizeUI:
             elem_id=f"{prefix}-render-size",
         )
         saturation = gr.Slider(
-            0.0, 2.0, value=1.0, step=0.05, label="Colour strength", info="0 is gray, 1 as predicted, 2 doubled.",
+            0.0, 2.0, value=1.0, step=0.05, label="Colour strength", info="0 is gray, 1 as the model was calibrated, 2 doubled.",
             elem_id=f"{prefix}-saturation",
         )
         return model, render_size, saturation
