@@ -621,6 +621,12 @@ def _torchscript(generator: torch.nn.Module, example: torch.Tensor) -> Callable[
     return fastpath.FoldedGenerator(frozen, generator.size_multiple)
 
 
+def _onnx(generator: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    if not fastpath.onnx_runtime_available():
+        raise RuntimeError("onnx and onnxruntime are not installed (pip install -e '.[bench]')")
+    return fastpath.prepare_generator(generator, "onnx")
+
+
 def _compiled(generator: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return torch.compile(fastpath.fold_batchnorm(generator).to(memory_format=torch.channels_last), dynamic=False)
 
@@ -649,8 +655,8 @@ def bench_paths(
         ("eager fp32, contiguous", "Colorizer(precision='fp32', channels_last=False)", lambda: eager_contiguous, x),
         ("eager fp32, channels_last", "Colorizer(precision='fp32')", lambda: eager_cl, x_cl),
         ("BN folded, contiguous", "fastpath.fold_batchnorm", lambda: fastpath.fold_batchnorm(generator), x),
-        ("BN folded, channels_last", "fastpath path 'folded' (the default without onnxruntime)", lambda: fastpath.prepare_generator(generator, "folded"), x_cl),
-        ("ONNX Runtime (BN folded graph)", "Colorizer(precision='auto'), the default", lambda: fastpath.prepare_generator(generator, "onnx"), x),
+        ("BN folded, channels_last", "Colorizer(precision='auto'), the default", lambda: fastpath.prepare_generator(generator, "folded"), x_cl),
+        ("ONNX Runtime (BN folded graph)", "Colorizer(precision='onnx'); needs onnx + onnxruntime", lambda: _onnx(generator), x),
         ("TorchScript trace+freeze+optimize_for_inference", "torch.jit", lambda: _torchscript(generator, x), x),
         ("torch.compile (inductor) of the folded model", "torch.compile", lambda: _compiled(generator), x_cl),
         (f"bf16 autocast, channels_last ({bf16_note})", "Colorizer(precision='bf16')", lambda: _autocast_bf16(eager_cl), x_cl),
@@ -716,15 +722,14 @@ def bench_paths(
     variants = {
         "fp32 eager, contiguous": dict(precision="fp32", channels_last=False),
         "fp32 eager, channels_last": dict(precision="fp32"),
-        "auto (ONNX Runtime)": dict(precision="auto"),
-        "BN folded, channels_last": dict(precision="auto"),
+        "auto (BN folded, channels_last)": dict(precision="auto"),
+        "ONNX Runtime": dict(precision="onnx"),
         "bf16 autocast": dict(precision="bf16"),
     }
     pipelines = {
         name: Colorizer(copy.deepcopy(generator), colorizers["shipped"].config, name="paths", **kwargs)
         for name, kwargs in variants.items()
     }
-    pipelines["BN folded, channels_last"]._fast = fastpath.prepare_generator(generator, "folded")
     e2e_times = time_interleaved(
         {name: (lambda c=c: c.colorize(image, render_size=plan.paths_render)) for name, c in pipelines.items()}, repeats=repeats
     )

@@ -4,12 +4,13 @@ of a generator for deterministic (`seed=None`) calls.
 What `python -m colorize.bench --compare-paths` measured on the CPUs we have (see
 results/bench.md) decides what `Colorizer(precision="auto")` does:
 
-- "onnx" (the default on a CPU with `onnxruntime` installed, which the package depends on): the
-  folded model below, exported once to ONNX with dynamic batch/height/width and run by ONNX
-  Runtime. Same function up to float32 rounding (max |ab| error ~1e-4 Lab units); 5-15%
-  faster than the folded torch model on 2 AVX2 cores, and about 2x on small batched inputs.
-  The export costs about half a second on the first call; if it fails, "folded" answers.
-- "folded" (the default elsewhere, CUDA included): a copy of the generator with every batch
+- "onnx" (`precision="onnx"`, CPU, needs `pip install onnx onnxruntime`, the `bench` extra):
+  the folded model below exported once to ONNX (dynamic batch/height/width, on the first call,
+  ~0.4 s) and run by ONNX Runtime; same function up to float32 rounding. Measured and not the
+  default: on 2 AVX2 cores the network alone was no faster than "folded" (49 vs 46 ms at
+  256x352), end to end slower (126 vs 93 ms at 1024x768, its threads spinning against torch's
+  before we turned spinning off), and a process using it held ~150 MiB more.
+- "folded" (the default, any device): a copy of the generator with every batch
   norm folded into the convolution before it (eval statistics are constants, so conv -> BN is
   one affine conv), dropout left out (it is off without a seed) and the weights in
   channels_last. It computes the same function as the eager model up to float32 rounding (max
@@ -154,8 +155,8 @@ def onnx_runtime_available() -> bool:
 def choose_path(precision: str, device: torch.device | str = "cpu", info: CpuInfo | None = None) -> str:
     """The network path for a `precision` ("auto", "fp32" or "bf16") on `device` (see module docstring).
 
-    "auto" is "onnx" on a CPU where ONNX Runtime is installed, else "folded": both are
-    fp32-exact, and neither was slower than eager anywhere we measured.
+    "auto" is "folded" on every device: it is fp32-exact and was never slower than eager.
+    "onnx" (ONNX Runtime, CPU) is offered for comparison and for CPUs where it wins.
     """
     if precision == "fp32":
         return "eager"
@@ -165,7 +166,12 @@ def choose_path(precision: str, device: torch.device | str = "cpu", info: CpuInf
             logger.info("This CPU has no native bf16 (avx512_bf16/amx_bf16): bf16 autocast will be emulated and slow.")
         return "bf16"
     if precision == "auto":
-        return "onnx" if torch.device(device).type == "cpu" and onnx_runtime_available() else "folded"
+        return "folded"
+    if precision == "onnx":
+        if torch.device(device).type != "cpu" or not onnx_runtime_available():
+            logger.warning("ONNX Runtime needs a CPU device and `pip install onnx onnxruntime`; using the folded torch model.")
+            return "folded"
+        return "onnx"
     raise ValueError(f"Unknown precision '{precision}'; choose auto, fp32 or bf16.")
 
 
@@ -304,6 +310,8 @@ class OnnxGenerator(SizeAgnosticGenerator):
         options.intra_op_num_threads = self.threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
+        # spinning ORT threads would compete with torch's for the cores in the steps around the network
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
 
     def predict(self, lightness: torch.Tensor) -> torch.Tensor:

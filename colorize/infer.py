@@ -28,7 +28,8 @@ full-resolution step is described in `colorize.compose`; everything is float32.
 norms folded into the convolutions (`colorize.fastpath`: fp32-exact, network 5-10% faster on CPU); a
 `seed` always runs the eager generator, whose dropout is the noise. `precision="fp32"` is the
 eager generator only; `precision="bf16"` runs it under CPU/GPU autocast (fast only on CPUs with
-native bf16). `python -m colorize.bench --compare-paths` measures the choices.
+native bf16); `precision="onnx"` runs the folded model in ONNX Runtime (optional dependency).
+`python -m colorize.bench --compare-paths` measures the choices.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_RENDER_SIZE = 256
 RENDER_MULTIPLE = 32
 MAX_RENDER_ASPECT = 4
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "onnx")
 
 
 def render_shape(height: int, width: int, render_size: int, *, keep_aspect: bool = True) -> tuple[int, int]:
@@ -134,7 +135,7 @@ class Colorizer:
     call with a `seed`, so one Colorizer can serve several threads (the Gradio app).
 
     Knobs for the benchmark: `precision` ("auto" = the fast path of `colorize.fastpath`, "fp32"
-    = the eager generator, or "bf16" = the network under autocast),
+    = the eager generator, "bf16" = the network under autocast, "onnx" = ONNX Runtime),
     `channels_last` (the network's memory layout), `chunk_pixels` (tile size of the
     full-resolution work) and `gamut` ("chroma" or "clip", see `GAMUT_MODES`).
     """
