@@ -6,11 +6,9 @@ results/bench.md) decides what `Colorizer(precision="auto")` does:
 
 - "onnx" (`precision="onnx"`, CPU, needs `pip install onnx onnxruntime`, the `bench` extra):
   the folded model below exported once to ONNX (dynamic batch/height/width, on the first call,
-  ~0.4-0.6 s) and run by ONNX Runtime; same function up to float32 rounding. Measured and not
-  the default: on 2 AVX2 cores the network alone was within noise of "folded" (49 vs 46 ms at
-  256x352 in one run, 71 vs 76 in another), end to end slower in both (126 vs 93 ms at
-  1024x768 with ORT's threads spinning, 124 vs 110 with spinning off), and a process using it
-  held ~150 MiB more.
+  ~0.6 s) and run by ONNX Runtime; same function up to float32 rounding. Measured and not the
+  default: in results/bench.md the network alone is within noise of "folded" (71 vs 76 ms at
+  256x352) and end to end it is slower (124 vs 110 ms at 1024x768).
 - "folded" (the default, any device): a copy of the generator with every batch
   norm folded into the convolution before it (eval statistics are constants, so conv -> BN is
   one affine conv), dropout left out (it is off without a seed) and the weights in
