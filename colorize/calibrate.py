@@ -1,12 +1,15 @@
-"""`python -m colorize.calibrate`: choose a model's chroma scale on held-out photos.
+"""`python -m colorize.calibrate`: choose a model's colour strength on held-out photos.
 
 A GAN colorizer's colour strength is a trade-off: more chroma makes outputs as vivid as real
-photos, and also makes every wrong hue cost more (CIEDE2000, PSNR). This command scores the
-model at several chroma scales (the predicted ab multiplied by s) on photos it was not trained
-on, and picks the most accurate scale (lowest mean CIEDE2000) whose outputs keep at least
-`--min-colourfulness-ratio` of the real photos' colourfulness. With `--write` the choice goes
-into the model's config.json ("inference" -> "chroma_scale"), where `Colorizer`, the app,
-`colorize.infer` and `colorize.evaluate` apply it; a user's saturation multiplies it.
+photos, and also makes every wrong hue cost more (CIEDE2000, PSNR). Two knobs shape it: the
+chroma scale s (the predicted ab multiplied by s) and the chroma curve's exponent gamma
+(`colorize.infer.apply_chroma_gamma`: with gamma > 1 weak, often wrong colours fade while
+strong ones stay). This command scores the model on every (gamma, s) pair on photos it was not
+trained on, and picks the most accurate pair (lowest mean CIEDE2000) whose outputs keep at
+least `--min-colourfulness-ratio` of the real photos' colourfulness. With `--write` the choice
+goes into the model's config.json ("inference" -> "chroma_scale", "chroma_gamma"), where
+`Colorizer`, the app, `colorize.infer` and `colorize.evaluate` apply it; a user's saturation
+multiplies the scale.
 
 Calibrate on data the model is *evaluated* on and the evaluation is no longer held out: the
 shipped model is calibrated on bsds500/val (neither its training nor its evaluation data).
@@ -26,20 +29,30 @@ import torch
 from .checkpoint import CONFIG_FILE, CheckpointError, atomic_write_text, read_config
 from .data import DatasetError
 from .evaluate import DEFAULT_SIZE, evaluate, scored_images, summarize
-from .infer import MAX_CHROMA_SCALE, Colorizer
+from .infer import MAX_CHROMA_GAMMA, MAX_CHROMA_SCALE, Colorizer
 
-DEFAULT_SCALES = tuple(round(0.5 + 0.05 * i, 2) for i in range(15))  # 0.5 ... 1.2
+DEFAULT_SCALES = tuple(round(0.5 + 0.1 * i, 1) for i in range(8))  # 0.5 ... 1.2
+DEFAULT_GAMMAS = (1.0, 1.5, 2.0, 2.5, 3.0)
 DEFAULT_MIN_RATIO = 0.85
 
 
-def sweep(colorizer: Colorizer, paths: Sequence[Path], scales: Sequence[float], *, size: int, render_size: int | None) -> list[dict]:
-    """Summary metrics (see `colorize.evaluate.summarize`) of `colorizer` at each chroma scale."""
+def sweep(
+    colorizer: Colorizer,
+    paths: Sequence[Path],
+    scales: Sequence[float],
+    *,
+    size: int,
+    render_size: int | None,
+    gammas: Sequence[float] = DEFAULT_GAMMAS,
+) -> list[dict]:
+    """Summary metrics (see `colorize.evaluate.summarize`) of `colorizer` at each (gamma, scale)."""
     results = []
-    for scale in scales:
-        colorizer.chroma_scale = float(scale)
-        with torch.inference_mode():
-            rows = evaluate(colorizer, paths, size=size, render_size=render_size)
-        results.append({"chroma_scale": float(scale), "images": len(rows), **summarize(rows)})
+    for gamma in gammas:
+        for scale in scales:
+            colorizer.chroma_gamma, colorizer.chroma_scale = float(gamma), float(scale)
+            with torch.inference_mode():
+                rows = evaluate(colorizer, paths, size=size, render_size=render_size)
+            results.append({"chroma_gamma": float(gamma), "chroma_scale": float(scale), "images": len(rows), **summarize(rows)})
     return results
 
 
@@ -53,35 +66,43 @@ def choose(results: list[dict], min_ratio: float) -> tuple[dict, bool]:
 
 def render_table(results: list[dict], chosen: dict) -> str:
     lines = [
-        "| chroma scale | PSNR (dB) | SSIM | CIEDE2000 | colourfulness ratio | |",
-        "|---|---|---|---|---|---|",
+        "| chroma gamma | chroma scale | PSNR (dB) | SSIM | CIEDE2000 | colourfulness ratio | |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in results:
         mark = "**chosen**" if row is chosen else ""
         lines.append(
-            f"| {row['chroma_scale']:.2f} | {row['psnr']:.2f} | {row['ssim']:.3f} | {row['ciede2000']:.2f} "
-            f"| {row['colorfulness_ratio']:.3f} | {mark} |"
+            f"| {row['chroma_gamma']:.2f} | {row['chroma_scale']:.2f} | {row['psnr']:.2f} | {row['ssim']:.3f} "
+            f"| {row['ciede2000']:.2f} | {row['colorfulness_ratio']:.3f} | {mark} |"
         )
     gray = results[0]
-    lines.append(f"| gray (ab = 0) | {gray['gray_psnr']:.2f} | {gray['gray_ssim']:.3f} | {gray['gray_ciede2000']:.2f} | 0 | |")
+    lines.append(f"| gray (ab = 0) | | {gray['gray_psnr']:.2f} | {gray['gray_ssim']:.3f} | {gray['gray_ciede2000']:.2f} | 0 | |")
     return "\n".join(lines)
 
 
-def write_scale(model: Path, chosen: dict, record: dict) -> None:
-    """Set inference.chroma_scale in `model`/config.json (atomically), with how it was chosen."""
+def write_choice(model: Path, chosen: dict, record: dict) -> None:
+    """Set inference.chroma_scale and chroma_gamma in `model`/config.json (atomically), with how they were chosen."""
     config = read_config(model)
-    config["inference"] = {**(config.get("inference") or {}), "chroma_scale": chosen["chroma_scale"], "calibration": record}
+    config["inference"] = {
+        **(config.get("inference") or {}),
+        "chroma_scale": chosen["chroma_scale"],
+        "chroma_gamma": chosen["chroma_gamma"],
+        "calibration": record,
+    }
     atomic_write_text(model / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def _scales(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers") from None
-    if not values or not all(0 < v <= MAX_CHROMA_SCALE for v in values):
-        raise argparse.ArgumentTypeError(f"scales must be numbers in (0, {MAX_CHROMA_SCALE:g}]")
-    return values
+def _number_list(what: str, upper: float):
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            values = tuple(float(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers") from None
+        if not values or not all(0 < v <= upper for v in values):
+            raise argparse.ArgumentTypeError(f"{what} must be numbers in (0, {upper:g}]")
+        return values
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,7 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, required=True, help="checkpoint folder (model.safetensors + config.json)")
     parser.add_argument("--data", type=Path, required=True, help="folder of held-out colour photos")
     parser.add_argument("--exclude", type=Path, default=None, help="file listing images to skip (e.g. near_gray.txt)")
-    parser.add_argument("--scales", type=_scales, default=DEFAULT_SCALES, help="comma-separated chroma scales to try")
+    parser.add_argument("--scales", type=_number_list("scales", MAX_CHROMA_SCALE), default=DEFAULT_SCALES, help="comma-separated chroma scales to try")
+    parser.add_argument(
+        "--gammas", type=_number_list("gammas", MAX_CHROMA_GAMMA), default=DEFAULT_GAMMAS,
+        help="comma-separated chroma curve exponents to try (1 = the network's chroma as it is)",
+    )
     parser.add_argument("--min-colourfulness-ratio", type=float, default=DEFAULT_MIN_RATIO, help="vividness to keep (output / real)")
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="side of the center square scored")
     parser.add_argument("--render-size", type=int, default=None, help="network render size (default: the model's training size)")
@@ -116,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: no images to calibrate on in {args.data}.", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    results = sweep(colorizer, paths, args.scales, size=args.size, render_size=args.render_size)
+    results = sweep(colorizer, paths, args.scales, size=args.size, render_size=args.render_size, gammas=args.gammas)
     chosen, reached = choose(results, args.min_colourfulness_ratio)
     table = render_table(results, chosen)
     record = {
@@ -124,14 +149,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "images": chosen["images"],
         "min_colourfulness_ratio": args.min_colourfulness_ratio,
         "size": args.size,
-        "rule": "lowest mean CIEDE2000 among the scales whose colourfulness ratio reaches the minimum",
+        "rule": "lowest mean CIEDE2000 among the (gamma, scale) pairs whose colourfulness ratio reaches the minimum",
         "reached": reached,
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
     }
     print(table)
     if not reached:
         print(f"note: no scale reached colourfulness ratio {args.min_colourfulness_ratio}; the most colourful one was chosen.")
-    print(f"chosen chroma scale: {chosen['chroma_scale']:.2f} ({time.perf_counter() - started:.0f} s)")
+    print(f"chosen chroma scale: {chosen['chroma_scale']:.2f}, chroma gamma: {chosen['chroma_gamma']:.2f} ({time.perf_counter() - started:.0f} s)")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         command = "python -m colorize.calibrate " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -142,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         atomic_write_text(args.out / "calibration.json", json.dumps({"record": record, "results": results}, indent=2) + "\n")
     if args.write:
-        write_scale(args.model, chosen, record)
+        write_choice(args.model, chosen, record)
         print(f"written to {args.model / CONFIG_FILE}")
     return 0
 

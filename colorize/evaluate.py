@@ -245,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "size": args.size,
         "render_size": None if colorizer is None else args.render_size or colorizer.default_render_size,
         "chroma_scale": None if colorizer is None else colorizer.chroma_scale,
+        "chroma_gamma": None if colorizer is None else colorizer.chroma_gamma,
         "images": len(rows),
         "unreadable": len(unreadable),
         "excluded": excluded_count,

@@ -13,7 +13,10 @@ How one image is colourised:
    learned; a square squeeze of a 3:2 photo makes faces and horizons it never saw. The rest of
    the render shape up to the generator's own size multiple is replicate-padded by the model.
    `keep_aspect=False` gives the square pix2pix behaviour for comparison.
-3. The predicted ab is upsampled to full resolution and joined to the image's *own*
+3. The predicted ab gets the model's calibrated colour strength (config.json "inference":
+   the chroma curve `apply_chroma_gamma` and the chroma scale, see `colorize.calibrate`;
+   the user's `saturation` multiplies the scale).
+4. The ab is upsampled to full resolution and joined to the image's *own*
    full-resolution L (`colorize.compose`), so the output keeps every detail and the exact
    luminance of the input (up to 8-bit rounding). A predicted colour that sRGB cannot show
    keeps its L and hue and loses chroma until it fits (`gamut="chroma"`); per-channel clipping
@@ -103,16 +106,44 @@ def network_input(image: Image.Image, shape: tuple[int, int]) -> torch.Tensor:
 MAX_CHROMA_SCALE = 2.0
 
 
+MAX_CHROMA_GAMMA = 4.0
+CHROMA_PIVOT = 30.0  # ab units: the chroma the curve leaves alone (a clearly coloured, not a vivid, surface)
+
+
+def _inference_setting(config: dict, key: str, default: float, upper: float) -> float:
+    value = (config.get("inference") or {}).get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= upper:
+        raise CheckpointError(f"config.json: inference.{key} must be a number in (0, {upper:g}], not {value!r}.")
+    return float(value)
+
+
 def chroma_scale_of(config: dict) -> float:
     """The model's calibrated chroma scale (config.json "inference" -> "chroma_scale", default 1).
 
     `python -m colorize.calibrate` sets it; every output's ab is multiplied by it before the
     user's `saturation`, so saturation 1 means "as calibrated".
     """
-    value = (config.get("inference") or {}).get("chroma_scale", 1.0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_CHROMA_SCALE:
-        raise CheckpointError(f"config.json: inference.chroma_scale must be a number in (0, {MAX_CHROMA_SCALE:g}], not {value!r}.")
-    return float(value)
+    return _inference_setting(config, "chroma_scale", 1.0, MAX_CHROMA_SCALE)
+
+
+def chroma_gamma_of(config: dict) -> float:
+    """The model's calibrated chroma curve exponent (config.json "inference" -> "chroma_gamma", default 1)."""
+    return _inference_setting(config, "chroma_gamma", 1.0, MAX_CHROMA_GAMMA)
+
+
+def apply_chroma_gamma(ab: torch.Tensor, gamma: float) -> torch.Tensor:
+    """ab (..., 2, h, w) in ab units with each pixel's chroma C mapped to C * (C / CHROMA_PIVOT)^(gamma - 1).
+
+    Hue is kept. Why: a GAN colorizer's hue is right more often where it predicts strong colour
+    (sky, foliage, a red bus) than where it predicts a weak one (skin, wood, clothing), so with
+    gamma > 1 the uncertain weak colours fade towards gray while the confident ones keep or gain
+    chroma; `colorize.calibrate` measures the trade against accuracy (CIEDE2000) on held-out
+    photos and picks gamma with the chroma scale.
+    """
+    if gamma == 1.0:
+        return ab
+    chroma = torch.linalg.vector_norm(ab, dim=-3, keepdim=True)
+    return ab * (chroma / CHROMA_PIVOT).pow(gamma - 1.0)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -174,6 +205,7 @@ class Colorizer:
         self.gamut = gamut
         self.model_config = ModelConfig.from_dict(config["model"]) if "model" in config else None
         self.chroma_scale = chroma_scale_of(self.config)
+        self.chroma_gamma = chroma_gamma_of(self.config)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -269,7 +301,7 @@ class Colorizer:
     def _finish(self, rgb: Image.Image, ab_norm: torch.Tensor, saturation: float) -> Image.Image:
         return compose(
             rgb,
-            color.denormalize_ab(ab_norm),
+            apply_chroma_gamma(color.denormalize_ab(ab_norm), self.chroma_gamma),
             saturation=saturation * self.chroma_scale,
             chunk_pixels=self.chunk_pixels,
             gamut=self.gamut,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,7 +13,9 @@ from skimage import color as skcolor
 from skimage import data
 
 from colorize import Colorizer, calibrate
+from colorize.color import denormalize_ab, normalize_ab
 from colorize.checkpoint import CheckpointError, save_model
+from colorize.infer import CHROMA_PIVOT, apply_chroma_gamma
 from colorize.models import ModelConfig, build_generator, init_weights
 
 TINY = ModelConfig(base_channels=4, depth=3, max_channels=8)
@@ -44,7 +47,7 @@ def _mean_chroma(image: Image.Image) -> float:
 def test_sweep_trades_colourfulness_for_accuracy_and_choose_follows_the_rule(model, photos):
     colorizer = Colorizer.from_pretrained(model)
     paths = sorted(photos.iterdir())
-    results = calibrate.sweep(colorizer, paths, (0.2, 0.5, 1.0), size=32, render_size=32)
+    results = calibrate.sweep(colorizer, paths, (0.2, 0.5, 1.0), size=32, render_size=32, gammas=(1.0,))
     ratios = [row["colorfulness_ratio"] for row in results]
     assert ratios[0] < ratios[1] < ratios[2]
     chosen, reached = calibrate.choose(results, min_ratio=ratios[1] - 1e-9)
@@ -61,7 +64,7 @@ def test_cli_writes_the_scale_that_colorizer_then_applies(model, photos, tmp_pat
     full = before.colorize(photo, render_size=32)
 
     code = calibrate.main(
-        ["--model", str(model), "--data", str(photos), "--scales", "0.4,0.6", "--min-colourfulness-ratio", "0",
+        ["--model", str(model), "--data", str(photos), "--scales", "0.4,0.6", "--gammas", "1", "--min-colourfulness-ratio", "0",
          "--size", "32", "--render-size", "32", "--out", str(tmp_path / "cal"), "--write"]
     )
     assert code == 0
@@ -90,4 +93,63 @@ def test_bad_scales_and_bad_configs_are_one_sentence(model, photos, tmp_path, ca
     (broken / "config.json").write_text(json.dumps(config))
     (broken / "model.safetensors").write_bytes((model / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError, match="chroma_scale must be a number"):
+        Colorizer.from_pretrained(broken)
+
+
+def test_chroma_curve_keeps_hue_and_the_pivot_and_fades_weak_colours():
+    hues = torch.linspace(0, 2 * torch.pi, 7)[:-1]
+    chroma = torch.tensor([5.0, 15.0, CHROMA_PIVOT, 45.0, 60.0, 90.0])
+    ab = torch.stack([chroma * torch.cos(hues), chroma * torch.sin(hues)])[:, None, :]  # (2, 1, 6)
+    assert torch.equal(apply_chroma_gamma(ab, 1.0), ab)
+    curved = apply_chroma_gamma(ab, 2.0)
+    out_chroma = torch.linalg.vector_norm(curved, dim=0)[0]
+    torch.testing.assert_close(out_chroma, chroma * chroma / CHROMA_PIVOT)
+    torch.testing.assert_close(torch.atan2(curved[1], curved[0]), torch.atan2(ab[1], ab[0]))
+    assert torch.equal(apply_chroma_gamma(torch.zeros(2, 3, 3), 3.0), torch.zeros(2, 3, 3))  # gray stays gray
+
+
+def test_cli_sweeps_gammas_and_colorizer_applies_the_chosen_curve(model, photos, tmp_path, capsys):
+    copy = tmp_path / "model"
+    shutil.copytree(model, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config.pop("inference", None)
+    (copy / "config.json").write_text(json.dumps(config))
+    photo = Image.open(photos / "astronaut.png")
+    plain = Colorizer.from_pretrained(copy)
+    assert plain.chroma_gamma == 1.0
+
+    code = calibrate.main(
+        ["--model", str(copy), "--data", str(photos), "--scales", "0.5,1", "--gammas", "1,2.5",
+         "--min-colourfulness-ratio", "0", "--size", "32", "--render-size", "32", "--out", str(tmp_path / "cal"), "--write"]
+    )
+    assert code == 0
+    results = json.loads((tmp_path / "cal" / "calibration.json").read_text())["results"]
+    assert sorted((row["chroma_gamma"], row["chroma_scale"]) for row in results) == [(1, 0.5), (1, 1), (2.5, 0.5), (2.5, 1)]
+    best = min(results, key=lambda row: row["ciede2000"])
+    written = json.loads((copy / "config.json").read_text())["inference"]
+    assert (written["chroma_gamma"], written["chroma_scale"]) == (best["chroma_gamma"], best["chroma_scale"])
+    assert f"chroma gamma: {best['chroma_gamma']:.2f}" in capsys.readouterr().out
+
+    curved = Colorizer.from_pretrained(copy)
+    assert curved.chroma_gamma == best["chroma_gamma"]
+    curved.chroma_gamma, curved.chroma_scale = 2.5, 1.0
+    curved_image = curved.colorize(photo, render_size=32)
+    # the same as composing, with gamma 1, the network's ab put through the curve by hand
+    curved.chroma_gamma = 1.0
+    ab_norm = curved.predict_ab(curved._prepare(photo, 32, True)[1])[0]
+    by_hand = curved._finish(photo.convert("RGB"), normalize_ab(apply_chroma_gamma(denormalize_ab(ab_norm), 2.5)), 1.0)
+    assert np.abs(np.asarray(curved_image).astype(int) - np.asarray(by_hand).astype(int)).max() <= 1
+    assert np.abs(np.asarray(curved_image).astype(int) - np.asarray(curved.colorize(photo, render_size=32)).astype(int)).max() > 5
+
+
+def test_bad_gamma_in_config_or_cli_is_one_sentence(model, photos, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        calibrate.main(["--model", str(model), "--data", str(photos), "--gammas", "0"])
+    assert "gammas must be numbers in (0, 4]" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    shutil.copytree(model, broken)
+    config = json.loads((broken / "config.json").read_text())
+    config["inference"] = {"chroma_gamma": 9}
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="chroma_gamma must be a number in"):
         Colorizer.from_pretrained(broken)
