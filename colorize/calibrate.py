@@ -31,7 +31,7 @@ from .data import DatasetError
 from .evaluate import DEFAULT_SIZE, evaluate, scored_images, summarize
 from .infer import MAX_CHROMA_GAMMA, MAX_CHROMA_SCALE, Colorizer
 
-DEFAULT_SCALES = tuple(round(0.5 + 0.1 * i, 1) for i in range(8))  # 0.5 ... 1.2
+DEFAULT_SCALES = (0.5, 0.6, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0, 2.4, 2.8, 3.4, 4.0)  # ~1.19x apart
 DEFAULT_GAMMAS = (1.0, 1.5, 2.0, 2.5, 3.0)
 DEFAULT_MIN_RATIO = 0.85
 
@@ -47,11 +47,12 @@ def sweep(
 ) -> list[dict]:
     """Summary metrics (see `colorize.evaluate.summarize`) of `colorizer` at each (gamma, scale)."""
     results = []
+    gray_scores: dict = {}
     for gamma in gammas:
         for scale in scales:
             colorizer.chroma_gamma, colorizer.chroma_scale = float(gamma), float(scale)
             with torch.inference_mode():
-                rows = evaluate(colorizer, paths, size=size, render_size=render_size)
+                rows = evaluate(colorizer, paths, size=size, render_size=render_size, gray_scores=gray_scores)
             results.append({"chroma_gamma": float(gamma), "chroma_scale": float(scale), "images": len(rows), **summarize(rows)})
     return results
 

@@ -141,8 +141,13 @@ def evaluate(
     render_size: int | None = None,
     on_error=None,
     progress=None,
+    gray_scores: dict | None = None,
 ) -> list[dict]:
-    """Per-image rows (dicts) for `paths`; `colorizer=None` scores the gray baseline itself."""
+    """Per-image rows (dicts) for `paths`; `colorizer=None` scores the gray baseline itself.
+
+    `gray_scores`: a dict kept between calls on the same images (a sweep), so each image's
+    gray-baseline metrics are computed once.
+    """
     rows: list[dict] = []
     pending: list[tuple[Path, np.ndarray, np.ndarray]] = []
 
@@ -156,7 +161,14 @@ def evaluate(
             outputs = [np.asarray(o) for o in colorizer.colorize_batch(images, render_size=render_size)]
         for (path, real, gray), output in zip(pending, outputs):
             metrics = image_metrics(output, real)
-            baseline = metrics if colorizer is None else image_metrics(gray, real)
+            if colorizer is None:
+                baseline = metrics
+            elif gray_scores is not None and path in gray_scores:
+                baseline = gray_scores[path]
+            else:
+                baseline = image_metrics(gray, real)
+                if gray_scores is not None:
+                    gray_scores[path] = baseline
             row = {"image": str(path)}
             row.update({key: metrics[key] for key in METHOD_KEYS + REAL_KEYS})
             row.update({f"gray_{key}": baseline[key] for key in ("psnr", "ssim", "ciede2000", "colorfulness")})

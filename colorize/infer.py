@@ -103,7 +103,7 @@ def network_input(image: Image.Image, shape: tuple[int, int]) -> torch.Tensor:
     return color.normalize_l(luminance(resize_rgb8(image, shape)))[None, None]
 
 
-MAX_CHROMA_SCALE = 2.0
+MAX_CHROMA_SCALE = 4.0  # an L1-trained model predicts muted colours: it may need 3x to look real
 
 
 MAX_CHROMA_GAMMA = 4.0
