@@ -103,6 +103,7 @@ class TrainConfig:
     gp_weight: float = _opt(10.0, "gradient penalty weight (wgan-gp)")
     n_critic: int = _opt(5, "critic updates per generator update (wgan-gp; vanilla and lsgan alternate 1:1)")
     resnet18_weights: str = _opt("", "torchvision-format resnet18 state dict for the resnet18-unet encoder")
+    ema_decay: float = _opt(0.0, "keep an exponential moving average of the generator's weights with this decay per step (e.g. 0.995) and save, validate and export the average instead of the last step's weights (0 = off)")
     init_from: str = _opt("", "model folder (model.safetensors + config.json) whose generator weights start this run: fine-tuning, or continuing a shipped model whose training state is gone; the architecture flags must match it")
     # run control
     seed: int = _opt(0, "random seed: initialisation, data order, augmentation, dropout")
@@ -130,6 +131,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be 0 or more, not {getattr(self, name)}.")
         if self.n_critic < 1:
             raise ConfigError(f"n_critic must be at least 1, not {self.n_critic}.")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay must be in [0, 1), not {self.ema_decay}.")
         if self.lr <= 0 or not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise ConfigError("lr must be positive and beta1, beta2 in [0, 1).")
         if self.gan_mode not in GAN_MODES:

@@ -11,7 +11,10 @@ The output folder holds `model.safetensors` + `config.json` (the fp32 weights us
 `colorize.load_model`, with a training summary), `training_state.pt` (everything `--resume`
 needs: both networks, both optimisers, epoch, position in the epoch, RNG states),
 `samples/epoch_XXX.png` (rows: gray input | generated | real, on fixed validation images)
-and `metrics.csv` (one row per epoch). Every file is replaced atomically, so a kill at any
+and `metrics.csv` (one row per epoch). With `--ema-decay` the generator's weights are also
+averaged over the steps (an exponential moving average) and that average is what is validated,
+sampled and saved as model.safetensors: single steps of a GAN, or of a fine-tune, move the
+colours around more than the average does. Every file is replaced atomically, so a kill at any
 moment leaves the last good checkpoint. Ctrl-C or SIGTERM finishes the current step, writes
 a checkpoint and exits; a second Ctrl-C exits at once.
 
@@ -23,6 +26,7 @@ and resumed run ends with the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import dataclasses
 import logging
@@ -292,6 +296,9 @@ class Trainer:
         self.objective = build_objective(config.gan_mode) if config.uses_gan else None
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.generator.to(self.device, memory_format=memory_format)
+        self.ema = None
+        if config.ema_decay > 0:
+            self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
         self.opt_d = None
@@ -345,6 +352,10 @@ class Trainer:
         try:
             self.generator.load_state_dict(state["generator"])
             self.opt_g.load_state_dict(state["opt_g"])
+            if (state.get("ema") is None) != (self.ema is None):
+                raise CheckpointError("The saved run and this configuration disagree on ema_decay (a weight average or none).")
+            if self.ema is not None:
+                self.ema.load_state_dict(state["ema"])
             if self.discriminator is not None:
                 self.discriminator.load_state_dict(state["discriminator"])
                 self.opt_d.load_state_dict(state["opt_d"])
@@ -388,6 +399,29 @@ class Trainer:
                 g.copy_(flat[offset : offset + g.numel()].view_as(g))
                 offset += g.numel()
 
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        """One step of the weight average: ema <- d * ema + (1 - d) * weights; buffers copied.
+
+        The decay ramps up as (1 + n) / (10 + n) over the first updates so that the average of a
+        run from scratch does not stay near its random start. Batch-norm running statistics are
+        themselves averages of recent batches, so they are copied, not averaged again.
+        """
+        if self.ema is None:
+            return
+        updates = self.global_step + 1
+        decay = min(self.config.ema_decay, (1 + updates) / (10 + updates))
+        live = _unwrap(self.generator)
+        for average, current in zip(self.ema.parameters(), live.parameters()):
+            average.lerp_(current.detach(), 1.0 - decay)
+        for average, current in zip(self.ema.buffers(), live.buffers()):
+            average.copy_(current)
+
+    @property
+    def exported_generator(self) -> nn.Module:
+        """What validation, samples and model.safetensors use: the weight average if there is one."""
+        return self.ema if self.ema is not None else _unwrap(self.generator)
+
     def _l1_step(self, lightness: torch.Tensor, ab: torch.Tensor) -> dict[str, torch.Tensor]:
         self.opt_g.zero_grad(set_to_none=True)
         with self._autocast():
@@ -395,6 +429,7 @@ class Trainer:
         loss = l1_loss(fake, ab)
         loss.backward()
         self.opt_g.step()
+        self._update_average()
         return {"l1": loss.detach()}
 
     def _gan_step(self, lightness: torch.Tensor, ab: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -433,6 +468,7 @@ class Trainer:
             l1 = l1_loss(fake, ab)
             (config.lambda_gan * g_gan + config.lambda_l1 * l1).backward()
             self.opt_g.step()
+            self._update_average()
             discriminator.requires_grad_(True)
             losses.update(g_gan=g_gan.detach(), l1=l1.detach())
         return losses
@@ -441,7 +477,7 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        generator = _unwrap(self.generator)
+        generator = self.exported_generator
         was_training = generator.training
         generator.eval()
         l1_sum, psnr_values, fake_colorfulness, real_colorfulness = 0.0, [], [], []
@@ -470,7 +506,7 @@ class Trainer:
     @torch.no_grad()
     def write_samples(self, name: str) -> Path:
         """Grid: row 1 gray input, row 2 generated, row 3 real, on the first sample_images validation images."""
-        generator = _unwrap(self.generator)
+        generator = self.exported_generator
         was_training = generator.training
         generator.eval()
         count = min(self.config.sample_images, len(self.val_l))
@@ -527,6 +563,7 @@ class Trainer:
             "gan_mode": config.gan_mode if config.uses_gan else "none",
             "lambda_l1": config.lambda_l1,
             "lambda_gan": config.lambda_gan if config.uses_gan else 0.0,
+            "ema_decay": config.ema_decay,
             "gp_weight": config.gp_weight if config.gan_mode == "wgan-gp" else None,
             "n_critic": config.n_critic if config.gan_mode == "wgan-gp" else None,
             "last_losses": self.last_losses,
@@ -547,6 +584,7 @@ class Trainer:
             "discriminator": self.discriminator.state_dict() if self.discriminator is not None else None,
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
@@ -562,7 +600,7 @@ class Trainer:
         }
         save_training_state(self.out, state)
         metadata = {"training": self.summary(), "train_config": self.config.to_dict()}
-        save_model(self.out, self.generator, self.model_config, metadata=metadata)
+        save_model(self.out, self.exported_generator, self.model_config, metadata=metadata)
 
     def _evaluate_and_record(self, *, phase: str, images_per_s: float, sample_name: str) -> None:
         if not self.is_main:

@@ -104,6 +104,7 @@ def test_two_step_run_writes_checkpoint_samples_and_metrics(folders, tmp_path):
         (["--gan-mode", "vanilla"], ["--num-workers", "1"]),  # data order independent of the worker count
         (["--gan-mode", "wgan-gp", "--n-critic", "2"], []),
         (["--gan-mode", "lsgan", "--lambda-l1", "0"], []),
+        (["--gan-mode", "vanilla", "--ema-decay", "0.9"], []),
     ],
 )
 def test_resume_equals_uninterrupted_run(folders, tmp_path, options, resume_options):
@@ -120,7 +121,7 @@ def test_resume_equals_uninterrupted_run(folders, tmp_path, options, resume_opti
 
     a, b = _state(whole), _state(split)
     assert b["global_step"] == 8 and b["epoch"] == 2
-    for key in ("generator", "discriminator", "opt_g", "opt_d", "rng"):
+    for key in ("generator", "discriminator", "opt_g", "opt_d", "rng", "ema"):
         _assert_same(a[key], b[key], key)
     weights_a, weights_b = load_file(str(whole / "model.safetensors")), load_file(str(split / "model.safetensors"))
     _assert_same(weights_a, weights_b, "model.safetensors")
@@ -351,3 +352,24 @@ def test_torchrun_world_size_1_on_cpu_writes_a_checkpoint(folders, tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["training"]["world_size"] == 1 and config["training"]["steps"] == 2
     assert (out / "training_state.pt").is_file() and (out / "samples" / "epoch_001.png").is_file()
+
+
+def test_ema_decay_saves_the_weight_average(folders, tmp_path):
+    start = tmp_path / "start"
+    assert main(_args(folders, start, "--max-steps", "1")) == 0
+    initial = load_file(str(start / "model.safetensors"))
+    out = tmp_path / "ema"
+    assert main(_args(folders, out, "--init-from", str(start), "--gan-mode", "none", "--ema-decay", "0.5", "--max-steps", "1")) == 0
+    state, saved = _state(out), load_file(str(out / "model.safetensors"))
+    _assert_same(saved, state["ema"], "model.safetensors vs ema")
+    decay = 2 / 11  # the ramp (1 + n) / (10 + n) is below 0.5 at the first update
+    trained = state["generator"]
+    for name, value in saved.items():
+        if name.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            assert torch.equal(value, trained[name]), name  # batch-norm statistics are copied
+        else:
+            torch.testing.assert_close(value, decay * initial[name] + (1 - decay) * trained[name], msg=name)
+    assert any(not torch.equal(saved[name], trained[name]) for name in saved)
+    assert json.loads((out / "config.json").read_text())["training"]["ema_decay"] == 0.5
+    with pytest.raises(ConfigError, match="ema_decay must be in"):
+        TrainConfig(data=(str(folders / "train"),), out=str(tmp_path / "x"), ema_decay=1.0)
