@@ -57,6 +57,13 @@ def sweep(
     return results
 
 
+def evenly_spaced(paths: Sequence[Path], count: int) -> list[Path]:
+    """`count` of `paths` spread evenly over the list (all of them if count is 0 or too large)."""
+    if count <= 0 or count >= len(paths):
+        return list(paths)
+    return [paths[(i * len(paths)) // count] for i in range(count)]
+
+
 def choose(results: list[dict], min_ratio: float) -> tuple[dict, bool]:
     """The row with the lowest CIEDE2000 among those colourful enough; else the most colourful."""
     enough = [row for row in results if row["colorfulness_ratio"] >= min_ratio]
@@ -120,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated chroma curve exponents to try (1 = the network's chroma as it is)",
     )
     parser.add_argument("--min-colourfulness-ratio", type=float, default=DEFAULT_MIN_RATIO, help="vividness to keep (output / real)")
+    parser.add_argument(
+        "--sample", type=int, default=0,
+        help="score only this many photos, evenly spaced over the sorted folder (0 = all): a class-sorted folder stays balanced",
+    )
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="side of the center square scored")
     parser.add_argument("--render-size", type=int, default=None, help="network render size (default: the model's training size)")
     parser.add_argument("--out", type=Path, default=None, help="write calibration.md and calibration.json here")
@@ -141,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not paths:
         print(f"error: no images to calibrate on in {args.data}.", file=sys.stderr)
         return 2
+    if args.sample < 0:
+        print("error: --sample must be 0 (all photos) or a positive number.", file=sys.stderr)
+        return 2
+    paths = evenly_spaced(paths, args.sample)
     started = time.perf_counter()
     results = sweep(colorizer, paths, args.scales, size=args.size, render_size=args.render_size, gammas=args.gammas)
     chosen, reached = choose(results, args.min_colourfulness_ratio)
@@ -148,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     record = {
         "data": str(args.data),
         "images": chosen["images"],
+        "sample": args.sample,
         "min_colourfulness_ratio": args.min_colourfulness_ratio,
         "size": args.size,
         "rule": "lowest mean CIEDE2000 among the (gamma, scale) pairs whose colourfulness ratio reaches the minimum",

@@ -107,7 +107,7 @@ MAX_CHROMA_SCALE = 4.0  # an L1-trained model predicts muted colours: it may nee
 
 
 MAX_CHROMA_GAMMA = 4.0
-CHROMA_PIVOT = 30.0  # ab units: the chroma the curve leaves alone (a clearly coloured, not a vivid, surface)
+CHROMA_PIVOT = 20.0  # ab units: the chroma the curve leaves alone (a clearly coloured, not a vivid, surface)
 
 
 def _inference_setting(config: dict, key: str, default: float, upper: float) -> float:

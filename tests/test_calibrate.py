@@ -153,3 +153,11 @@ def test_bad_gamma_in_config_or_cli_is_one_sentence(model, photos, tmp_path, cap
     (broken / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="chroma_gamma must be a number in"):
         Colorizer.from_pretrained(broken)
+
+
+def test_sample_spreads_over_the_folder_and_bad_values_are_refused(model, photos, capsys):
+    paths = [f"class{c}/{i}.png" for c in range(3) for i in range(4)]
+    assert calibrate.evenly_spaced(paths, 3) == ["class0/0.png", "class1/0.png", "class2/0.png"]
+    assert calibrate.evenly_spaced(paths, 0) == paths and calibrate.evenly_spaced(paths, 50) == paths
+    assert calibrate.main(["--model", str(model), "--data", str(photos), "--sample", "-1"]) == 2
+    assert "--sample must be" in capsys.readouterr().err
