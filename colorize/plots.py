@@ -12,6 +12,7 @@ a polar histogram; a sepia or brown cast shows as outputs piling up around 60-80
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -56,6 +57,29 @@ def colour_distribution_figure(per_image: pd.DataFrame, *, title: str = "") -> F
     return figure
 
 
+WARM_HUES = (60.0, 100.0)  # degrees of Lab hue: orange-brown to yellow, where a sepia or warm cast piles up
+
+
+def hue_summary(per_image: pd.DataFrame) -> dict:
+    """The cast in numbers, outputs beside the real photos: median mean hue, the share of images
+    whose mean hue is warm (`WARM_HUES`), and the median chroma of each image's mean colour."""
+    summary = {}
+    for prefix, name in (("", "colorized"), ("real_", "real")):
+        hues = per_image[f"{prefix}mean_hue"].dropna() % 360.0
+        warm = ((hues >= WARM_HUES[0]) & (hues < WARM_HUES[1])).mean() if len(hues) else float("nan")
+        summary[name] = {
+            "median_mean_hue": float(hues.median()),
+            "share_warm_mean_hue": float(warm),
+            "median_cast_chroma": float(per_image[f"{prefix}cast_chroma"].median()) if f"{prefix}cast_chroma" in per_image else None,
+        }
+    summary["warm_hues_degrees"] = list(WARM_HUES)
+    return summary
+
+
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m colorize.plots", description=__doc__.split("\n\n")[0])
     parser.add_argument("per_image", type=Path, help="per_image.csv written by python -m colorize.evaluate")
@@ -70,7 +94,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.out)
-    print(f"wrote {args.out}")
+    summary = hue_summary(table)
+    args.out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    for name in ("colorized", "real"):
+        row = summary[name]
+        print(
+            f"{name:>9}: median mean hue {row['median_mean_hue']:.0f} deg, {row['share_warm_mean_hue']:.0%} of images "
+            f"with a mean hue in {WARM_HUES[0]:.0f}-{WARM_HUES[1]:.0f} deg, median cast chroma {_number(row['median_cast_chroma'])}"
+        )
+    print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
     return 0
 
 
