@@ -403,8 +403,9 @@ class Trainer:
     def _update_average(self) -> None:
         """One step of the weight average: ema <- d * ema + (1 - d) * weights; buffers copied.
 
-        The decay ramps up as (1 + n) / (10 + n) over the first updates so that the average of a
-        run from scratch does not stay near its random start. Batch-norm running statistics are
+        The decay is min(ema_decay, (1 + n) / (10 + n)) at update n, so that the average of a run
+        from scratch does not stay near its random start; the ramp reaches 0.995 only after about
+        1,800 updates, so in a shorter run it is the ramp that sets the averaging window. Batch-norm running statistics are
         themselves averages of recent batches, so they are copied, not averaged again.
         """
         if self.ema is None:
