@@ -5,7 +5,7 @@
 # 2. colour strength (chroma curve and scale) calibrated on 200 imagenette/train photos (the
 #    evaluation's domain, never its photos) with calibrate's default rule: the most accurate
 #    setting keeping 0.85 of real colourfulness. The two earlier attempts (bsds500/val; a 0.8
-#    minimum) and what they gave are in results/shipped-calibration-attempts/.
+#    minimum) and what they gave are in results/v2-calibrations/.
 # 3. evaluation on imagenette/val without its near-gray images, beside the gray baseline
 # 4. the colourfulness / hue-cast figure and a sample grid (gray | ours | real)
 set -euo pipefail
