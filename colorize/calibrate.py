@@ -29,7 +29,8 @@ import torch
 from .checkpoint import CONFIG_FILE, CheckpointError, atomic_write_text, read_config
 from .data import DatasetError
 from .evaluate import DEFAULT_SIZE, evaluate, scored_images, summarize
-from .infer import MAX_CHROMA_GAMMA, MAX_CHROMA_SCALE, Colorizer
+from .defaults import MAX_CHROMA_GAMMA, MAX_CHROMA_SCALE
+from .infer import Colorizer
 
 DEFAULT_SCALES = (0.5, 0.6, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0, 2.4, 2.8, 3.4, 4.0)  # ~1.19x apart
 DEFAULT_GAMMAS = (1.0, 1.5, 2.0, 2.5, 3.0)

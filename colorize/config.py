@@ -103,12 +103,14 @@ class TrainConfig:
     gp_weight: float = _opt(10.0, "gradient penalty weight (wgan-gp)")
     n_critic: int = _opt(5, "critic updates per generator update (wgan-gp; vanilla and lsgan alternate 1:1)")
     resnet18_weights: str = _opt("", "torchvision-format resnet18 state dict for the resnet18-unet encoder")
+    lambda_diversity: float = _opt(0.0, "weight of the diversity-sensitive term (needs --noise-channels): every image is generated with two noise draws and their mean |ab difference| is rewarded, up to diversity_cap, so samples differ where the colour is ambiguous while L1 keeps them together where it is not (0 = off)")
+    diversity_cap: float = _opt(0.15, "largest rewarded mean |ab difference| between two noise draws of one image (normalised ab units, 1 = 110)")
     ema_decay: float = _opt(0.0, "keep an exponential moving average of the generator's weights with this decay per step (e.g. 0.995) and save, validate and export the average instead of the last step's weights (0 = off)")
     init_from: str = _opt("", "model folder (model.safetensors + config.json) whose generator weights start this run: fine-tuning, or continuing a shipped model whose training state is gone; the architecture flags must match it")
     # run control
     seed: int = _opt(0, "random seed: initialisation, data order, augmentation, dropout")
     device: str = _opt("auto", "auto = CUDA > MPS > CPU", choices=DEVICES)
-    amp: bool = _opt(True, "bfloat16 autocast (CUDA only)")
+    amp: bool = _opt(True, "bfloat16 autocast on CUDA, and on CPUs with native bf16 arithmetic (avx512_bf16 / amx_bf16)")
     max_steps: int = _opt(0, "stop after this many steps in total, writing a checkpoint (0 = no limit)")
     time_limit: float = _opt(0.0, "stop after this long, writing a checkpoint: seconds or '30m', '2h' (0 = no limit)", parse=parse_duration)
     save_every_steps: int = _opt(1000, "also write a checkpoint every this many steps (0 = at epoch ends only)")
@@ -124,7 +126,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}.")
         not_negative = (
             "max_images", "num_workers", "val_images", "epochs_l1", "epochs_gan", "lambda_l1",
-            "lambda_gan", "gp_weight", "max_steps", "save_every_steps", "sample_every_steps", "gray_threshold",
+            "lambda_gan", "gp_weight", "lambda_diversity", "diversity_cap", "max_steps", "save_every_steps", "sample_every_steps", "gray_threshold",
         )
         for name in not_negative:
             if getattr(self, name) < 0:
@@ -141,6 +143,8 @@ class TrainConfig:
             raise ConfigError(f"Unknown device '{self.device}'; choose one of {', '.join(DEVICES)}.")
         if self.lambda_l1 == 0 and not self.uses_gan:
             raise ConfigError("With lambda_l1 = 0 the adversarial loss is the only loss, so gan_mode cannot be 'none' nor lambda_gan 0.")
+        if self.lambda_diversity > 0 and self.model.noise_channels == 0:
+            raise ConfigError("lambda_diversity needs injected noise: pass --noise-channels (e.g. 8).")
         if self.epochs_l1 + self.epochs_gan < 1:
             raise ConfigError("epochs_l1 + epochs_gan must be at least 1.")
         if self.resnet18_weights and self.model.generator != "resnet18-unet":
@@ -182,6 +186,8 @@ _MODEL_HELP = {
     "discriminator_channels": "PatchGAN width of the first layer",
     "discriminator_norm": "discriminator normalisation (wgan-gp switches 'batch' to 'instance')",
     "conditional": "the discriminator sees L with ab (conditional GAN) or ab alone",
+    "noise_channels": "size of the per-image noise vector z injected (with per-pixel noise maps) into the coarsest decoder blocks; 0 = none, dropout is the noise",
+    "noise_levels": "decoder blocks, from the bottleneck out, that receive the injected noise",
 }
 _MODEL_CHOICES = {"generator": GENERATOR_NAMES, "norm": NORM_NAMES, "discriminator_norm": NORM_NAMES}
 

@@ -9,8 +9,13 @@ For every image in --data:
 - gray: real's lightness with a = b = 0 (float, not rounded to 8 bits). This is the gray
   baseline; its numbers are printed beside the model's in every run.
 - output: `colorizer.colorize(gray as an 8-bit image, render_size=--render-size)` (default: the
-  size the model was trained at, as for users of the app and the CLI), i.e. the model
-  never sees the real colours, and its output is the 8-bit image a user would get.
+  model's own settings, `colorize.defaults`, as for users of the app and the CLI), i.e. the
+  model never sees the real colours, and its output is the 8-bit image a user would get.
+
+Beside PSNR, SSIM, CIEDE2000 and colourfulness: the false-colour share (`metrics.false_colour_share`:
+pixels clearly coloured and more than 30 ab units from the real colour; the summary also counts
+the images where it passes 10%), and the diversity of the model's noise (`--diversity-samples`
+draws per image, mean pairwise ab distance at the render size: about 0 when the noise is ignored).
 
 Writes per_image.csv and summary.json into --out (default runs/eval-<model>-<data>/), prints a
 table, or with --json one JSON line (the summary) on stdout and nothing else there.
@@ -39,17 +44,21 @@ from . import color
 from .checkpoint import CheckpointError, atomic_write_text, read_config
 from .data import DatasetError, ExclusionMatcher, center_crop, read_exclusion_list
 from .imageio import ImageLoadError, find_images, load_image
-from .metrics import image_metrics
+from .metrics import FALSE_COLOUR_IMAGE_LIMIT, image_metrics
 from .models import ModelConfig
 
 DEFAULT_SIZE = 256
 BATCH_SIZE = 16
 
 # Columns of per_image.csv after "image": the method's numbers, the real image's, the gray baseline's.
-METHOD_KEYS = ("psnr", "ssim", "ciede2000", "colorfulness", "mean_chroma", "mean_hue", "cast_chroma")
+METHOD_KEYS = ("psnr", "ssim", "ciede2000", "false_colour", "colorfulness", "mean_chroma", "mean_hue", "cast_chroma", "diversity")
 REAL_KEYS = ("real_colorfulness", "real_mean_chroma", "real_mean_hue", "real_cast_chroma")
 GRAY_KEYS = ("gray_psnr", "gray_ssim", "gray_ciede2000", "gray_colorfulness")
-MEANED_KEYS = ("psnr", "ssim", "ciede2000", "colorfulness", "mean_chroma", "real_colorfulness", "real_mean_chroma", *GRAY_KEYS)
+MEANED_KEYS = (
+    "psnr", "ssim", "ciede2000", "false_colour", "colorfulness", "mean_chroma", "diversity",
+    "real_colorfulness", "real_mean_chroma", *GRAY_KEYS,
+)
+DEFAULT_DIVERSITY_SAMPLES = 4
 
 
 def gray_version(real: np.ndarray) -> np.ndarray:
@@ -107,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--render-size", type=int, default=None, help="network render size (default: the model's training size)"
     )
+    parser.add_argument(
+        "--diversity-samples", type=int, default=DEFAULT_DIVERSITY_SAMPLES,
+        help="noise samples per image for the diversity measure (0 = skip it)",
+    )
     parser.add_argument("--max-images", type=int, default=None, help="score only the first N images (sorted order)")
     parser.add_argument("--out", type=Path, default=None, help="folder for per_image.csv and summary.json")
     parser.add_argument("--json", action="store_true", help="print only the summary as one JSON line on stdout")
@@ -128,6 +141,13 @@ def _table(summary: dict) -> str:
         lines.append(f"{label:16}{fmt.format(summary[key]):>14}{fmt.format(summary[gray_key]):>14}")
     lines.append(f"{'real colourfulness':24}{summary['real_colorfulness']:.2f}")
     lines.append(f"{'colourfulness ratio':24}{summary['colorfulness_ratio']:.3f} (output / real)")
+    if summary.get("false_colour") is not None and not math.isnan(summary["false_colour"]):
+        lines.append(
+            f"{'false colour':24}{100 * summary['false_colour']:.2f}% of pixels; "
+            f"{summary['false_colour_images']} images over {100 * FALSE_COLOUR_IMAGE_LIMIT:.0f}%"
+        )
+    if summary.get("diversity") is not None and not math.isnan(summary["diversity"]):
+        lines.append(f"{'noise diversity':24}{summary['diversity']:.2f} ab units between samples")
     if summary["unreadable"] or summary["excluded"]:
         lines.append(f"skipped: {summary['unreadable']} unreadable, {summary['excluded']} excluded")
     return "\n".join(lines)
@@ -142,8 +162,11 @@ def evaluate(
     on_error=None,
     progress=None,
     gray_scores: dict | None = None,
+    diversity_samples: int = 0,
 ) -> list[dict]:
     """Per-image rows (dicts) for `paths`; `colorizer=None` scores the gray baseline itself.
+
+    `diversity_samples` >= 2 adds each image's noise diversity (`Colorizer.noise_diversity`).
 
     `gray_scores`: a dict kept between calls on the same images (a sweep), so each image's
     gray-baseline metrics are computed once.
@@ -161,6 +184,11 @@ def evaluate(
             outputs = [np.asarray(o) for o in colorizer.colorize_batch(images, render_size=render_size)]
         for (path, real, gray), output in zip(pending, outputs):
             metrics = image_metrics(output, real)
+            metrics["diversity"] = float("nan")
+            if colorizer is not None and diversity_samples >= 2:
+                metrics["diversity"] = colorizer.noise_diversity(
+                    Image.fromarray(_to_8bit(gray)), count=diversity_samples, render_size=render_size
+                )
             if colorizer is None:
                 baseline = metrics
             elif gray_scores is not None and path in gray_scores:
@@ -197,6 +225,9 @@ def summarize(rows: list[dict]) -> dict:
     summary = {key: _mean([row[key] for row in rows]) for key in MEANED_KEYS}
     real = summary["real_colorfulness"]
     summary["colorfulness_ratio"] = summary["colorfulness"] / real if real > 0 else float("nan")
+    spoiled = [row for row in rows if row["false_colour"] > FALSE_COLOUR_IMAGE_LIMIT]
+    summary["false_colour_images"] = len(spoiled)
+    summary["false_colour_images_share"] = len(spoiled) / len(rows) if rows else float("nan")
     return summary
 
 
@@ -245,7 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     with tqdm(total=len(paths), desc=f"evaluating {method}", unit="image", file=sys.stderr) as progress:
         with torch.inference_mode():
-            rows = evaluate(colorizer, paths, size=args.size, render_size=args.render_size, on_error=report, progress=progress)
+            rows = evaluate(
+                colorizer, paths, size=args.size, render_size=args.render_size, on_error=report, progress=progress,
+                diversity_samples=args.diversity_samples,
+            )
     if not rows:
         print(f"error: no readable images to evaluate in {data_root}.", file=sys.stderr)
         return 1
@@ -258,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "render_size": None if colorizer is None else args.render_size or colorizer.default_render_size,
         "chroma_scale": None if colorizer is None else colorizer.chroma_scale,
         "chroma_gamma": None if colorizer is None else colorizer.chroma_gamma,
+        "inference_settings": None if colorizer is None else colorizer.settings.to_dict(),
+        "diversity_samples": 0 if colorizer is None else args.diversity_samples,
         "images": len(rows),
         "unreadable": len(unreadable),
         "excluded": excluded_count,

@@ -199,6 +199,7 @@ class FoldedGenerator(SizeAgnosticGenerator):
         self.size_multiple = size_multiple
 
     def predict(self, lightness: torch.Tensor) -> torch.Tensor:
+        # the deterministic pass only: a sample of the noise runs the eager generator
         return self.body(lightness)
 
 

@@ -5,15 +5,17 @@ How one image is colourised:
 1. `imageio.load_image` opens it as upright 8-bit RGB (EXIF, alpha, CMYK, 16-bit, palette).
    A colour photo is only used through its lightness L, so colour and gray inputs behave alike.
 2. The image is resized to the *render shape* and the network predicts ab there. We keep the
-   aspect ratio: the short side becomes `render_size` (default: the image size the model was
-   trained at, from its config.json, else 256) and the long side follows, rounded to a
+   aspect ratio: the short side becomes `render_size` (default: the model's own, see
+   `colorize.defaults`: the image size it was trained at unless its config.json says otherwise) and the long side follows, rounded to a
    multiple of 32 (at most `MAX_RENDER_ASPECT` times the short side, so a panorama cannot cost
    a hundred network passes). Why not pix2pix's square resize: the training crops are cut from
    undistorted photos, so objects at render size keep the shapes and the scale the generator
    learned; a square squeeze of a 3:2 photo makes faces and horizons it never saw. The rest of
    the render shape up to the generator's own size multiple is replicate-padded by the model.
    `keep_aspect=False` gives the square pix2pix behaviour for comparison.
-3. The predicted ab gets the model's calibrated colour strength (config.json "inference":
+3. For a model with injected noise whose settings ask for several samples, the chroma fades
+   where the noise draws disagree in hue (`hue_agreement`). The predicted ab then gets the
+   model's calibrated colour strength (config.json "inference":
    the chroma curve `apply_chroma_gamma` and the chroma scale, see `colorize.calibrate`;
    the user's `saturation` multiplies the scale).
 4. The ab is upsampled to full resolution and joined to the image's *own*
@@ -29,7 +31,8 @@ Speed: the network runs under `torch.inference_mode()` in channels_last layout; 
 full-resolution step is described in `colorize.compose`; everything is float32.
 `precision="auto"` (the default) calls, for `seed=None`, a copy of the generator with its batch
 norms folded into the convolutions (`colorize.fastpath`: fp32-exact, network 5-10% faster on CPU); a
-`seed` always runs the eager generator, whose dropout is the noise. `precision="fp32"` is the
+`seed` (and the noise draws of a model whose settings combine several) runs the eager generator,
+whose injected noise (or, in older models, dropout) is the noise. `precision="fp32"` is the
 eager generator only; `precision="bf16"` runs it under CPU/GPU autocast (fast only on CPUs with
 native bf16); `precision="onnx"` runs the folded model in ONNX Runtime (optional dependency).
 `python -m colorize.bench --compare-paths` measures the choices.
@@ -56,11 +59,11 @@ from . import color, fastpath
 from .compose import DEFAULT_CHUNK_PIXELS, GAMUT_MODES, compose, luminance
 from .checkpoint import CONFIG_FILE, SHIPPED_MODEL_DIR, CheckpointError, load_model
 from .imageio import ImageLoadError, ImageSource, find_images, is_image_file, load_image
+from .defaults import DEFAULT_RENDER_SIZE, MAX_CHROMA_GAMMA, MAX_CHROMA_SCALE, InferenceSettings
 from .models import ModelConfig, build_generator, set_dropout_sampling
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RENDER_SIZE = 256
 RENDER_MULTIPLE = 32
 MAX_RENDER_ASPECT = 4
 PRECISIONS = ("auto", "fp32", "bf16", "onnx")
@@ -103,32 +106,7 @@ def network_input(image: Image.Image, shape: tuple[int, int]) -> torch.Tensor:
     return color.normalize_l(luminance(resize_rgb8(image, shape)))[None, None]
 
 
-MAX_CHROMA_SCALE = 4.0  # an L1-trained model predicts muted colours: it may need 3x to look real
-
-
-MAX_CHROMA_GAMMA = 4.0
 CHROMA_PIVOT = 20.0  # ab units: the chroma the curve leaves alone (a clearly coloured, not a vivid, surface)
-
-
-def _inference_setting(config: dict, key: str, default: float, upper: float) -> float:
-    value = (config.get("inference") or {}).get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= upper:
-        raise CheckpointError(f"config.json: inference.{key} must be a number in (0, {upper:g}], not {value!r}.")
-    return float(value)
-
-
-def chroma_scale_of(config: dict) -> float:
-    """The model's calibrated chroma scale (config.json "inference" -> "chroma_scale", default 1).
-
-    `python -m colorize.calibrate` sets it; every output's ab is multiplied by it before the
-    user's `saturation`, so saturation 1 means "as calibrated".
-    """
-    return _inference_setting(config, "chroma_scale", 1.0, MAX_CHROMA_SCALE)
-
-
-def chroma_gamma_of(config: dict) -> float:
-    """The model's calibrated chroma curve exponent (config.json "inference" -> "chroma_gamma", default 1)."""
-    return _inference_setting(config, "chroma_gamma", 1.0, MAX_CHROMA_GAMMA)
 
 
 def apply_chroma_gamma(ab: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -144,6 +122,21 @@ def apply_chroma_gamma(ab: torch.Tensor, gamma: float) -> torch.Tensor:
         return ab
     chroma = torch.linalg.vector_norm(ab, dim=-3, keepdim=True)
     return ab * (chroma / CHROMA_PIVOT).pow(gamma - 1.0)
+
+
+AGREEMENT_SEED = 20_261_128  # the noise draws behind the default colouring: fixed, so it is deterministic
+
+
+def hue_agreement(samples: torch.Tensor, *, eps: float = 1e-6) -> torch.Tensor:
+    """How much `samples` (K, B, 2, h, w) of ab agree in hue, per pixel: (B, 1, h, w) in [0, 1].
+
+    The length of the sum of the K ab vectors over the sum of their lengths: 1 where every draw
+    points the same way, near 0 where they point in different directions (blue in one draw,
+    orange in another). Weak colours count little, so a pixel gray in most draws is not "disagreeing".
+    """
+    resultant = torch.linalg.vector_norm(samples.sum(dim=0), dim=-3, keepdim=True)
+    total = torch.linalg.vector_norm(samples, dim=-3, keepdim=True).sum(dim=0)
+    return resultant / (total + eps)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -204,8 +197,9 @@ class Colorizer:
         self.chunk_pixels = chunk_pixels
         self.gamut = gamut
         self.model_config = ModelConfig.from_dict(config["model"]) if "model" in config else None
-        self.chroma_scale = chroma_scale_of(self.config)
-        self.chroma_gamma = chroma_gamma_of(self.config)
+        self.settings = InferenceSettings.from_config(self.config)
+        self.chroma_scale = self.settings.chroma_scale
+        self.chroma_gamma = self.settings.chroma_gamma
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -251,44 +245,78 @@ class Colorizer:
     def predict_ab(self, lightness: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
         """Normalised L (B, 1, h, w) -> normalised ab (B, 2, h, w), float32 on the CPU.
 
-        `seed=None`: dropout off, deterministic. An int: dropout on with the RNG seeded, so the
-        same seed gives the same sample (the pix2pix noise z).
+        `seed=None`: the model's default colouring, deterministic: the pass with zero noise, and for
+        a model whose settings ask for `samples` > 1, that pass with its chroma multiplied by the
+        hue agreement of that many noise draws (`hue_agreement`) to the `agreement_power`: colour
+        stays where the draws agree and fades where they disagree.
+        An int: one sample of the generator's noise (its injected noise, or pix2pix's dropout for
+        a model without), the same for the same seed.
         """
         x = lightness.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
-        autocast = (
-            torch.autocast(self.device.type, dtype=torch.bfloat16)
-            if self.precision == "bf16"
-            else contextlib.nullcontext()
-        )
         with self._lock:
             if seed is None:
-                with autocast:
-                    ab = (self.generator if self._fast is None else self._fast)(x)
+                with self._autocast():
+                    ab = (self.generator if self._fast is None else self._fast)(x).float()
+                settings = self.settings
+                if settings.samples > 1 and self.generator.has_injected_noise:
+                    draws = self._noise_draws(x, settings.samples, AGREEMENT_SEED)
+                    ab = ab * hue_agreement(draws).pow(settings.agreement_power)
+            elif self.generator.has_injected_noise:
+                with self._autocast():
+                    ab = self.generator(x, noise=torch.Generator().manual_seed(int(seed)))
             else:
                 devices = [self.device] if self.device.type == "cuda" else []
                 set_dropout_sampling(self.generator, True)
                 try:
-                    with torch.random.fork_rng(devices=devices), autocast:
+                    with torch.random.fork_rng(devices=devices), self._autocast():
                         torch.manual_seed(int(seed))
                         ab = self.generator(x)
                 finally:
                     set_dropout_sampling(self.generator, False)
         return ab.float().cpu().contiguous()
 
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _noise_draws(self, x: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+        """`count` samples of the injected noise for a batch, in one network call: (count, B, 2, h, w)."""
+        with self._autocast():
+            ab = self.generator(x.repeat(count, 1, 1, 1), noise=torch.Generator().manual_seed(seed))
+        return ab.float().unflatten(0, (count, len(x)))
+
+    @torch.inference_mode()
+    def sample_ab(self, lightness: torch.Tensor, *, count: int, seed: int = 0) -> torch.Tensor:
+        """`count` noise samples (count, B, 2, h, w) of normalised ab: the i-th equals `predict_ab(seed=seed + i)`."""
+        return torch.stack([self.predict_ab(lightness, seed=seed + i) for i in range(count)])
+
+    @torch.inference_mode()
+    def noise_diversity(self, image: ImageSource, *, count: int = 4, render_size: int | None = None, seed: int = 0) -> float:
+        """Mean pairwise distance in ab units between `count` noise samples of `image`, over the pixels
+        the network renders: about 0 when the noise is ignored (every sample the same colouring)."""
+        if count < 2:
+            raise ValueError("noise_diversity needs at least 2 samples.")
+        _, lightness = self._prepare(image, render_size, True)
+        samples = color.denormalize_ab(self.sample_ab(lightness, count=count, seed=seed)[:, 0])
+        distances = [
+            torch.linalg.vector_norm(samples[i] - samples[j], dim=0).mean()
+            for i in range(count)
+            for j in range(i + 1, count)
+        ]
+        return float(torch.stack(distances).mean())
+
     # -- images -------------------------------------------------------------------------------
 
     @property
     def default_render_size(self) -> int:
-        """The image size the model was trained at (from its config.json), else DEFAULT_RENDER_SIZE.
+        """The render size the model asks for (`InferenceSettings.render_size`: its training size unless
+        its config.json says otherwise); `render_size=None` means this size.
 
         A fully convolutional generator sees objects at the scale it learned when the short side
-        it renders matches its training crops; `render_size=None` means this size.
+        it renders matches its training crops.
         """
-        for section in ("training", "train_config"):
-            value = (self.config.get(section) or {}).get("image_size")
-            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                return value
-        return DEFAULT_RENDER_SIZE
+        return self.settings.render_size
 
     def _prepare(self, image: ImageSource, render_size: int | None, keep_aspect: bool) -> tuple[Image.Image, torch.Tensor]:
         render_size = self.default_render_size if render_size is None else int(render_size)

@@ -13,6 +13,10 @@ Every function takes RGB in [0, 1] as a numpy array (H, W, 3), a torch tensor (3
   weights C, sum C*(cos h, sin h) = sum (a, b), so it is the hue of the mean (a, b) — the
   image's overall colour cast (sepia/brown sits around 60-80 degrees). `cast_chroma` is that
   mean (a, b)'s length: how strong the cast is.
+- `false_colour_share`: the share of pixels a viewer notices as wrongly coloured: the output is
+  clearly coloured there (chroma above `FALSE_COLOUR_CHROMA`) and its (a, b) is more than
+  `FALSE_COLOUR_DISTANCE` from the real photo's (a blue blob on a white wall, a green wash on
+  sand). A gray or faint output is never false colour by this measure, only a dull one.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import structural_similarity
 
 PSNR_CAP_DB = 100.0
+FALSE_COLOUR_CHROMA = 25.0  # ab units: clearly coloured
+FALSE_COLOUR_DISTANCE = 30.0  # ab units from the real colour: another colour, not a shade of it
+FALSE_COLOUR_IMAGE_LIMIT = 0.10  # an image with more than this share of false colour counts as spoiled
 GRAY_CAST = 0.01  # a mean (a, b) shorter than this has no hue: rgb2lab puts exact grays within 0.005 of 0
 
 
@@ -118,10 +125,20 @@ def mean_chroma(rgb=None, *, lab_values: np.ndarray | None = None) -> float:
     return float(np.hypot(lab_values[..., 1], lab_values[..., 2]).mean())
 
 
+def false_colour_share(pred=None, real=None, *, pred_lab: np.ndarray | None = None, real_lab: np.ndarray | None = None) -> float:
+    """Share of pixels (0-1) with output chroma > FALSE_COLOUR_CHROMA and |ab - real ab| > FALSE_COLOUR_DISTANCE."""
+    pred_lab = lab(pred) if pred_lab is None else pred_lab
+    real_lab = lab(real) if real_lab is None else real_lab
+    pred_ab, real_ab = pred_lab[..., 1:], real_lab[..., 1:]
+    vivid = np.hypot(pred_ab[..., 0], pred_ab[..., 1]) > FALSE_COLOUR_CHROMA
+    wrong = np.hypot(*(pred_ab - real_ab).transpose(2, 0, 1)) > FALSE_COLOUR_DISTANCE
+    return float(np.mean(vivid & wrong))
+
+
 def image_metrics(pred, real) -> dict[str, float]:
     """Everything above for one prediction and its real image.
 
-    Keys: psnr, ssim, ciede2000 (pred vs real); colorfulness, mean_chroma, mean_hue, cast_chroma
+    Keys: psnr, ssim, ciede2000, false_colour (pred vs real); colorfulness, mean_chroma, mean_hue, cast_chroma
     (of pred); real_colorfulness, real_mean_chroma, real_mean_hue, real_cast_chroma.
     """
     pred, real = _pair(pred, real)
@@ -132,6 +149,7 @@ def image_metrics(pred, real) -> dict[str, float]:
         "psnr": psnr(pred, real),
         "ssim": ssim(pred, real),
         "ciede2000": ciede2000(pred, real, pred_lab=pred_lab, real_lab=real_lab),
+        "false_colour": false_colour_share(pred_lab=pred_lab, real_lab=real_lab),
         "colorfulness": colorfulness(pred),
         "mean_chroma": mean_chroma(lab_values=pred_lab),
         "mean_hue": pred_hue,

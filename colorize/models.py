@@ -34,6 +34,8 @@ class ModelConfig:
     discriminator_channels: int = 64
     discriminator_norm: str = "batch"  # WGAN-GP needs "instance" or "none"
     conditional: bool = True  # discriminator sees L and ab (cGAN) or ab only
+    noise_channels: int = 0  # size of the per-image noise vector z injected in the decoder (0 = none: dropout is the noise)
+    noise_levels: int = 4  # innermost decoder blocks that receive z and a per-pixel noise map
 
     def __post_init__(self) -> None:
         if self.generator not in GENERATOR_NAMES:
@@ -49,6 +51,10 @@ class ModelConfig:
             raise ValueError(f"dropout must be in [0, 1), not {self.dropout}.")
         if self.discriminator_layers < 1:
             raise ValueError("discriminator_layers must be at least 1.")
+        if self.noise_channels < 0 or self.noise_levels < 1:
+            raise ValueError("noise_channels must be 0 or more and noise_levels at least 1.")
+        if self.noise_channels and self.generator == "resnet18-unet":
+            raise ValueError("Injected noise (noise_channels > 0) is built for the unet, resunet and encdec generators only.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,12 +76,70 @@ def _norm_layer(kind: str, channels: int) -> nn.Module:
     return nn.Identity()
 
 
+class NoiseDraw:
+    """Where the injected noise of one forward pass comes from.
+
+    `generator=None` draws from torch's global RNG (training: saved and restored with the run,
+    so a resume stays exact); a `torch.Generator` gives a reproducible sample (inference with a
+    seed). Draws happen on the CPU when a generator is given, so a seed means the same sample on
+    every device.
+    """
+
+    def __init__(self, generator: torch.Generator | None = None) -> None:
+        self.generator = generator
+        self._z: torch.Tensor | None = None
+
+    def normal(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        if self.generator is None:
+            return torch.randn(shape, device=like.device, dtype=like.dtype)
+        return torch.randn(shape, generator=self.generator).to(like.device, like.dtype)
+
+    def z(self, batch: int, channels: int, like: torch.Tensor) -> torch.Tensor:
+        """The image-level noise vector, drawn once per forward pass and shared by every level."""
+        if self._z is None:
+            self._z = self.normal((batch, channels), like)
+        return self._z.to(like.dtype)
+
+
+class NoiseInjection(nn.Module):
+    """Adds a per-image vector z (through a learned projection) and a per-pixel noise map
+    (with learned per-channel strengths, as in StyleGAN) to a decoder feature map.
+
+    Without a draw it is the identity: the deterministic pass is the network with zero noise.
+    The weights start small but not at zero: a diversity loss |G(x, z1) - G(x, z2)| has no
+    gradient where the two samples are exactly equal.
+    """
+
+    def __init__(self, channels: int, noise_channels: int) -> None:
+        super().__init__()
+        self.noise_channels = noise_channels
+        self.project = nn.Linear(noise_channels, channels, bias=False)
+        self.pixel_strength = nn.Parameter(torch.full((1, channels, 1, 1), 0.05))
+        nn.init.normal_(self.project.weight, 0.0, 0.1)
+
+    def forward(self, x: torch.Tensor, draw: NoiseDraw | None = None) -> torch.Tensor:
+        if draw is None:
+            return x
+        batch, _, height, width = x.shape
+        z = draw.z(batch, self.noise_channels, x)
+        pixels = draw.normal((batch, 1, height, width), x)
+        return x + self.project(z)[:, :, None, None] + self.pixel_strength * pixels
+
+
 class SizeAgnosticGenerator(nn.Module):
-    """Pads to a multiple of `size_multiple` (replicate: safe even for 1-pixel inputs) and crops back."""
+    """Pads to a multiple of `size_multiple` (replicate: safe even for 1-pixel inputs) and crops back.
+
+    `noise`: None for the deterministic pass; True to draw the injected noise from the global RNG
+    (training); a `torch.Generator` for a reproducible sample. Generators without injected noise
+    ignore it (their noise is dropout, switched by `set_dropout_sampling`).
+    """
 
     size_multiple: int = 1
 
-    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+    def forward(self, lightness: torch.Tensor, *, noise: bool | torch.Generator | None = None) -> torch.Tensor:
+        draw = None
+        if noise is not None and noise is not False:
+            draw = NoiseDraw(None if noise is True else noise)
         height, width = lightness.shape[-2:]
         multiple = self.size_multiple
         target_h = max(multiple, -(-height // multiple) * multiple)
@@ -84,11 +148,19 @@ class SizeAgnosticGenerator(nn.Module):
         if pad_h or pad_w:
             top, left = pad_h // 2, pad_w // 2
             lightness = F.pad(lightness, (left, pad_w - left, top, pad_h - top), mode="replicate")
-            ab = self.predict(lightness)
+            ab = self._predict(lightness, draw)
             return ab[..., top : top + height, left : left + width]
-        return self.predict(lightness)
+        return self._predict(lightness, draw)
 
-    def predict(self, lightness: torch.Tensor) -> torch.Tensor:
+    def _predict(self, lightness: torch.Tensor, draw: NoiseDraw | None) -> torch.Tensor:
+        # generators without injected noise may define predict(lightness) alone
+        return self.predict(lightness) if draw is None else self.predict(lightness, draw)
+
+    @property
+    def has_injected_noise(self) -> bool:
+        return False
+
+    def predict(self, lightness: torch.Tensor, draw: NoiseDraw | None = None) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -154,21 +226,31 @@ class UNetGenerator(SizeAgnosticGenerator):
             if config.dropout > 0 and first_dropout_level <= level < depth - 1:
                 layers.append(nn.Dropout(config.dropout))
             self.up.append(nn.Sequential(*layers))
+        # z and the noise maps enter the coarsest decoder levels: a choice of colour there spreads
+        # over whole regions as the decoder upsamples, instead of speckling single pixels.
+        noisy_levels = range(depth - 1, 0, -1)[: config.noise_levels] if config.noise_channels else ()
+        self.noise = nn.ModuleList(NoiseInjection(widths[level - 1], config.noise_channels) for level in noisy_levels)
         self.head = nn.Sequential(
             nn.ReLU(inplace=False),
             nn.ConvTranspose2d(widths[0] * (2 if skip and depth > 1 else 1), 2, 4, 2, 1),
             nn.Tanh(),
         )
 
-    def predict(self, lightness: torch.Tensor) -> torch.Tensor:
+    @property
+    def has_injected_noise(self) -> bool:
+        return len(self.noise) > 0
+
+    def predict(self, lightness: torch.Tensor, draw: NoiseDraw | None = None) -> torch.Tensor:
         features = []
         x = lightness
         for block in self.down:
             x = block(x)
             features.append(x)
         features.pop()
-        for block in self.up:
+        for index, block in enumerate(self.up):
             x = block(x)
+            if draw is not None and index < len(self.noise):
+                x = self.noise[index](x, draw)
             skip_features = features.pop()
             if self.skip:
                 x = torch.cat((x, skip_features), dim=1)
@@ -258,7 +340,7 @@ class ResNet18UNetGenerator(SizeAgnosticGenerator):
         )
         self.head = nn.Sequential(nn.Conv2d(base, 2, 1), nn.Tanh())
 
-    def predict(self, lightness: torch.Tensor) -> torch.Tensor:
+    def predict(self, lightness: torch.Tensor, draw: NoiseDraw | None = None) -> torch.Tensor:
         stem, s4, s8, s16, x = self.encoder(lightness)
         for block, skip in zip(self.decoder, (s16, s8, s4, stem, lightness)):
             x = block(x, skip)

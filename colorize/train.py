@@ -47,7 +47,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
-from . import metrics
+from . import fastpath, metrics
 from .checkpoint import (
     CONFIG_FILE,
     TRAINING_STATE_FILE,
@@ -58,7 +58,7 @@ from .checkpoint import (
     save_model,
     save_training_state,
 )
-from .color import rgb_from_normalized
+from .color import AB_SCALE, rgb_from_normalized
 from .config import OPTIONS, ConfigError, TrainConfig, config_from_settings, explicit_settings, flatten
 from .data import ColorizationDataset, DatasetError, EpochSampler
 from .losses import build_objective, critic_from_inputs, critic_inputs, gradient_penalty, l1_loss
@@ -71,7 +71,7 @@ SAMPLES_DIR = "samples"
 METRICS_FILE = "metrics.csv"
 METRICS_COLUMNS = (
     "epoch", "step", "phase", "l1", "g_gan", "d_loss", "gp", "d_real", "d_fake",
-    "val_l1", "val_psnr", "val_colorfulness_ratio", "images_per_s", "wall_time_s",
+    "val_l1", "val_psnr", "val_colorfulness_ratio", "images_per_s", "wall_time_s", "diversity", "val_diversity",
 )
 # Settings that bound or place one session; `--resume` does not inherit them from the saved run.
 SESSION_SETTINGS = ("max_steps", "time_limit", "resume", "device", "num_workers", "log_every")
@@ -189,7 +189,10 @@ class Trainer:
         self.distributed = dist.is_available() and dist.is_initialized()
         self.is_main = self.rank == 0
         self.device = resolve_device(config.device, local_rank=local_rank)
-        self.use_amp = config.amp and self.device.type == "cuda"
+        # bf16 autocast where the hardware has it: on a CPU with AVX512-BF16 a GAN step takes half the time
+        self.use_amp = config.amp and (
+            self.device.type == "cuda" or (self.device.type == "cpu" and fastpath.cpu_info().native_bf16)
+        )
         self.channels_last = self.device.type == "cuda"
         if config.resume and resume_state is None:
             resume_state = load_training_state(self.out)
@@ -382,9 +385,28 @@ class Trainer:
     # -- one step
 
     def _autocast(self):
-        if not self.use_amp:  # CUDA only; CPU and MPS train in float32
+        if not self.use_amp:  # MPS, and CPUs without native bf16, train in float32
             return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def _generate(self, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The generator's ab for a batch, and (with the diversity term) the batch's diversity reward.
+
+        With `lambda_diversity`, every image goes through twice with independent noise draws: the
+        returned ab holds both halves (2B images) and the reward is the mean over images of
+        min(mean |ab1 - ab2|, diversity_cap).
+        """
+        noisy = _unwrap(self.generator).has_injected_noise
+        if not (noisy and self.config.lambda_diversity > 0):
+            return self.generator(lightness, noise=True if noisy else None), None
+        fake = self.generator(torch.cat((lightness, lightness)), noise=True)
+        first, second = fake.float().chunk(2)
+        per_image = (first - second).abs().mean(dim=(1, 2, 3))
+        return fake, per_image.clamp(max=self.config.diversity_cap).mean()
+
+    @staticmethod
+    def _targets(ab: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return ab if len(fake) == len(ab) else torch.cat((ab, ab))
 
     def _average_gradients(self, module: nn.Module) -> None:
         if not self.distributed:
@@ -426,25 +448,32 @@ class Trainer:
     def _l1_step(self, lightness: torch.Tensor, ab: torch.Tensor) -> dict[str, torch.Tensor]:
         self.opt_g.zero_grad(set_to_none=True)
         with self._autocast():
-            fake = self.generator(lightness)
-        loss = l1_loss(fake, ab)
-        loss.backward()
+            fake, diversity = self._generate(lightness)
+        loss = l1_loss(fake, self._targets(ab, fake))
+        losses = {"l1": loss.detach()}
+        total = loss
+        if diversity is not None:
+            # in the L1 phase the loss is L1 alone (weight 1), so the reward is scaled to match
+            total = total - self.config.lambda_diversity / max(self.config.lambda_l1, 1e-8) * diversity
+            losses["diversity"] = diversity.detach()
+        total.backward()
         self.opt_g.step()
         self._update_average()
-        return {"l1": loss.detach()}
+        return losses
 
     def _gan_step(self, lightness: torch.Tensor, ab: torch.Tensor) -> dict[str, torch.Tensor]:
         config, discriminator, objective = self.config, self.discriminator, self.objective
         update_generator = not objective.uses_gradient_penalty or (self.global_step + 1) % config.n_critic == 0
         with torch.set_grad_enabled(update_generator), self._autocast():
-            fake = self.generator(lightness)
+            fake, diversity = self._generate(lightness)
+        fake_lightness = lightness if len(fake) == len(lightness) else torch.cat((lightness, lightness))
 
         # discriminator / critic
         discriminator.requires_grad_(True)
         self.opt_d.zero_grad(set_to_none=True)
         with self._autocast():
             real_scores = discriminator(lightness, ab)
-            fake_scores = discriminator(lightness, fake.detach())
+            fake_scores = discriminator(fake_lightness, fake.detach())
             d_loss = objective.discriminator_loss(real_scores.float(), fake_scores.float())
         losses = {"d_loss": d_loss.detach(), "d_real": real_scores.detach().float().mean(), "d_fake": fake_scores.detach().float().mean()}
         total = d_loss
@@ -452,7 +481,7 @@ class Trainer:
             penalty = gradient_penalty(
                 critic_from_inputs(discriminator),
                 critic_inputs(discriminator, lightness, ab).float(),
-                critic_inputs(discriminator, lightness, fake.detach()).float(),
+                critic_inputs(discriminator, lightness, fake[: len(lightness)].detach()).float(),
             )
             total = total + config.gp_weight * penalty
             losses["gp"] = penalty.detach()
@@ -465,9 +494,13 @@ class Trainer:
             discriminator.requires_grad_(False)
             self.opt_g.zero_grad(set_to_none=True)
             with self._autocast():
-                g_gan = objective.generator_loss(discriminator(lightness, fake).float())
-            l1 = l1_loss(fake, ab)
-            (config.lambda_gan * g_gan + config.lambda_l1 * l1).backward()
+                g_gan = objective.generator_loss(discriminator(fake_lightness, fake).float())
+            l1 = l1_loss(fake, self._targets(ab, fake))
+            total = config.lambda_gan * g_gan + config.lambda_l1 * l1
+            if diversity is not None:
+                total = total - config.lambda_diversity * diversity
+                losses["diversity"] = diversity.detach()
+            total.backward()
             self.opt_g.step()
             self._update_average()
             discriminator.requires_grad_(True)
@@ -482,12 +515,19 @@ class Trainer:
         was_training = generator.training
         generator.eval()
         l1_sum, psnr_values, fake_colorfulness, real_colorfulness = 0.0, [], [], []
+        noisy = generator.has_injected_noise
+        diversity_sum = 0.0
+        # the same two draws at every validation, so the diversity column is comparable over a run
+        draws = [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)]
         try:
             for start in range(0, len(self.val_l), self.batch_size):
                 lightness = self.val_l[start : start + self.batch_size].to(self.device)
                 ab = self.val_ab[start : start + self.batch_size].to(self.device)
                 with self._autocast():
                     fake = generator(lightness).float()
+                    if noisy:
+                        first, second = (generator(lightness, noise=draw).float() for draw in draws)
+                        diversity_sum += float(((first - second) * AB_SCALE).abs().mean(dim=(1, 2, 3)).sum())
                 l1_sum += float((fake - ab).abs().mean(dim=(1, 2, 3)).sum())
                 fake_rgb = rgb_from_normalized(lightness, fake).cpu()
                 real_rgb = rgb_from_normalized(lightness, ab).cpu()
@@ -502,6 +542,8 @@ class Trainer:
             "val_psnr": float(np.mean(psnr_values)),
             # mean colourfulness of the outputs over that of the real images (1 = as vivid as real)
             "val_colorfulness_ratio": float(np.mean(fake_colorfulness) / max(np.mean(real_colorfulness), 1e-6)),
+            # mean |ab difference| (ab units) between two noise draws of a validation image
+            **({"val_diversity": diversity_sum / len(self.val_l)} if noisy else {}),
         }
 
     @torch.no_grad()

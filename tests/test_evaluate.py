@@ -89,6 +89,26 @@ def test_json_summary_and_gray_baseline_match_skimage(photos, checkpoint, tmp_pa
     assert summary["gray_psnr"] == pytest.approx(np.mean([r["gray_psnr"] for r in rows.values()]))
     assert summary["colorfulness_ratio"] == pytest.approx(summary["colorfulness"] / summary["real_colorfulness"])
 
+    # false colour per image, recomputed from the output the CLI's colorizer gives, and its summary
+    from colorize import Colorizer
+    from colorize.evaluate import gray_version
+
+    colorizer = Colorizer.from_pretrained(checkpoint)
+    for name, real8 in crops.items():
+        real = real8 / 255.0
+        gray8 = Image.fromarray(np.clip(np.round(gray_version(real.astype(np.float32)) * 255), 0, 255).astype(np.uint8))
+        output_lab = rgb2lab(np.asarray(colorizer.colorize(gray8)) / 255.0)
+        real_lab = rgb2lab(real)
+        vivid = np.hypot(output_lab[..., 1], output_lab[..., 2]) > 25
+        wrong = np.hypot(output_lab[..., 1] - real_lab[..., 1], output_lab[..., 2] - real_lab[..., 2]) > 30
+        assert rows[name]["false_colour"] == pytest.approx(np.mean(vivid & wrong), abs=1e-3)
+    spoiled = sum(row["false_colour"] > 0.10 for row in rows.values())
+    assert summary["false_colour_images"] == spoiled
+    assert summary["false_colour"] == pytest.approx(np.mean([r["false_colour"] for r in rows.values()]))
+    # an old-style model's dropout is off without a seed but on for samples: the diversity is measured
+    assert summary["diversity_samples"] == 4 and summary["diversity"] >= 0
+    assert summary["inference_settings"]["render_size"] == colorizer.settings.render_size
+
 
 def test_baselines_exclusions_and_default_folder(photos, checkpoint, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

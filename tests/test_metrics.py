@@ -82,3 +82,23 @@ def test_image_metrics_bundle(pair):
     assert values["real_colorfulness"] == pytest.approx(metrics.colorfulness(real))
     assert set(values) >= {"ssim", "colorfulness", "mean_hue", "cast_chroma", "mean_chroma"}
     assert math.isnan(metrics.ssim(real[:2, :2], real[:2, :2]))  # too small for any window
+
+
+def test_false_colour_share_counts_vivid_wrong_pixels_only():
+    from skimage.color import lab2rgb
+
+    from colorize.metrics import false_colour_share
+
+    wall = np.zeros((40, 50, 3))
+    wall[..., 0] = 70.0  # a light gray wall
+    real = lab2rgb(wall)
+    blob = wall.copy()
+    blob[:10, :20, 2] = -40.0  # a saturated blue blob on 200 of its 2000 pixels
+    shade = wall.copy()
+    shade[..., 1:] = 18.0  # a warm tint: coloured, but not strongly enough to count
+    far_but_faint = wall.copy()
+    far_but_faint[..., 2] = -24.0  # 24 units off, below the chroma bar
+    assert false_colour_share(lab2rgb(blob), real) == pytest.approx(0.1, abs=0.002)
+    assert false_colour_share(lab2rgb(shade), real) == 0.0
+    assert false_colour_share(lab2rgb(far_but_faint), real) == 0.0
+    assert false_colour_share(real, real) == 0.0
