@@ -27,6 +27,7 @@ import gradio as gr
 
 from colorize.batch import colorize_batch
 from colorize.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError
+from colorize.defaults import RENDER_SIZE_STEP
 from colorize.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
 from survey import SurveyError
 from survey.settings import database_url
@@ -36,7 +37,7 @@ logger = logging.getLogger("app")
 
 SHIPPED = "shipped"
 UNTRAINED_WARNING = "No trained weights found: showing an untrained model"
-RENDER_SIZES = (128, 1024)
+RENDER_SIZES = (64, 1024)
 MAX_VARIATIONS = 8
 # skimage.data photos for the examples gallery: "camera" is a real black-and-white photo,
 # the colour ones are turned gray when the app starts.
@@ -144,6 +145,11 @@ class Scratch:
                     shutil.rmtree(child, ignore_errors=True)
             except FileNotFoundError:
                 pass
+
+
+def _render_size(value: float | None) -> int | None:
+    """The slider's value as a render size; empty means the model's own."""
+    return None if value is None or value == "" or value == 0 else int(value)
 
 
 def _stem(path: str | None) -> str:
@@ -299,7 +305,7 @@ class ColorizeUI:
         self,
         image: str | None,
         model: str = SHIPPED,
-        render_size: float = 256,
+        render_size: float | None = None,
         saturation: float = 1.0,
         seed: float | None = None,
         progress: gr.Progress = gr.Progress(track_tqdm=True),
@@ -310,7 +316,7 @@ class ColorizeUI:
         progress(0.1, desc="Colorizing")
         with _out_of_memory_as_user_error():
             result = colorizer.colorize(
-                photo, render_size=int(render_size), saturation=float(saturation), seed=self._seed(seed)
+                photo, render_size=_render_size(render_size), saturation=float(saturation), seed=self._seed(seed)
             )
         folder = self.scratch.folder()
         before = folder / f"{_stem(image)}-original.png"
@@ -323,7 +329,7 @@ class ColorizeUI:
         self,
         image: str | None,
         model: str = SHIPPED,
-        render_size: float = 256,
+        render_size: float | None = None,
         saturation: float = 1.0,
         seed: float | None = None,
         count: float = 4,
@@ -341,7 +347,7 @@ class ColorizeUI:
         for offset in progress.tqdm(range(count), desc="Variations"):
             with _out_of_memory_as_user_error():
                 result = colorizer.colorize(
-                    photo, render_size=int(render_size), saturation=float(saturation), seed=first + offset
+                    photo, render_size=_render_size(render_size), saturation=float(saturation), seed=first + offset
                 )
             path = folder / f"{_stem(image)}-seed{first + offset}.png"
             result.save(path, compress_level=1)
@@ -352,7 +358,7 @@ class ColorizeUI:
         self,
         files: list[str] | None,
         model: str = SHIPPED,
-        render_size: float = 256,
+        render_size: float | None = None,
         saturation: float = 1.0,
         progress: gr.Progress = gr.Progress(track_tqdm=True),
     ) -> tuple[str, str]:
@@ -362,7 +368,7 @@ class ColorizeUI:
         colorizer = self.catalog.get(model)
         output = self.scratch.folder() / "colorized.zip"
         result = colorize_batch(
-            colorizer, files, output, render_size=int(render_size), saturation=float(saturation)
+            colorizer, files, output, render_size=_render_size(render_size), saturation=float(saturation)
         )
         if not result.colorized:
             gr.Warning("None of the files could be colorized; the report says why.")
@@ -370,7 +376,24 @@ class ColorizeUI:
 
     # -- layout -----------------------------------------------------------------------------
 
+    def render_note(self, model: str | None, render_size: float | None) -> str:
+        """The model's one-line note when the render size leaves the range it was trained for, else ''."""
+        try:
+            settings = self.catalog.get(model).settings
+        except gr.Error:
+            return ""
+        return settings.render_size_note(_render_size(render_size)) or ""
+
+    def model_defaults(self, model: str | None):
+        """The render slider set to the chosen model's own render size, and no note."""
+        try:
+            settings = self.catalog.get(model).settings
+        except gr.Error:
+            return gr.skip(), gr.skip()
+        return gr.Slider(value=settings.render_size), ""
+
     def _controls(self, prefix: str) -> tuple[gr.Dropdown, gr.Slider, gr.Slider]:
+        default = self.catalog.get(SHIPPED).settings
         model = gr.Dropdown(
             choices=self.catalog.choices(),
             value=SHIPPED,
@@ -381,16 +404,19 @@ class ColorizeUI:
         )
         render_size = gr.Slider(
             *RENDER_SIZES,
-            value=256,
-            step=32,
+            value=default.render_size,
+            step=RENDER_SIZE_STEP,
             label="Render size",
-            info="The network's working resolution: larger keeps finer colour detail but is slower.",
+            info="The network's working resolution; the model's own size (where the slider starts) gives its most reliable colours.",
             elem_id=f"{prefix}-render-size",
         )
+        note = gr.Markdown("", elem_id=f"{prefix}-render-note")
         saturation = gr.Slider(
             0.0, 2.0, value=1.0, step=0.05, label="Colour strength", info="0 is gray, 1 as the model was calibrated, 2 doubled.",
             elem_id=f"{prefix}-saturation",
         )
+        render_size.change(self.render_note, [model, render_size], [note], api_visibility="private", queue=False)
+        model.change(self.model_defaults, [model], [render_size, note], api_visibility="private", queue=False)
         return model, render_size, saturation
 
     def build_colorize_tab(self) -> list[gr.Dropdown]:

@@ -29,7 +29,7 @@ MAX_ARCHIVE_BYTES = 2 * 1024**3  # uncompressed, over all members of one archive
 
 
 class SupportsColorize(Protocol):
-    def colorize(self, image: Image.Image, *, render_size: int, saturation: float, seed: int | None) -> Image.Image: ...
+    def colorize(self, image: Image.Image, *, render_size: int | None, saturation: float, seed: int | None) -> Image.Image: ...
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def colorize_batch(
     paths: Iterable[str | Path],
     output: str | Path,
     *,
-    render_size: int = 256,
+    render_size: int | None = None,
     saturation: float = 1.0,
     seed: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,

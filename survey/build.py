@@ -73,8 +73,12 @@ def method_specs(models: Sequence[str] = (), baselines: Sequence[str] = ()) -> l
     return specs
 
 
-def load_fake_maker(spec: MethodSpec, *, size: int, seed: int = 0) -> FakeMaker:
-    """The function that makes `spec`'s fakes; loads the model now, so a bad path fails early."""
+def load_fake_maker(spec: MethodSpec, *, seed: int = 0) -> FakeMaker:
+    """The function that makes `spec`'s fakes; loads the model now, so a bad path fails early.
+
+    A model runs at its own inference settings (`colorize.defaults`): the fakes are what a user
+    of the app or the CLI gets for that photo, whatever the stimulus size.
+    """
     if spec.kind == "gray":
         # The input already is the gray version; the baseline shows it unchanged.
         return lambda gray: gray.copy()
@@ -88,7 +92,7 @@ def load_fake_maker(spec: MethodSpec, *, size: int, seed: int = 0) -> FakeMaker:
             colorizer = Colorizer.from_pretrained(spec.path)
     except CheckpointError as error:
         raise SurveyError(str(error)) from None
-    return lambda gray: colorizer.colorize(gray, render_size=size)
+    return lambda gray: colorizer.colorize(gray)
 
 
 def find_source_images(folder: str | Path) -> list[tuple[str, Path]]:
@@ -230,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if any(study.name == args.name for study in store.list_studies()):
             raise SurveyError(f"A study called '{args.name}' already exists.")
         sources = load_source_images(find_source_images(args.images), max_images=args.max_images, seed=args.seed)
-        makers = {spec.name: load_fake_maker(spec, size=args.size, seed=args.seed) for spec in specs}
+        makers = {spec.name: load_fake_maker(spec, seed=args.seed) for spec in specs}
         summary = build_study(store, name=args.name, sources=sources, makers=makers, protocol=protocol)
     except SurveyError as error:
         raise SystemExit(f"error: {error}") from None

@@ -45,8 +45,8 @@ def demo_sources() -> list[tuple[str, Image.Image]]:
     return [(key, Image.fromarray(load()).convert("RGB")) for key, load in _demo_photos().items()]
 
 
-def shipped_or_untrained(*, size: int) -> tuple[str, FakeMaker]:
-    """The shipped model as ("shipped", maker); the untrained generator if none is installed."""
+def shipped_or_untrained() -> tuple[str, FakeMaker]:
+    """The shipped model as ("shipped", maker) at its own inference settings; the untrained generator if none is installed."""
     from colorize import Colorizer  # lazy: torch only here
     from colorize.checkpoint import CheckpointError
 
@@ -55,14 +55,14 @@ def shipped_or_untrained(*, size: int) -> tuple[str, FakeMaker]:
     except CheckpointError as error:
         logger.warning("The shipped model cannot be loaded (%s); the demo uses the untrained generator instead.", error)
         colorizer, name = Colorizer.untrained(seed=0), "untrained"
-    return name, lambda gray: colorizer.colorize(gray, render_size=size)
+    return name, lambda gray: colorizer.colorize(gray)
 
 
 def create_demo(store: Store, *, progress: bool = True) -> StudySummary | None:
     """Create the demo study; None if it already exists."""
     if any(study.name == DEMO_STUDY for study in store.list_studies()):
         return None
-    name, maker = shipped_or_untrained(size=DEMO_PROTOCOL.image_size)
+    name, maker = shipped_or_untrained()
     try:
         return build_study(
             store,

@@ -206,7 +206,7 @@ def test_too_few_images_clip_the_trials_and_say_so(photo_folder, tmp_path, caplo
     assert len(sources) == 3
     with caplog.at_level("WARNING"):
         summary = build_study(
-            store, name="few", sources=sources, makers={"gray": load_fake_maker(MethodSpec("gray", "gray"), size=SIZE)},
+            store, name="few", sources=sources, makers={"gray": load_fake_maker(MethodSpec("gray", "gray"))},
             protocol=Protocol(image_size=SIZE), progress=False,
         )  # fmt: skip
     assert summary.images == 3 and "Only 3 images" in caplog.text
@@ -227,11 +227,11 @@ def test_untrained_baseline_builds_through_colorize(photo_folder, tmp_path):
         pytest.skip("colorize.Colorizer is not available yet")
     store = Store(f"sqlite:///{tmp_path / 'study.sqlite'}")
     sources = load_source_images(find_source_images(photo_folder), max_images=4)
-    makers = {spec.name: load_fake_maker(spec, size=SIZE) for spec in (MethodSpec("untrained", "untrained"), MethodSpec("gray", "gray"))}
+    makers = {spec.name: load_fake_maker(spec) for spec in (MethodSpec("untrained", "untrained"), MethodSpec("gray", "gray"))}
     summary = build_study(store, name="u", sources=sources, makers=makers, protocol=Protocol(image_size=SIZE), progress=False)
     assert summary.methods == ("gray", "untrained")
     with pytest.raises(SurveyError):
-        load_fake_maker(MethodSpec("missing", "model", tmp_path / "no-such-checkpoint"), size=SIZE)
+        load_fake_maker(MethodSpec("missing", "model", tmp_path / "no-such-checkpoint"))
 
 
 def test_demo_is_created_once(tmp_path, capsys):
