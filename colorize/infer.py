@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import glob
 import logging
 import os
@@ -197,10 +198,25 @@ class Colorizer:
         self.chunk_pixels = chunk_pixels
         self.gamut = gamut
         self.model_config = ModelConfig.from_dict(config["model"]) if "model" in config else None
+        # replaceable (`dataclasses.replace`) by a calibration sweep; read at every call
         self.settings = InferenceSettings.from_config(self.config)
-        self.chroma_scale = self.settings.chroma_scale
-        self.chroma_gamma = self.settings.chroma_gamma
         self._lock = threading.Lock()
+
+    @property
+    def chroma_scale(self) -> float:
+        return self.settings.chroma_scale
+
+    @chroma_scale.setter
+    def chroma_scale(self, value: float) -> None:
+        self.settings = dataclasses.replace(self.settings, chroma_scale=float(value))
+
+    @property
+    def chroma_gamma(self) -> float:
+        return self.settings.chroma_gamma
+
+    @chroma_gamma.setter
+    def chroma_gamma(self, value: float) -> None:
+        self.settings = dataclasses.replace(self.settings, chroma_gamma=float(value))
 
     def __repr__(self) -> str:
         return f"Colorizer(name={self.name!r}, device={str(self.device)!r}, precision={self.precision!r})"
