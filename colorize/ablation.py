@@ -66,7 +66,7 @@ from PIL import Image
 from .checkpoint import CONFIG_FILE, TRAINING_STATE_FILE, CheckpointError, load_training_state, read_config
 from .config import ConfigError, parse_duration
 from .data import DatasetError, ExclusionMatcher, center_crop, read_exclusion_list
-from .evaluate import evaluate, gray_version, summarize
+from .evaluate import evaluate, gray_version, json_safe, summarize
 from .imageio import find_images, load_image
 from .models import ModelConfig, count_parameters
 
@@ -795,16 +795,6 @@ CSV_COLUMNS = (
 )
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def write_outputs(config: AblationConfig, results: dict[str, dict[str, Any]], **context: Any) -> Path:
     from .checkpoint import atomic_write_text
 
@@ -827,7 +817,7 @@ def write_outputs(config: AblationConfig, results: dict[str, dict[str, Any]], **
         "missing": context["missing"],
         "rows": {k: {kk: vv for kk, vv in r.items() if kk != "per_image"} for k, r in results.items()},
     }
-    atomic_write_text(config.grid_dir / "ablation.json", json.dumps(_json_safe(payload), indent=2) + "\n")
+    atomic_write_text(config.grid_dir / "ablation.json", json.dumps(json_safe(payload), indent=2) + "\n")
     return report
 
 

@@ -60,7 +60,7 @@ from . import color, fastpath
 from .compose import DEFAULT_CHUNK_PIXELS, GAMUT_MODES, compose, luminance
 from .checkpoint import CONFIG_FILE, SHIPPED_MODEL_DIR, CheckpointError, load_model
 from .imageio import ImageLoadError, ImageSource, find_images, is_image_file, load_image
-from .defaults import DEFAULT_RENDER_SIZE, MAX_CHROMA_GAMMA, MAX_CHROMA_SCALE, InferenceSettings
+from .defaults import InferenceSettings
 from .models import ModelConfig, build_generator, set_dropout_sampling
 
 logger = logging.getLogger(__name__)
