@@ -6,7 +6,7 @@
         [--val-images 100] [--base-channels 16] [--rows default,encdec,...] [--time-limit 20m] [--no-train]
 
 Rows (`ROWS`, in table order): the default recipe (U-Net + L1 + cGAN), an encoder-decoder
-without skips, L1 only, cGAN only (lambda_l1 = 0), an unconditional discriminator, WGAN-GP,
+without skips, L1 only, L2 instead of L1, cGAN only (lambda_l1 = 0), an unconditional discriminator, WGAN-GP,
 a residual U-Net, a ResNet-18-encoder U-Net, the untrained generator and the gray baseline.
 
 Every trained row is a `python -m colorize.train` run: its argument parser and `train()`,
@@ -100,6 +100,7 @@ ROWS: dict[str, Row] = {
         Row("default", "U-Net + L1 + cGAN (default recipe)"),
         Row("encdec", "Encoder-decoder, no skips + L1 + cGAN", flags=("--generator", "encdec")),
         Row("l1", "L1 only (no discriminator)", flags=("--gan-mode", "none")),
+        Row("l2", "U-Net + L2 + cGAN (mean squared error instead of L1, same weight)", flags=("--reconstruction-loss", "l2")),
         Row("cgan", "cGAN only (lambda_l1 = 0, no L1 pre-training)", flags=("--lambda-l1", "0"), l1_pretraining=False),
         Row("uncond", "Unconditional discriminator + L1", flags=("--no-conditional",)),
         Row("wgan-gp", "WGAN-GP instead of vanilla GAN + L1", flags=("--gan-mode", "wgan-gp")),

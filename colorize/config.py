@@ -35,6 +35,7 @@ from typing import Any
 from .models import GENERATOR_NAMES, NORM_NAMES, ModelConfig
 
 GAN_MODES = ("vanilla", "lsgan", "wgan-gp", "none")
+RECONSTRUCTION_LOSS_NAMES = ("l1", "l2")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -98,7 +99,8 @@ class TrainConfig:
     beta1: float = _opt(0.5, "Adam beta1")
     beta2: float = _opt(0.999, "Adam beta2")
     gan_mode: str = _opt("vanilla", "adversarial objective", choices=GAN_MODES)
-    lambda_l1: float = _opt(100.0, "weight of the L1 loss on ab (0 = adversarial loss only)")
+    lambda_l1: float = _opt(100.0, "weight of the reconstruction loss on ab (0 = adversarial loss only)")
+    reconstruction_loss: str = _opt("l1", "reconstruction loss on normalised ab: l1 (pix2pix) or l2 (mean squared error, same weight)", choices=RECONSTRUCTION_LOSS_NAMES)
     lambda_gan: float = _opt(1.0, "weight of the generator's adversarial loss (0 = L1 only, no discriminator)")
     gp_weight: float = _opt(10.0, "gradient penalty weight (wgan-gp)")
     n_critic: int = _opt(5, "critic updates per generator update (wgan-gp; vanilla and lsgan alternate 1:1)")
@@ -139,6 +141,8 @@ class TrainConfig:
             raise ConfigError("lr must be positive and beta1, beta2 in [0, 1).")
         if self.gan_mode not in GAN_MODES:
             raise ConfigError(f"Unknown gan_mode '{self.gan_mode}'; choose one of {', '.join(GAN_MODES)}.")
+        if self.reconstruction_loss not in RECONSTRUCTION_LOSS_NAMES:
+            raise ConfigError(f"Unknown reconstruction_loss '{self.reconstruction_loss}'; choose l1 or l2.")
         if self.device not in DEVICES:
             raise ConfigError(f"Unknown device '{self.device}'; choose one of {', '.join(DEVICES)}.")
         if self.lambda_l1 == 0 and not self.uses_gan:

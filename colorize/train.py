@@ -61,7 +61,7 @@ from .checkpoint import (
 from .color import AB_SCALE, rgb_from_normalized
 from .config import OPTIONS, ConfigError, TrainConfig, config_from_settings, explicit_settings, flatten
 from .data import ColorizationDataset, DatasetError, EpochSampler
-from .losses import build_objective, critic_from_inputs, critic_inputs, gradient_penalty, l1_loss
+from .losses import RECONSTRUCTION_LOSSES, build_objective, critic_from_inputs, critic_inputs, gradient_penalty
 from .models import ModelConfig, build_discriminator, build_generator, count_parameters, load_resnet18_encoder_weights
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ STATE_VERSION = 1
 SAMPLES_DIR = "samples"
 METRICS_FILE = "metrics.csv"
 METRICS_COLUMNS = (
-    "epoch", "step", "phase", "l1", "g_gan", "d_loss", "gp", "d_real", "d_fake",
+    "epoch", "step", "phase", "l1", "l2", "g_gan", "d_loss", "gp", "d_real", "d_fake",
     "val_l1", "val_psnr", "val_colorfulness_ratio", "images_per_s", "wall_time_s", "diversity", "val_diversity",
 )
 # Settings that bound or place one session; `--resume` does not inherit them from the saved run.
@@ -297,6 +297,7 @@ class Trainer:
             self._load_initial_generator(config.init_from)
         self.discriminator = build_discriminator(self.model_config) if config.uses_gan else None
         self.objective = build_objective(config.gan_mode) if config.uses_gan else None
+        self.reconstruction = RECONSTRUCTION_LOSSES[config.reconstruction_loss]
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.generator.to(self.device, memory_format=memory_format)
         self.ema = None
@@ -449,8 +450,8 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         with self._autocast():
             fake, diversity = self._generate(lightness)
-        loss = l1_loss(fake, self._targets(ab, fake))
-        losses = {"l1": loss.detach()}
+        loss = self.reconstruction(fake, self._targets(ab, fake))
+        losses = {self.config.reconstruction_loss: loss.detach()}
         total = loss
         if diversity is not None:
             # in the L1 phase the loss is L1 alone (weight 1), so the reward is scaled to match
@@ -495,8 +496,8 @@ class Trainer:
             self.opt_g.zero_grad(set_to_none=True)
             with self._autocast():
                 g_gan = objective.generator_loss(discriminator(fake_lightness, fake).float())
-            l1 = l1_loss(fake, self._targets(ab, fake))
-            total = config.lambda_gan * g_gan + config.lambda_l1 * l1
+            reconstruction = self.reconstruction(fake, self._targets(ab, fake))
+            total = config.lambda_gan * g_gan + config.lambda_l1 * reconstruction
             if diversity is not None:
                 total = total - config.lambda_diversity * diversity
                 losses["diversity"] = diversity.detach()
@@ -504,7 +505,7 @@ class Trainer:
             self.opt_g.step()
             self._update_average()
             discriminator.requires_grad_(True)
-            losses.update(g_gan=g_gan.detach(), l1=l1.detach())
+            losses.update({"g_gan": g_gan.detach(), config.reconstruction_loss: reconstruction.detach()})
         return losses
 
     # -- validation, samples, checkpoints
@@ -576,6 +577,19 @@ class Trainer:
     def _append_metrics(self, row: dict[str, Any]) -> None:
         path = self.out / METRICS_FILE
         new = not path.is_file() or path.stat().st_size == 0
+        if not new:
+            with open(path, newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                earlier = list(reader)
+                header = reader.fieldnames
+            if tuple(header or ()) != METRICS_COLUMNS:
+                # a run resumed by a newer version: rewrite the file under today's columns
+                temporary = path.with_name(f".{path.name}.tmp")
+                with open(temporary, "w", newline="", encoding="utf-8") as handle:
+                    writer = csv.DictWriter(handle, fieldnames=METRICS_COLUMNS, extrasaction="ignore")
+                    writer.writeheader()
+                    writer.writerows(earlier)
+                os.replace(temporary, path)
         with open(path, "a", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=METRICS_COLUMNS, extrasaction="ignore")
             if new:
