@@ -230,12 +230,20 @@ def simulate_frame(
             offsets.append(offset)
             rows.append(
                 (study, protocol.mode, f"P{ordinal + 1:04d}", finished, trial_id, trial.position, trial.phase, trial.image_key,
-                 trial.method, is_real, trial.real_side, answered, choice, correct, fooled, judged_real, response_ms, None)
+                 trial.method, is_real, trial.real_side, answered, choice, correct, fooled, judged_real, response_ms, None,
+                 _is_slow(protocol, response_ms), False)
             )  # fmt: skip
     frame = pd.DataFrame.from_records(rows, columns=TRIALS_FRAME_COLUMNS)
     frame["response_ms"] = frame["response_ms"].astype(float)
     frame["answered_at"] = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.asarray(offsets), unit="s")
     return frame
+
+
+def _is_slow(protocol: Protocol, response_ms: float | None) -> bool | None:
+    """The store's `slow` flag: None for no answer."""
+    if response_ms is None:
+        return None
+    return protocol.max_response_ms is not None and response_ms > protocol.max_response_ms
 
 
 def _derived(mode: str, choice: str, method: str, real_side: str | None) -> tuple:

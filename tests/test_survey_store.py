@@ -132,9 +132,10 @@ def test_participant_walks_through_consent_practice_and_test(store):
     progress = store.progress(token)
     assert progress.finished and (progress.practice_done, progress.test_done) == (2, 10)
     frame = store.trials_frame("s")
-    scored = frame[frame["phase"] == "test"]
+    # The score counts what the participant saw as test trials: the 2 catch trials too.
+    scored = frame[frame["phase"] != "practice"]
     assert store.participant_score(token).correct == int(scored["correct"].sum())
-    assert store.participant_score(token).answered == 8  # 10 test trials, 2 of them catch
+    assert store.participant_score(token).answered == 10
     assert frame.loc[frame["phase"] == "practice", "correct"].tolist() == [r.correct for r in practice]
 
 
@@ -143,7 +144,7 @@ def test_trial_view_reveals_nothing_about_the_answer(store):
     token = store.start_participant("s")
     store.consent(token)
     assert {f.name for f in dataclasses.fields(TrialView)} == {
-        "trial_id", "phase", "index", "total", "mode", "prompt", "choices", "exposure_ms", "images"
+        "trial_id", "phase", "index", "total", "mode", "prompt", "choices", "exposure_ms", "images", "exposure_over"
     }  # fmt: skip
     phases = []
     while (trial := store.next_trial(token)) is not None:
@@ -254,7 +255,7 @@ def test_mistakes_raise_one_sentence_errors_and_store_nothing(store):
         store.answer(token, trial.trial_id, "real")  # a single-mode answer in a pair study
     with pytest.raises(SurveyError, match="not the trial on screen"):
         store.answer(token, trial.trial_id + 1, "left")  # the next trial, not yet shown
-    with pytest.raises(SurveyError, match="does not exist"):
+    with pytest.raises(SurveyError, match="whole number, not 'seven'"):
         store.answer(token, "seven", "left")
     with pytest.raises(SurveyError, match="no study called"):
         store.start_participant("nope")
@@ -268,10 +269,19 @@ def test_mistakes_raise_one_sentence_errors_and_store_nothing(store):
 # -- study assignment ----------------------------------------------------------------------
 
 
+def reach_the_test(store: Store, study: str = "s", **start) -> str:
+    """A new participant who answers the practice trials and is served the first test trial."""
+    token = store.start_participant(study, **start)
+    store.consent(token)
+    while (trial := store.next_trial(token)).phase == "practice":
+        store.answer(token, trial.trial_id, trial.choices[0])
+    return token
+
+
 def test_thirty_participants_get_balanced_plans(store):
     make_study(store, n_images=20, practice_trials=3, test_trials=14, catch_rate=0.1)
     for _ in range(30):
-        store.start_participant("s")
+        reach_the_test(store)
     frame = store.trials_frame("s")
     assert frame["participant"].nunique() == 30 and len(frame) == 30 * 17
     for _, rows in frame.groupby("participant"):
@@ -339,7 +349,7 @@ def test_trials_frame_has_exactly_the_contract_columns(store):
     token = store.start_participant("s")
     store.consent(token)
     walk(store, token)
-    store.start_participant("s")  # assigned, not answered
+    store.start_participant("s")  # assigned its practice trials, not answered
     frame = store.trials_frame("s")
     assert list(frame.columns) == contract_columns()
     assert frame["participant_finished"].dtype == bool and frame["answered"].dtype == bool
@@ -347,7 +357,8 @@ def test_trials_frame_has_exactly_the_contract_columns(store):
     assert set(frame["real_side"]) == {"left", "right"}
     assert isinstance(frame["answered_at"].dtype, pd.DatetimeTZDtype) and str(frame["answered_at"].dt.tz) == "UTC"
     open_rows = frame[~frame["answered"]]
-    assert len(open_rows) == 12 and open_rows["choice"].isna().all() and open_rows["response_ms"].isna().all()
+    assert len(open_rows) == 2 and open_rows["choice"].isna().all() and open_rows["response_ms"].isna().all()
+    assert all(v is None for v in open_rows["slow"]) and not frame["reshown"].any() and frame["reshown"].dtype == bool
     assert all(v is None for v in open_rows["correct"]) and all(v is None for v in open_rows["fooled"])
     done = frame[frame["answered"]]
     assert (done["fooled"] == ~done["correct"].astype(bool)).all()
@@ -367,7 +378,9 @@ def test_the_answer_key_and_stored_images_for_simulations_and_reports(store):
         )  # fmt: skip
     view = store.next_trial(token)
     truth = store.trial_truth(view.trial_id)
-    assert view.images == (store.stimulus_png("s", truth.image_key, truth.method),)
+    # What was shown is the stored stimulus through the trial's presentation, and can be re-rendered.
+    assert view.images == store.trial_images(view.trial_id) == store.trial_images(str(view.trial_id))
+    assert view.images != (store.stimulus_png("s", truth.image_key, truth.method),)
     assert store.stimulus_png("s", "img00", "no-such-method") is None
     with pytest.raises(SurveyError, match="does not exist"):
         store.trial_truth(10**9)
@@ -389,7 +402,7 @@ def test_export_status_and_listing(store, tmp_path):
     status = store.study_status("first")
     assert status["participants_started"] == 3 and status["participants_consented"] == 2
     assert status["participants_finished"] == 1 and status["responses"] == 13
-    assert status["trials_assigned"] == 36
+    assert status["trials_assigned"] == 12 + 2 + 2  # test trials come when the test starts
     assert sum(c["responses"] for c in status["per_method"].values()) == 13
 
     out = tmp_path / "first.csv"
