@@ -32,6 +32,7 @@ from colorize.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
 from survey import SurveyError
 from survey.settings import database_url
 from survey.store import Store
+from survey.texts import score_text
 
 logger = logging.getLogger("app")
 
@@ -633,13 +634,7 @@ class SurveyUI:
 
     def _done(self, study: str, token: str) -> dict:
         score = self.store.participant_score(token)
-        result = ""
-        if score.answered:
-            share = f"{score.correct} of {score.answered} test trials ({100 * score.share:.0f}%)"
-            if self.store.get_protocol(study).mode == "pair":
-                result = f"You picked the real photo in {share}."
-            else:
-                result = f"You were right in {share}."
+        result = score_text(self.store.get_protocol(study).mode, score.correct, score.answered)
         return {"screen": "done", "study": study, "score": result}
 
     def _unfinished(self, saved: Any, study: str) -> bool:
@@ -663,7 +658,7 @@ class SurveyUI:
         protocol = self.store.get_protocol(study)
         progress = self.store.progress(token) if token is not None else None
         if progress is None or progress.phase == "consent":
-            return {"screen": "consent", "study": study, "text": protocol.consent_text}, "", ()
+            return {"screen": "consent", "study": study, "text": protocol.consent}, "", ()
         if progress.phase == "finished":
             return self._done(study, token), "", ()
         if progress.practice_done == 0 and progress.test_done == 0:
