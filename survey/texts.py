@@ -32,7 +32,7 @@ TYPICAL_ANSWER_MS = 2_000  # deciding and clicking, after the images are hidden
 UNLIMITED_VIEW_MS = 3_000  # looking, when the images stay on screen (no exposure limit)
 NEXT_TRIAL_MS = 500  # the next images arriving and decoding
 FEEDBACK_MS = 3_000  # reading a practice trial's feedback and clicking Next
-READING_MS = 60_000  # the consent text, the instructions and the thank-you page
+READING_MS = 45_000  # the consent text and the instructions (about 170 words), the thank-you page
 
 CONSENT_TEMPLATE = (
     "This is a short study about how people see colour photos. Some of the photos you will see are "
