@@ -41,6 +41,7 @@ or stop the app first, rather than copying the file alone.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -76,6 +77,7 @@ from .study import (
     practice_feedback,
     rotation_slots,
 )
+from .texts import plural
 
 __all__ = [
     "AnswerResult",
@@ -234,7 +236,6 @@ class _TrialRow:
     second_stimulus_id: str | None
     real_side: str | None
     shown_at: datetime | None
-    reshown_at: datetime | None
     crop_left: int | None
     crop_top: int | None
     crop_size: int | None
@@ -257,6 +258,10 @@ class _TrialRow:
         if self.crop_size is None:
             return None
         return Presentation(self.crop_left, self.crop_top, self.crop_size, self.dither_seed)
+
+
+def _fake_methods(stimulus_ids: dict[tuple[str, str], str]) -> list[str]:
+    return sorted({method for _, method in stimulus_ids} - RESERVED_METHODS)
 
 
 def _render(pngs: list[bytes], presentation: Presentation | None) -> tuple[bytes, ...]:
@@ -303,7 +308,7 @@ _PARTICIPANT_LOCKED = _PARTICIPANT.with_for_update(of=Participant, key_share=Tru
 _TRIAL_ROWS = (
     select(
         Trial.id, Trial.position, Trial.phase, Trial.first_stimulus_id, Trial.second_stimulus_id,
-        Trial.real_side, Trial.shown_at, Trial.reshown_at, Trial.crop_left, Trial.crop_top, Trial.crop_size,
+        Trial.real_side, Trial.shown_at, Trial.crop_left, Trial.crop_top, Trial.crop_size,
         Trial.dither_seed, Stimulus.is_real, Response.choice,
     )  # fmt: skip
     .join(Stimulus, Stimulus.id == Trial.first_stimulus_id)
@@ -585,7 +590,8 @@ class Store:
             )
             session.add(participant)
             session.flush()
-            plan, stimulus_ids = self._plan(session, study.id, protocol, ordinal=ordinal, rotation=None)
+            stimulus_ids = self._stimulus_ids(session, study.id)
+            plan = self._plan(protocol, stimulus_ids, ordinal=ordinal, rotation=None)
             self._add_trials(session, participant.id, [t for t in plan if t.phase == "practice"], stimulus_ids, protocol)
             return participant.token
 
@@ -601,32 +607,29 @@ class Store:
         if recent >= self.max_starts_per_client:
             minutes = max(1, round(self.start_window.total_seconds() / 60))
             raise SurveyError(
-                f"This study was started too many times from your connection in the last {minutes} minutes; "
+                f"This study was started too many times from your connection in the last {plural(minutes, 'minute')}; "
                 "please try again later."
             )
         session.add(ClientStart(study_id=study_id, client_bucket=bucket, started_at=now))
 
     @staticmethod
-    def _plan(
-        session: Session, study_id: int, protocol: Protocol, *, ordinal: int, rotation: int | None
-    ) -> tuple[list[PlannedTrial], dict[tuple[str, str], str]]:
-        """Participant `ordinal`'s whole plan (test methods at `rotation`) and the stimulus id per (image, method)."""
-        stimulus_ids = {
-            (key, method): stimulus_id
-            for stimulus_id, key, method in session.execute(
-                select(Stimulus.id, Stimulus.image_key, Stimulus.method).where(Stimulus.study_id == study_id)
-            )
-        }
+    def _stimulus_ids(session: Session, study_id: int) -> dict[tuple[str, str], str]:
+        """The id of every stimulus of the study, by (image_key, method)."""
+        rows = session.execute(select(Stimulus.id, Stimulus.image_key, Stimulus.method).where(Stimulus.study_id == study_id))
+        return {(key, method): stimulus_id for stimulus_id, key, method in rows}
+
+    @staticmethod
+    def _plan(protocol: Protocol, stimulus_ids: dict[tuple[str, str], str], *, ordinal: int, rotation: int | None) -> list[PlannedTrial]:
+        """Participant `ordinal`'s whole plan, test methods at `rotation` (see `study.plan_trials`)."""
         image_keys = sorted({key for key, _ in stimulus_ids})
-        plan = plan_trials(
+        return plan_trials(
             protocol,
             image_keys=image_keys,
-            methods=sorted({m for _, m in stimulus_ids} - RESERVED_METHODS),
+            methods=_fake_methods(stimulus_ids),
             catch_keys=[key for key in image_keys if (key, CATCH) in stimulus_ids],
             ordinal=ordinal,
             rotation=rotation,
         )
-        return plan, stimulus_ids
 
     def _add_trials(
         self, session: Session, participant_id: int, planned: list[PlannedTrial], stimulus_ids: dict, protocol: Protocol
@@ -638,7 +641,8 @@ class Store:
             else:
                 real = stimulus_ids[(trial.image_key, REAL)]
                 first, second = (real, shown) if trial.real_side == "left" else (shown, real)
-            presentation = Presentation.draw(protocol.image_size, self._random)
+            # The Presentation's fields are the trial's columns of the same names.
+            presentation = dataclasses.asdict(Presentation.draw(protocol.image_size, self._random))
             session.add(
                 Trial(
                     participant_id=participant_id,
@@ -647,10 +651,7 @@ class Store:
                     first_stimulus_id=first,
                     second_stimulus_id=second,
                     real_side=trial.real_side,
-                    crop_left=presentation.crop_left,
-                    crop_top=presentation.crop_top,
-                    crop_size=presentation.crop_size,
-                    dither_seed=presentation.dither_seed,
+                    **presentation,
                 )
             )
 
@@ -663,11 +664,9 @@ class Store:
             return trials
         study = self._study(session, study_name, lock=True)  # slots are chosen one participant at a time
         protocol = Protocol.from_dict(study.protocol)
-        methods = session.scalars(
-            select(Stimulus.method).where(Stimulus.study_id == study.id, Stimulus.method.not_in(sorted(RESERVED_METHODS))).distinct()
-        ).all()
-        slot = self._emptiest_slot(session, study.id, rotation_slots(protocol.mode, methods), now)
-        plan, stimulus_ids = self._plan(session, study.id, protocol, ordinal=participant.ordinal, rotation=slot)
+        stimulus_ids = self._stimulus_ids(session, study.id)
+        slot = self._emptiest_slot(session, study.id, rotation_slots(protocol.mode, _fake_methods(stimulus_ids)), now)
+        plan = self._plan(protocol, stimulus_ids, ordinal=participant.ordinal, rotation=slot)
         self._add_trials(session, participant.id, [t for t in plan if t.phase != "practice"], stimulus_ids, protocol)
         session.execute(update(Participant).where(Participant.id == participant.id).values(rotation_slot=slot))
         session.flush()
