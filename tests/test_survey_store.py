@@ -26,6 +26,7 @@ from sqlalchemy import MetaData, Table, create_engine, insert, inspect, select, 
 from survey import SurveyError
 from survey.models import ADDED_COLUMNS, Base, ClientStart, Participant, SchemaVersion
 from survey.report import ReportOptions, analyse
+from survey.report import main as report_main
 from survey.stimuli import catch_version, gray_version
 from survey.store import StimulusImage, Store, TrialView
 from survey.study import Protocol
@@ -707,8 +708,8 @@ def test_slow_answers_are_flagged_when_stored_and_counted_in_quality_control(sto
     assert qc["slow_answers"].tolist() == [2]
 
 
-def test_a_trial_served_again_after_its_exposure_is_recorded_and_the_report_flags_or_excludes_it(store):
-    make_study(store, exposure_ms=1000, practice_trials=0)
+def test_a_trial_served_again_after_its_exposure_is_recorded_and_the_report_flags_or_excludes_it(store, db_url, tmp_path):
+    make_study(store, exposure_ms=1000, practice_trials=0, reshown_trials="exclude")
     token = store.start_participant("s")
     store.consent(token)
     first = store.next_trial(token, now=T0)
@@ -735,6 +736,10 @@ def test_a_trial_served_again_after_its_exposure_is_recorded_and_the_report_flag
     excluded = analyse(frame, options=ReportOptions(n_boot=20, exclude_reshown=True))
     assert len(excluded.used) == len(tested) - int(tested["reshown"].sum())
     assert not set(excluded.used["trial_id"]) & set(reshown)
+    # The report takes the choice from the study's protocol (reshown_trials="exclude" here).
+    assert report_main(["--db", db_url, "--study", "s", "--out", str(tmp_path / "report"), "--bootstrap", "10"]) == 0
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "trials served again after their exposure window: 2, dropped from the analysis." in text
 
 
 # -- databases made by the previous version (schema 1) ----------------------------------------------
