@@ -516,10 +516,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
     parser.add_argument("--model", type=Path, default=None, help="checkpoint folder (default: the shipped model)")
     parser.add_argument(
-        "--render-size", type=int, default=None, help="short side the network sees (default: the model's training size)"
+        "--render-size", type=int, default=None, help="short side the network sees (default: the model's own, colorize.defaults)"
     )
     parser.add_argument("--saturation", type=float, default=1.0, help="scale of the predicted colour (0 = gray)")
-    parser.add_argument("--seed", type=int, default=None, help="sample the dropout noise with this seed")
+    parser.add_argument("--seed", type=int, default=None, help="draw one sample of the model's noise with this seed (default: its deterministic colouring)")
     parser.add_argument("--suffix", default="_color", help="added to each output file name")
     parser.add_argument("--format", choices=("png", "jpg"), default="png", help="output format")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
