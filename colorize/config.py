@@ -105,7 +105,7 @@ class TrainConfig:
     gp_weight: float = _opt(10.0, "gradient penalty weight (wgan-gp)")
     n_critic: int = _opt(5, "critic updates per generator update (wgan-gp; vanilla and lsgan alternate 1:1)")
     resnet18_weights: str = _opt("", "torchvision-format resnet18 state dict for the resnet18-unet encoder")
-    lambda_diversity: float = _opt(0.0, "weight of the diversity-sensitive term (needs --noise-channels): every image is generated with two noise draws and their mean |ab difference| is rewarded, up to diversity_cap, so samples differ where the colour is ambiguous while L1 keeps them together where it is not (0 = off)")
+    lambda_diversity: float = _opt(0.0, "weight of the diversity-sensitive term (needs --noise-channels): every image is generated with two noise draws and the mean |ab difference| of their region means (8x8 grid) is rewarded, up to diversity_cap, so samples differ where the colour is ambiguous while L1 keeps them together where it is not (0 = off)")
     diversity_cap: float = _opt(0.15, "largest rewarded mean |ab difference| between two noise draws of one image (normalised ab units, 1 = 110)")
     ema_decay: float = _opt(0.0, "keep an exponential moving average of the generator's weights with this decay per step (e.g. 0.995) and save, validate and export the average instead of the last step's weights (0 = off)")
     init_from: str = _opt("", "model folder (model.safetensors + config.json) whose generator weights start this run: fine-tuning, or continuing a shipped model whose training state is gone; the architecture flags must match it")
