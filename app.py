@@ -755,7 +755,7 @@ class SurveyUI:
 
     def admin(self, password: str, study: str | None) -> tuple[str, Any, Any, str | None]:
         """Status, summary table, main plot and a CSV export of `study`, for the admin password only."""
-        from survey.report import fooling_rate_figure, summary_table
+        from survey.report import export_responses, fooling_rate_figure, summary_table
         from survey.settings import check_admin
 
         if not check_admin(password):
@@ -784,7 +784,7 @@ class SurveyUI:
             logger.warning("The fooling-rate plot of %s failed: %s", study, error)
             lines.append("The plot could not be drawn for these numbers.")
         export = self.scratch.folder() / f"{_stem(study)}-responses.csv"
-        self.store.export_responses_csv(study, export)
+        export_responses(frame, export)  # with the report's quality-control decision on every answer
         return "\n\n".join(lines), table, figure, str(export)
 
     # -- layout -------------------------------------------------------------------------------
@@ -916,9 +916,11 @@ def _display_summary(summary: Any) -> Any:
                 "participants": int(row["n_participants"]),
                 "shown": row["stimulus"],
                 "rate": pct(row["rate"]),
-                "Wilson 95%": f"{pct(row['wilson_low'])} to {pct(row['wilson_high'])}",
-                "bootstrap 95%": f"{pct(row['boot_low'])} to {pct(row['boot_high'])}",
-                "p (vs 50%)": "n/a" if row["p_value"] != row["p_value"] else f"{row['p_value']:.3g}",
+                "95% interval": f"{pct(row['ci_low'])} to {pct(row['ci_high'])}",
+                "interval from": row["ci_method"],
+                "Wilson 95% (trials independent)": f"{pct(row['wilson_low'])} to {pct(row['wilson_high'])}",
+                "p (clustered)": "n/a" if row["p_cluster"] != row["p_cluster"] else f"{row['p_cluster']:.3g}",
+                "verdict": row["verdict"],
             }
         )
     import pandas as pd
