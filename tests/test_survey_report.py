@@ -275,7 +275,7 @@ def test_report_cli_writes_markdown_csvs_and_pngs(simulated_db, tmp_path, capsys
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == len(Store(simulated_db).trials_frame("simulated-cli"))
     assert {"excluded_participant", "exclusion_reason", "fast", "used", "not_used_reason"} <= set(trials.columns)
-    assert "--correction holm --min-participants 20 --min-images 12" in text
+    assert "--correction holm --min-participants 10 --min-images 10" in text
     assert (out / "fooling_rate.png").stat().st_size < 200_000
 
 
@@ -336,7 +336,7 @@ def test_a_small_study_warns_at_the_top_and_declares_no_winner(tmp_path):
     frame = simulate_frame(config, participants=2, images=24, seed=0)
     small = analyse(frame, options=FAST)
     assert small.small_study.startswith("Small study: 2 participant(s) and ")
-    assert "fewer than the 20 participants and 12 images" in small.small_study
+    assert "fewer than the 10 participants and 10 images" in small.small_study
     assert small.comparisons["verdict"].tolist() == ["withheld (small study)"]
     assert set(small.summary["verdict"]) == {"withheld (small study)"}
     # The data do show the difference: with the thresholds lowered, the same analysis would declare it.
@@ -347,7 +347,7 @@ def test_a_small_study_warns_at_the_top_and_declares_no_winner(tmp_path):
     assert lines[2].startswith("> **WARNING: Small study: 2 participant(s)")
     text = "\n".join(lines)
     assert "gamma beats alpha" not in text and "withheld (small study)" in text
-    assert "at least 20 participants and 12 images" in text
+    assert "at least 10 participants and 10 images" in text
 
     few_images = analyse(simulate_frame(config, participants=40, images=6, seed=0), options=FAST)
     assert few_images.small_study and "6 image(s)" in few_images.small_study
