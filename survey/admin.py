@@ -16,7 +16,7 @@ import sys
 from typing import Sequence
 
 from . import SurveyError
-from .report import add_analysis_arguments, export_responses, options_from_arguments
+from .report import add_analysis_arguments, export_responses, options_from_arguments, study_options
 from .store import Store
 
 
@@ -83,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(status_text(store, args.study) if args.study else studies_table(store))
         else:
             frame = store.trials_frame(args.study)
-            rows = export_responses(frame, args.out if args.out else sys.stdout, options=options_from_arguments(args))
+            options = study_options(options_from_arguments(args), store.get_protocol(args.study))
+            rows = export_responses(frame, args.out if args.out else sys.stdout, options=options)
             if args.out:
                 print(f"Wrote {rows} responses of '{args.study}' to {args.out}.")
     except SurveyError as error:

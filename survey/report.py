@@ -91,6 +91,7 @@ __all__ = [
     "md_text",
     "options_from_arguments",
     "quality_control",
+    "study_options",
     "summary_table",
     "write_report",
 ]
@@ -1190,6 +1191,13 @@ def options_from_arguments(args: argparse.Namespace) -> ReportOptions:
     return ReportOptions(**{field_name: getattr(args, flag) for field_name, flag in names.items() if hasattr(args, flag)})
 
 
+def study_options(options: ReportOptions, protocol) -> ReportOptions:
+    """`options` with the study's own analysis choice from its protocol (`Protocol` or its dict): whether
+    trials re-shown after their exposure are excluded. The report, the admin export and the app all use it."""
+    reshown = protocol["reshown_trials"] if isinstance(protocol, dict) else protocol.reshown_trials
+    return dataclasses.replace(options, exclude_reshown=reshown == "exclude")
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this report, every option spelled out, password hidden."""
     parts = ["python", "-m", "survey.report", "--db", strip_password(args.db), "--study", args.study, "--out", str(args.out)]
@@ -1236,7 +1244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if frame.empty:
             raise ReportError(f"The study '{args.study}' has no participants yet, so there is nothing to report.")
         protocol = store.get_protocol(args.study).to_dict()
-        options = dataclasses.replace(options, exclude_reshown=protocol["reshown_trials"] == "exclude")
+        options = study_options(options, protocol)
         analysis = analyse(frame, methods=summary.methods, options=options)
         path = write_report(
             analysis, args.out, study=args.study, command=command_line(args), db_url=args.db,

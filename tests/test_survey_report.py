@@ -21,10 +21,12 @@ from survey.report import (
     ReportError,
     ReportOptions,
     analyse,
+    annotated_trials,
     fooling_rate_figure,
     main,
     quality_control,
     strip_password,
+    study_options,
     summary_table,
     write_report,
 )
@@ -466,6 +468,19 @@ def test_admin_export_carries_each_answers_decision_and_reason(tmp_path):
     fast_test = dropped[dropped["fast"] & (dropped["phase"] == "test") & ~dropped["excluded_participant"]]
     assert len(fast_test) and (fast_test["not_used_reason"] == "faster than 300 ms (dropped with --drop-fast)").all()
     assert not fast_test["used"].any()
+
+
+def test_annotated_trials_give_the_reason_for_each_trial_left_out():
+    frame = _frame(participants=6)
+    test_rows = frame.index[(frame["phase"] == "test") & frame["answered"]]
+    frame.loc[test_rows[:3], "reshown"] = True
+    flagged = annotated_trials(frame)
+    assert flagged.loc[test_rows[:3], "used"].all()  # the protocol's default: re-shown trials are only flagged
+    excluded = annotated_trials(frame, options=ReportOptions(exclude_reshown=True))
+    assert not excluded.loc[test_rows[:3], "used"].any()
+    assert set(excluded.loc[test_rows[:3], "not_used_reason"]) == {"shown again after its exposure (the protocol excludes re-shown trials)"}
+    assert study_options(ReportOptions(), {"reshown_trials": "exclude"}).exclude_reshown
+    assert list(annotated_trials(frame.iloc[0:0]).columns)[-5:] == ["used", "not_used_reason", "excluded_participant", "exclusion_reason", "fast"]
 
 
 MARKDOWN_NAMES = ["<b>x</b>", "a*b_c", "ours | v2"]
