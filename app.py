@@ -755,7 +755,7 @@ class SurveyUI:
 
     def admin(self, password: str, study: str | None) -> tuple[str, Any, Any, str | None]:
         """Status, summary table, main plot and a CSV export of `study`, for the admin password only."""
-        from survey.report import fooling_rate_figure, summary_table
+        from survey.report import ReportOptions, export_responses, fooling_rate_figure, study_options, summary_table
         from survey.settings import check_admin
 
         if not check_admin(password):
@@ -764,6 +764,7 @@ class SurveyUI:
         try:
             status = self.store.study_status(study)
             frame = self.store.trials_frame(study)
+            options = study_options(ReportOptions(n_boot=500), self.store.get_protocol(study))  # 500: it refreshes live
         except SurveyError as error:
             raise user_error(error) from None
         lines = [
@@ -775,7 +776,7 @@ class SurveyUI:
         ]
         table = figure = None
         try:
-            summary = summary_table(frame, n_boot=500)  # fewer replicates than the report: this refreshes live
+            summary = summary_table(frame, n_boot=options.n_boot, exclude_reshown=options.exclude_reshown)
             table = _display_summary(summary)
             figure = fooling_rate_figure(summary, title=f"{study}: fooling rate per method")
         except SurveyError as error:
@@ -784,7 +785,7 @@ class SurveyUI:
             logger.warning("The fooling-rate plot of %s failed: %s", study, error)
             lines.append("The plot could not be drawn for these numbers.")
         export = self.scratch.folder() / f"{_stem(study)}-responses.csv"
-        self.store.export_responses_csv(study, export)
+        export_responses(frame, export, options=options)  # with the report's quality-control decision on every answer
         return "\n\n".join(lines), table, figure, str(export)
 
     # -- layout -------------------------------------------------------------------------------
@@ -916,9 +917,11 @@ def _display_summary(summary: Any) -> Any:
                 "participants": int(row["n_participants"]),
                 "shown": row["stimulus"],
                 "rate": pct(row["rate"]),
-                "Wilson 95%": f"{pct(row['wilson_low'])} to {pct(row['wilson_high'])}",
-                "bootstrap 95%": f"{pct(row['boot_low'])} to {pct(row['boot_high'])}",
-                "p (vs 50%)": "n/a" if row["p_value"] != row["p_value"] else f"{row['p_value']:.3g}",
+                "95% interval": f"{pct(row['ci_low'])} to {pct(row['ci_high'])}",
+                "interval from": row["ci_method"],
+                "Wilson 95% (trials independent)": f"{pct(row['wilson_low'])} to {pct(row['wilson_high'])}",
+                "p (clustered)": "n/a" if row["p_cluster"] != row["p_cluster"] else f"{row['p_cluster']:.3g}",
+                "verdict": row["verdict"],
             }
         )
     import pandas as pd

@@ -2,7 +2,11 @@
 
     python -m survey.admin --db sqlite:///survey.sqlite status                 # every study
     python -m survey.admin --db sqlite:///survey.sqlite status --study demo    # one, per method
-    python -m survey.admin --db sqlite:///survey.sqlite export --study demo --out demo.csv
+    python -m survey.admin --db sqlite:///survey.sqlite export --study demo --out demo.csv [--catch-threshold 0.5 ...]
+
+The export has one row per answer with the report's decision on it (`used`, `not_used_reason`,
+`excluded_participant`, `exclusion_reason`, `fast`; the trial kind is `phase`), made with the
+same quality-control flags as `python -m survey.report`, so a re-analysis need not redo it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import sys
 from typing import Sequence
 
 from . import SurveyError
+from .report import add_analysis_arguments, export_responses, options_from_arguments, study_options
 from .store import Store
 
 
@@ -63,9 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     status = commands.add_parser("status", help="participants and responses (all studies without --study)")
     status.add_argument("--study", default=None)
-    export = commands.add_parser("export", help="the responses of a study as CSV")
+    export = commands.add_parser("export", help="the responses of a study as CSV, with the report's quality-control decisions")
     export.add_argument("--study", required=True)
     export.add_argument("--out", default=None, help="CSV file to write (default: standard output)")
+    add_analysis_arguments(export, statistics=False)
     return parser
 
 
@@ -76,7 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             print(status_text(store, args.study) if args.study else studies_table(store))
         else:
-            rows = store.export_responses_csv(args.study, args.out if args.out else sys.stdout)
+            frame = store.trials_frame(args.study)
+            options = study_options(options_from_arguments(args), store.get_protocol(args.study))
+            rows = export_responses(frame, args.out if args.out else sys.stdout, options=options)
             if args.out:
                 print(f"Wrote {rows} responses of '{args.study}' to {args.out}.")
     except SurveyError as error:
