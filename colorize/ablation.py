@@ -402,7 +402,7 @@ def _to_8bit(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
-def sample_grid(colorizer, photos: Sequence, *, size: int, render_size: int) -> Image.Image:
+def sample_grid(colorizer, photos: Sequence, *, size: int, render_size: int | None = None) -> Image.Image:
     """Rows: gray input | output | real; one column per photo (path or PIL image); `colorizer=None` is the gray baseline."""
     reals = [np.asarray(center_crop(load_image(p), size), dtype=np.float32) / 255.0 for p in photos]
     grays = [_to_8bit(gray_version(real)) for real in reals]

@@ -1,34 +1,46 @@
 #!/usr/bin/env bash
 # Turns a training run into the shipped model and regenerates its figures in results/.
-#   bash scripts/ship_model.sh runs/shipped [../shared/data]
-# 1. fp16 copy of the weights + config.json into colorize/weights/ (what the app, infer and evaluate load by default)
-# 2. colour strength (chroma curve and scale) calibrated on 200 imagenette/train photos (the
-#    evaluation's domain, never its photos) with calibrate's default rule: the most accurate
-#    setting keeping 0.85 of real colourfulness. The two earlier attempts (bsds500/val; a 0.8
-#    minimum) and what they gave are in results/v2-calibrations/.
-# 3. evaluation on imagenette/val without its near-gray images, beside the gray baseline
-# 4. the colourfulness / hue-cast figure and a sample grid (gray | ours | real)
+#   bash scripts/ship_model.sh RUN_DIR [DATA_ROOT] [PREVIOUS_MODEL_DIR]
+# 1. fp16 copy of the weights + config.json into colorize/weights/ (what the app, infer, the
+#    survey and evaluate load by default)
+# 2. its inference settings calibrated on imagenette/val (the set where calibration and
+#    checkpoint choice are allowed; never the unseen sets): chroma scale and curve, and how many
+#    noise draws fade the colour where they disagree, by calibrate's rule (false colour within
+#    2.5% on average and 2.5% of images over 10%, then the most accurate keeping 0.85 of real
+#    colourfulness)
+# 3. the evaluation protocol (colorize.protocol): imagenette/val and the two unseen sets, for the
+#    new model at its defaults, the same model's single pass and uncalibrated network, and the
+#    previously shipped model at its own defaults; contact sheets of the unseen sets go to
+#    runs/contact-sheets (research-only photos: never committed), the scikit-image sheet to results/
+# 4. the colourfulness / hue-cast figure on the unseen sets and a sample grid (gray | ours | real)
 set -euo pipefail
-run=${1:?usage: scripts/ship_model.sh RUN_DIR [DATA_ROOT]}
+run=${1:?usage: scripts/ship_model.sh RUN_DIR [DATA_ROOT] [PREVIOUS_MODEL_DIR]}
 data=${2:-../shared/data}
+previous=${3:-}
 py=${PYTHON:-.venv/bin/python}
 $py -m colorize.train --export-half "$run" colorize/weights
-$py -m colorize.calibrate --model colorize/weights --data "$data/imagenette/train" \
-    --exclude "$data/imagenette/near_gray.txt" --sample 200 \
-    --gammas 2,2.5 --scales 3.0,3.1,3.2,3.3,3.4 --out results/shipped-calibration --write
-$py -m colorize.evaluate --data "$data/imagenette/val" --exclude "$data/imagenette/near_gray.txt" \
-    --out results/shipped-eval
-$py -m colorize.plots results/shipped-eval/per_image.csv --out results/shipped_colour.png \
-    --title "shipped model on imagenette/val (near-gray images excluded)"
+$py -m colorize.calibrate --model colorize/weights --data "$data/imagenette/val" \
+    --exclude "$data/imagenette/near_gray.txt" --sample 300 \
+    --samples 1,4 --agreement-powers 1,2 --gammas 1,1.5 --scales 1,1.2,1.4,1.6,1.8,2.0,2.3,2.6 \
+    --out results/shipped-calibration --write
+models=(--model "shipped=colorize/weights"
+        --model "shipped, single pass=colorize/weights@samples=1"
+        --model "shipped, network as trained=colorize/weights@samples=1,chroma_scale=1,chroma_gamma=1")
+if [ -n "$previous" ]; then models+=(--model "previous=$previous"); fi
+$py -m colorize.protocol "${models[@]}" --data-root "$data" --out results/protocol \
+    --sheets runs/contact-sheets --skimage-sheet results/protocol/skimage_sheet.png
+cat results/protocol/shipped/imagenet_sample/per_image.csv > results/protocol/shipped_unseen_per_image.csv
+tail -n +2 results/protocol/shipped/bsds500-val/per_image.csv >> results/protocol/shipped_unseen_per_image.csv
+$py -m colorize.plots results/protocol/shipped_unseen_per_image.csv --out results/shipped_colour.png \
+    --title "shipped model on the unseen sets (imagenet_sample, bsds500/val)"
 # The data sets' terms keep their photos out of the repository: the committed grid uses
 # scikit-image's public-domain photos; the run's own samples/ show validation photos.
 $py - <<'PY'
-from PIL import Image
-from skimage import data
 from colorize import Colorizer
-from colorize.ablation import SKIMAGE_PHOTOS, sample_grid
-photos = [Image.fromarray(getattr(data, name)()) for name in SKIMAGE_PHOTOS]
-sample_grid(Colorizer.from_pretrained(), photos, size=192, render_size=128).save("results/shipped_samples.png")
+from colorize.ablation import sample_grid
+from colorize.protocol import skimage_photos
+colorizer = Colorizer.from_pretrained()
+sample_grid(colorizer, skimage_photos(), size=192, render_size=None).save("results/shipped_samples.png")
 PY
 cp "$run/metrics.csv" results/shipped_training_metrics.csv
-echo "shipped: $(du -h colorize/weights/model.safetensors | cut -f1) of weights; results in results/shipped-eval/"
+echo "shipped: $(du -h colorize/weights/model.safetensors | cut -f1) of weights; results in results/protocol/"
