@@ -66,9 +66,10 @@ from .checkpoint import CONFIG_FILE, TRAINING_STATE_FILE, CheckpointError, load_
 from .cli import add_arguments, given, option, options
 from .config import ConfigError, parse_duration
 from .data import DatasetError, ExclusionMatcher, center_crop, read_exclusion_list
-from .evaluate import evaluate, gray_version, summarize
+from .evaluate import evaluate, summarize
 from .imageio import find_images, load_image
 from .models import ModelConfig, count_parameters
+from .pixels import gray_version, to_8bit
 
 logger = logging.getLogger(__name__)
 
@@ -378,19 +379,15 @@ def grid_sources(config: AblationConfig, val_paths: list[Path]) -> list:
     return [paths[(i * len(paths)) // count] for i in range(count)]
 
 
-def _to_8bit(rgb: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
-
-
 def sample_grid(colorizer, photos: Sequence, *, size: int, render_size: int) -> Image.Image:
     """Rows: gray input | output | real; one column per photo (path or PIL image); `colorizer=None` is the gray baseline."""
     reals = [np.asarray(center_crop(load_image(p), size), dtype=np.float32) / 255.0 for p in photos]
-    grays = [_to_8bit(gray_version(real)) for real in reals]
+    grays = [to_8bit(gray_version(real)) for real in reals]
     if colorizer is None:
         outputs = grays
     else:
         outputs = [np.asarray(o) for o in colorizer.colorize_batch([Image.fromarray(g) for g in grays], render_size=render_size)]
-    rows = [np.concatenate(images, axis=1) for images in (grays, outputs, [_to_8bit(r) for r in reals])]
+    rows = [np.concatenate(images, axis=1) for images in (grays, outputs, [to_8bit(r) for r in reals])]
     return Image.fromarray(np.concatenate(rows, axis=0))
 
 

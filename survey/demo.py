@@ -15,9 +15,10 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from colorize.pixels import gray_image
+
 from . import SurveyError
 from .build import FakeMaker, build_study
-from .stimuli import gray_version
 from .store import Store, StudySummary
 from .study import Protocol
 
@@ -68,7 +69,7 @@ def create_demo(store: Store, *, progress: bool = True) -> StudySummary | None:
             store,
             name=DEMO_STUDY,
             sources=demo_sources(),
-            makers={name: maker, "gray": gray_version},
+            makers={name: maker, "gray": gray_image},
             protocol=DEMO_PROTOCOL,
             progress=progress,
         )

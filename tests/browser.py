@@ -106,14 +106,6 @@ def fetch_image(url: str) -> Image.Image:
         return Image.open(io.BytesIO(response.read())).convert("RGB")
 
 
-def mean_chroma(image: Image.Image) -> float:
-    """Mean Lab chroma sqrt(a^2 + b^2) of an RGB image: about 0 for gray, 15+ for a coloured photo."""
-    from skimage.color import rgb2lab
-
-    lab = rgb2lab(np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0)
-    return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
-
-
 def save_tiny_checkpoint(folder: Path) -> Path:
     """A real checkpoint folder, 18 kB: a tiny U-Net whose output bias paints everything warm."""
     config = ModelConfig(base_channels=4, depth=3, max_channels=8, dropout=0.5, dropout_layers=1)
@@ -141,10 +133,10 @@ def colourful_photo(seed: int, size: int = 96) -> Image.Image:
 def build_tiny_studies(store) -> None:
     """Two small studies with the gray baseline as the only fake: "tiny-pair" and "tiny-single"."""
     from survey.build import build_study
-    from survey.stimuli import gray_version
+    from colorize.pixels import gray_image
     from survey.study import Protocol
 
     sources = [(f"photo{i}", colourful_photo(i)) for i in range(4)]
     for name, mode in (("tiny-pair", "pair"), ("tiny-single", "single")):
         protocol = Protocol(mode=mode, exposure_ms=400, practice_trials=1, test_trials=3, catch_rate=0.0, image_size=64)
-        build_study(store, name=name, sources=sources, makers={"gray": gray_version}, protocol=protocol, progress=False)
+        build_study(store, name=name, sources=sources, makers={"gray": gray_image}, protocol=protocol, progress=False)

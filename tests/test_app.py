@@ -20,7 +20,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from browser import build_tiny_studies, gray_photo, mean_chroma, running_app, save_tiny_checkpoint
+from browser import build_tiny_studies, gray_photo, running_app, save_tiny_checkpoint
+from colorize.pixels import mean_chroma
 from survey.store import Store
 
 

@@ -18,10 +18,10 @@ from browser import (
     chromium,
     fetch_image,
     gray_photo,
-    mean_chroma,
     running_app,
     save_tiny_checkpoint,
 )
+from colorize.pixels import mean_chroma
 from survey.store import Store
 
 pytestmark = pytest.mark.browser

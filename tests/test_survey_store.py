@@ -21,9 +21,10 @@ import pytest
 from PIL import Image
 from sqlalchemy import create_engine
 
+from colorize.pixels import gray_image
 from survey import SurveyError
 from survey.models import Base
-from survey.stimuli import catch_version, gray_version
+from survey.stimuli import catch_version
 from survey.store import StimulusImage, Store, TrialView
 from survey.study import Protocol
 
@@ -58,7 +59,7 @@ def make_study(store: Store, name: str = "s", *, n_images: int = 16, methods=("g
     stimuli = []
     for i in range(n_images):
         real = synthetic_photo(rng)
-        gray = gray_version(real)
+        gray = gray_image(real)
         stimuli.append(StimulusImage(f"img{i:02d}", "real", real))
         stimuli.append(StimulusImage(f"img{i:02d}", "catch", catch_version(real)))
         stimuli += [StimulusImage(f"img{i:02d}", m, FAKE_METHODS[m](gray)) for m in methods]
