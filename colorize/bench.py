@@ -50,6 +50,7 @@ import torch
 from PIL import Image
 
 from . import __version__, fastpath
+from .catalog import shipped_or_untrained
 from .checkpoint import CONFIG_FILE, SHIPPED_MODEL_DIR
 from .cli import add_arguments, given, option, options
 from .imageio import DEFAULT_MAX_PIXELS
@@ -254,10 +255,10 @@ def build_colorizers(model: str, *, only: str | None = None, **kwargs: Any) -> d
     """{"shipped": the model under test, "reference": pix2pix unet_256 with random weights}."""
     colorizers = {}
     if only in (None, "shipped"):
-        if model or (SHIPPED_MODEL_DIR / CONFIG_FILE).is_file():
-            colorizers["shipped"] = Colorizer.from_pretrained(model or None, device="cpu", **kwargs)
+        if model:
+            colorizers["shipped"] = Colorizer.from_pretrained(model, device="cpu", **kwargs)
         else:
-            colorizers["shipped"] = Colorizer.untrained(model_config=ModelConfig(), **kwargs)
+            colorizers["shipped"] = shipped_or_untrained(device="cpu", **kwargs)[0]
     if only in (None, "reference"):
         colorizers["reference"] = Colorizer.untrained(model_config=REFERENCE_PIX2PIX, **kwargs)
     return colorizers
