@@ -1,4 +1,4 @@
-"""`python -m survey.admin`: the study's state and its responses, from the command line.
+"""A study's state for its organisers: `python -m survey.admin`, and the app's admin view (`dashboard`).
 
     python -m survey.admin --db sqlite:///survey.sqlite status                 # every study
     python -m survey.admin --db sqlite:///survey.sqlite status --study demo    # one, per method
@@ -8,11 +8,20 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
-from typing import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import pandas as pd
 
 from . import SurveyError
 from .store import Store
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+logger = logging.getLogger(__name__)
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -37,19 +46,84 @@ def studies_table(store: Store) -> str:
     )
 
 
+def status_lines(status: dict) -> list[str]:
+    """Two sentences on a study (`Store.study_status`): what it is, and how far its participants are."""
+    return [
+        f"Study '{status['study']}': {status['mode']} mode, {status['images']} images, methods {', '.join(status['methods'])}.",
+        f"Participants: {status['participants_started']} started, {status['participants_consented']} consented, "
+        f"{status['participants_finished']} finished; responses: {status['responses']} of {status['trials_assigned']} assigned trials.",
+    ]
+
+
 def status_text(store: Store, study: str) -> str:
     status = store.study_status(study)
-    lines = [
-        f"Study '{status['study']}' ({status['mode']} mode, {status['images']} images)",
-        f"participants: {status['participants_started']} started, {status['participants_consented']} consented, "
-        f"{status['participants_finished']} finished",
-        f"responses: {status['responses']} of {status['trials_assigned']} assigned trials",
-        "",
-    ]
+    lines = [*status_lines(status), ""]
     per_method = status["per_method"]
     if per_method:
         lines.append(format_table(["method", "trials", "responses"], [[m, c["trials"], c["responses"]] for m, c in per_method.items()]))
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """What the app's admin view shows of a study; `table` and `figure` are None until there is something to summarise."""
+
+    status: str  # Markdown paragraphs
+    table: pd.DataFrame | None
+    figure: Figure | None
+
+
+def dashboard(store: Store, study: str, *, n_boot: int = 500) -> Dashboard:
+    """The study's status, its readable summary table and its fooling-rate plot. Raises SurveyError.
+
+    Fewer bootstrap replicates than the report's: the admin view refreshes live.
+    """
+    from .report import fooling_rate_figure, summary_table
+
+    status = store.study_status(study)
+    lines = status_lines(status)
+    if not status["responses"]:
+        lines.append("No answers yet: the summary and the plot appear with the first answers.")
+        return Dashboard("\n\n".join(lines), None, None)
+    try:
+        summary = summary_table(store.trials_frame(study), n_boot=n_boot)
+    except SurveyError as error:  # e.g. every answer so far is a practice answer
+        lines.append(f"No summary yet: {error}")
+        return Dashboard("\n\n".join(lines), None, None)
+    try:
+        figure = fooling_rate_figure(summary, title=f"{study}: fooling rate per method")
+    except ValueError as error:  # a plotting corner case must not hide the status and the table
+        logger.warning("The fooling-rate plot of %s failed: %s", study, error)
+        lines.append("The plot could not be drawn for these numbers.")
+        figure = None
+    return Dashboard("\n\n".join(lines), readable_summary(summary), figure)
+
+
+def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """`report.summary_table` as people read it: percentages and intervals as text.
+
+    `rate` is the fooling rate for fakes (pair: picked as the real photo; single: judged real)
+    and, in single mode, the share of real photos judged real.
+    """
+
+    def pct(value: float) -> str:
+        return "n/a" if value != value else f"{100 * value:.0f}%"
+
+    return pd.DataFrame(
+        [
+            {
+                "method": row["method"],
+                "trials": int(row["n_trials"]),
+                "participants": int(row["n_participants"]),
+                "shown": row["stimulus"],
+                "rate": pct(row["rate"]),
+                "Wilson 95%": f"{pct(row['wilson_low'])} to {pct(row['wilson_high'])}",
+                "bootstrap 95%": f"{pct(row['boot_low'])} to {pct(row['boot_high'])}",
+                "p (vs 50%)": "n/a" if row["p_value"] != row["p_value"] else f"{row['p_value']:.3g}",
+            }
+            for _, row in summary.iterrows()
+        ]
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
