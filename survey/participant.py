@@ -27,6 +27,7 @@ from .store import Store, TrialView
 
 # The screens, in the order a participant meets them; "closed" stands in for all when there is no study.
 SCREENS = ("closed", "consent", "instructions", "trial", "feedback", "done")
+IN_STUDY = ("instructions", "trial", "feedback")  # part-way through: a front end keeps them on the study's page
 NO_STUDY = "No study is running at the moment."
 
 
@@ -53,11 +54,6 @@ class Screen:
     def __post_init__(self) -> None:
         if self.kind not in SCREENS:
             raise ValueError(f"Unknown screen '{self.kind}'; one of {', '.join(SCREENS)}.")
-
-    @property
-    def in_study(self) -> bool:
-        """The participant is part-way through: a front end keeps them on the study's page."""
-        return self.kind in ("instructions", "trial", "feedback")
 
     def public(self) -> dict[str, Any]:
         """What the browser receives and sends back: nothing that tells real from fake."""
