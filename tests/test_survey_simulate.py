@@ -94,6 +94,7 @@ def test_simulation_goes_through_the_store_and_only_into_simulated_studies():
     assert store.trials_frame("demo").empty  # a real study is never touched
 
 
+@pytest.mark.slow
 def test_cli_builds_and_simulates(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 's.sqlite'}"
     common = ["--db", url, "--study", "simulated-x", "--true-rate", "gray=0.4", "--participants", "3", "--trials", "5",
@@ -111,6 +112,7 @@ def test_cli_builds_and_simulates(tmp_path, capsys):
     assert "METHOD=RATE" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_report_and_simulation_never_import_torch():
     import subprocess
     import sys

@@ -423,6 +423,7 @@ def test_creating_a_study_is_all_or_nothing(store):
 # -- many people at once -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fifty_concurrent_participants_lose_and_duplicate_nothing(store):
     # Few trials each: the point is 50 people writing at once, not long sessions.
     make_study(store, n_images=8, practice_trials=1, test_trials=4, catch_rate=0.25)

@@ -145,6 +145,7 @@ def test_encoding_strips_metadata_and_gives_every_stimulus_the_same_bytes_layout
 # -- building a study ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_build_cli_makes_an_anonymised_study(photo_folder, tmp_path):
     url = f"sqlite:///{tmp_path / 'study.sqlite'}"
     done = run_module(
@@ -256,6 +257,7 @@ def test_demo_is_created_once(tmp_path, capsys):
 # -- admin, settings, and staying torch-free ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_admin_cli_shows_status_and_exports_csv(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'study.sqlite'}"
     store = Store(url)
