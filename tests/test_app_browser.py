@@ -109,6 +109,15 @@ def upload(page, path: Path) -> None:
     )
 
 
+def open_with_photo(page, url: str, photo: Path, size: tuple[int, int]) -> Path:
+    """The app with the tiny model chosen and a gray photo of `size` uploaded."""
+    open_app(page, url)
+    gray_photo(size).save(photo)
+    choose_model(page, "colorize", "tiny")
+    upload(page, photo)
+    return photo
+
+
 def slider_images(page) -> list[str]:
     return page.locator("#result-slider img").evaluate_all("images => images.map((image) => image.src)")
 
@@ -163,11 +172,7 @@ def test_a_colour_upload_is_shown_gray_and_the_button_waits_while_progress_shows
 
 def test_upload_colorize_and_download_full_size_colour(browser_page, server, tmp_path, shots):
     page = browser_page
-    open_app(page, server["url"])
-    photo = tmp_path / "street.png"
-    gray_photo((300, 200)).save(photo)
-    choose_model(page, "colorize", "tiny")
-    upload(page, photo)
+    photo = open_with_photo(page, server["url"], tmp_path / "street.png", (300, 200))
     page.click("#colorize-button")
     _, after = wait_for_new_result(page, [])
     page.wait_for_selector("#download-button", state="visible")
@@ -382,11 +387,7 @@ def test_every_tab_fits_the_screen(width, height, browser_page, phone_page, serv
 
 def test_on_a_phone_the_result_is_brought_into_view(phone_page, server, tmp_path, shots):
     page = phone_page
-    open_app(page, server["url"])
-    photo = tmp_path / "portrait.png"
-    gray_photo((200, 300)).save(photo)
-    choose_model(page, "colorize", "tiny")
-    upload(page, photo)
+    open_with_photo(page, server["url"], tmp_path / "portrait.png", (200, 300))
     # scrolled as far as a visitor needs to reach the button: it sits at the bottom of the screen
     page.evaluate("document.querySelector('#colorize-button').scrollIntoView({block: 'end'})")
     top = page.evaluate("document.querySelector('#result-slider').getBoundingClientRect().top")

@@ -112,7 +112,9 @@ class SurveyTab:
 
     # -- layout -------------------------------------------------------------------------------------
 
-    def build(self, demo: gr.Blocks, tabs: gr.Tabs, tokens: gr.BrowserState) -> None:
+    def build(self, demo: gr.Blocks, tabs: gr.Tabs | None, tokens: gr.BrowserState) -> None:
+        """The tab's layout and events; `tabs`, when the page has others, is switched to this one for a
+        participant mid-study or arriving by a study link (?study=NAME)."""
         flow = self.flow
         names = flow.studies()
         screen = gr.JSON(visible=False)
@@ -185,9 +187,11 @@ class SurveyTab:
 
         study.change(self.open, [study, tokens], api_name="survey_open", **common).then(**then)
         # On every page load: the list of studies, then where this browser stands (resume).
-        demo.load(pick_study, [tokens], [study], api_visibility="private", queue=False).then(
+        shown_screen = demo.load(pick_study, [tokens], [study], api_visibility="private", queue=False).then(
             self.open, [study, tokens], api_visibility="private", **common
-        ).then(**then).then(show_tab, [screen], [tabs], api_visibility="private", queue=False)
+        ).then(**then)
+        if tabs is not None:
+            shown_screen.then(show_tab, [screen], [tabs], api_visibility="private", queue=False)
         agree.click(self.consent, [study, tokens], api_name="survey_consent", **common).success(**then)
         begin.click(self.proceed, [study, tokens], api_name="survey_next", **common).success(**then)
         next_button.click(self.proceed, [study, tokens], api_visibility="private", **common).success(**then)
