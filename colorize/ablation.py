@@ -6,7 +6,7 @@
         [--val-images 100] [--base-channels 16] [--rows default,encdec,...] [--time-limit 20m] [--no-train]
 
 Rows (`ROWS`, in table order): the default recipe (U-Net + L1 + cGAN), an encoder-decoder
-without skips, L1 only, cGAN only (lambda_l1 = 0), an unconditional discriminator, WGAN-GP,
+without skips, L1 only, L2 instead of L1, cGAN only (lambda_l1 = 0), an unconditional discriminator, WGAN-GP,
 a residual U-Net, a ResNet-18-encoder U-Net, the untrained generator and the gray baseline.
 
 Every trained row is a `python -m colorize.train` run: its argument parser and `train()`,
@@ -66,7 +66,7 @@ from .checkpoint import CONFIG_FILE, TRAINING_STATE_FILE, CheckpointError, load_
 from .cli import add_arguments, given, option, options
 from .config import ConfigError, parse_duration
 from .data import DatasetError, ExclusionMatcher, center_crop, read_exclusion_list
-from .evaluate import evaluate, summarize
+from .evaluate import evaluate, json_safe, summarize
 from .imageio import find_images, load_image
 from .models import ModelConfig, count_parameters
 from .pixels import gray_version, to_8bit
@@ -101,6 +101,7 @@ ROWS: dict[str, Row] = {
         Row("default", "U-Net + L1 + cGAN (default recipe)"),
         Row("encdec", "Encoder-decoder, no skips + L1 + cGAN", flags=("--generator", "encdec")),
         Row("l1", "L1 only (no discriminator)", flags=("--gan-mode", "none")),
+        Row("l2", "U-Net + L2 + cGAN (mean squared error instead of L1, same weight)", flags=("--reconstruction-loss", "l2")),
         Row("cgan", "cGAN only (lambda_l1 = 0, no L1 pre-training)", flags=("--lambda-l1", "0"), l1_pretraining=False),
         Row("uncond", "Unconditional discriminator + L1", flags=("--no-conditional",)),
         Row("wgan-gp", "WGAN-GP instead of vanilla GAN + L1", flags=("--gan-mode", "wgan-gp")),
@@ -773,16 +774,6 @@ CSV_COLUMNS = (
 )
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def write_outputs(config: AblationConfig, results: dict[str, dict[str, Any]], **context: Any) -> Path:
     from .checkpoint import atomic_write_text
 
@@ -805,7 +796,7 @@ def write_outputs(config: AblationConfig, results: dict[str, dict[str, Any]], **
         "missing": context["missing"],
         "rows": {k: {kk: vv for kk, vv in r.items() if kk != "per_image"} for k, r in results.items()},
     }
-    atomic_write_text(config.grid_dir / "ablation.json", json.dumps(_json_safe(payload), indent=2) + "\n")
+    atomic_write_text(config.grid_dir / "ablation.json", json.dumps(json_safe(payload), indent=2) + "\n")
     return report
 
 

@@ -1,23 +1,34 @@
 """`python -m colorize.calibrate`: choose a model's colour strength on held-out photos.
 
 A GAN colorizer's colour strength is a trade-off: more chroma makes outputs as vivid as real
-photos, and also makes every wrong hue cost more (CIEDE2000, PSNR). Two knobs shape it: the
-chroma scale s (the predicted ab multiplied by s) and the chroma curve's exponent gamma
-(`colorize.infer.apply_chroma_gamma`: with gamma > 1 weak, often wrong colours fade while
-strong ones stay). This command scores the model on every (gamma, s) pair on photos it was not
-trained on, and picks the most accurate pair (lowest mean CIEDE2000) whose outputs keep at
-least `--min-colourfulness-ratio` of the real photos' colourfulness. With `--write` the choice
-goes into the model's config.json ("inference" -> "chroma_scale", "chroma_gamma"), where
-`Colorizer`, the app, `colorize.infer` and `colorize.evaluate` apply it; a user's saturation
+photos, and also makes every wrong hue cost more (CIEDE2000, PSNR) and show as false colour.
+The knobs (`colorize.defaults.InferenceSettings`): the chroma scale s (the predicted ab
+multiplied by s); the chroma curve's exponent gamma (`colorize.infer.apply_chroma_gamma`: with
+gamma > 1 weak colours fade while strong ones stay); and, for a model with injected noise, the
+number of noise draws whose hue agreement fades the colour where they disagree, with its power
+(`--samples`, `--agreement-powers`). This command scores the model on every combination, on
+photos it was not trained on, and picks by this rule:
+
+1. only settings whose false colour (`colorize.metrics.false_colour_share`) stays within
+   `--max-false-colour` on average and within `--max-spoiled-images` of images over 10% count;
+2. among those, the most accurate (lowest mean CIEDE2000) whose outputs keep at least
+   `--min-colourfulness-ratio` of the real photos' colourfulness;
+3. if none is that colourful, the most colourful of them; if none passes 1, the one with the
+   least false colour.
+
+With `--write` the choice goes into the model's config.json ("inference"), where `Colorizer`,
+the app, `colorize.infer`, the survey and `colorize.evaluate` apply it; a user's saturation
 multiplies the scale.
 
-Calibrate on data the model is *evaluated* on and the evaluation is no longer held out: the
-shipped model is calibrated on bsds500/val (neither its training nor its evaluation data).
+Calibrate on data the model is *evaluated* on and the evaluation is no longer held out: calibrate
+on imagenette/val or photos held out of training, never on the unseen evaluation sets.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import json
 import sys
 import time
@@ -29,12 +40,14 @@ import torch
 from .checkpoint import CONFIG_FILE, CheckpointError, atomic_write_text, read_config
 from .data import DatasetError
 from .evaluate import DEFAULT_SIZE, evaluate, scored_images, summarize
-from .defaults import MAX_CHROMA_GAMMA, MAX_CHROMA_SCALE
+from .defaults import MAX_CHROMA_GAMMA, MAX_CHROMA_SCALE, MAX_SAMPLES
 from .infer import Colorizer
 
 DEFAULT_SCALES = (0.5, 0.6, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0, 2.4, 2.8, 3.4, 4.0)  # ~1.19x apart
 DEFAULT_GAMMAS = (1.0, 1.5, 2.0, 2.5, 3.0)
 DEFAULT_MIN_RATIO = 0.85
+DEFAULT_MAX_FALSE_COLOUR = 0.025  # below the project's 3% bar, with room for other photos
+DEFAULT_MAX_SPOILED = 0.025
 
 
 def sweep(
@@ -45,16 +58,33 @@ def sweep(
     size: int,
     render_size: int | None,
     gammas: Sequence[float] = DEFAULT_GAMMAS,
+    samples: Sequence[int] = (1,),
+    agreement_powers: Sequence[float] = (1.0,),
 ) -> list[dict]:
-    """Summary metrics (see `colorize.evaluate.summarize`) of `colorizer` at each (gamma, scale)."""
+    """Summary metrics (see `colorize.evaluate.summarize`) of `colorizer` at every combination of settings.
+
+    `agreement_powers` only varies with samples > 1 (one draw has nothing to agree with).
+    """
     results = []
     gray_scores: dict = {}
-    for gamma in gammas:
-        for scale in scales:
-            colorizer.chroma_gamma, colorizer.chroma_scale = float(gamma), float(scale)
+    original = colorizer.settings
+    combinations = []
+    for count, gamma, scale in itertools.product(samples, gammas, scales):
+        for power in agreement_powers if count > 1 else (1.0,):
+            combinations.append((int(count), float(power), float(gamma), float(scale)))
+    try:
+        for count, power, gamma, scale in combinations:
+            colorizer.settings = dataclasses.replace(
+                original, samples=count, agreement_power=power, chroma_gamma=gamma, chroma_scale=scale
+            )
             with torch.inference_mode():
                 rows = evaluate(colorizer, paths, size=size, render_size=render_size, gray_scores=gray_scores)
-            results.append({"chroma_gamma": float(gamma), "chroma_scale": float(scale), "images": len(rows), **summarize(rows)})
+            results.append({
+                "samples": count, "agreement_power": power, "chroma_gamma": gamma, "chroma_scale": scale,
+                "images": len(rows), **summarize(rows),
+            })
+    finally:
+        colorizer.settings = original
     return results
 
 
@@ -65,40 +95,56 @@ def evenly_spaced(paths: Sequence[Path], count: int) -> list[Path]:
     return [paths[(i * len(paths)) // count] for i in range(count)]
 
 
-def choose(results: list[dict], min_ratio: float) -> tuple[dict, bool]:
-    """The row with the lowest CIEDE2000 among those colourful enough; else the most colourful."""
-    enough = [row for row in results if row["colorfulness_ratio"] >= min_ratio]
+def choose(
+    results: list[dict],
+    min_ratio: float,
+    *,
+    max_false_colour: float = 1.0,
+    max_spoiled: float = 1.0,
+) -> tuple[dict, bool]:
+    """The row the module docstring's rule picks, and whether it reached `min_ratio` within the false-colour limits."""
+    clean = [
+        row for row in results
+        if row["false_colour"] <= max_false_colour and row["false_colour_images_share"] <= max_spoiled
+    ]
+    if not clean:
+        return min(results, key=lambda row: row["false_colour"]), False
+    enough = [row for row in clean if row["colorfulness_ratio"] >= min_ratio]
     if enough:
         return min(enough, key=lambda row: row["ciede2000"]), True
-    return max(results, key=lambda row: row["colorfulness_ratio"]), False
+    return max(clean, key=lambda row: row["colorfulness_ratio"]), False
 
 
 def render_table(results: list[dict], chosen: dict) -> str:
     lines = [
-        "| chroma gamma | chroma scale | PSNR (dB) | SSIM | CIEDE2000 | colourfulness ratio | |",
-        "|---|---|---|---|---|---|---|",
+        "| samples | agreement power | chroma gamma | chroma scale | PSNR (dB) | CIEDE2000 | false colour | images > 10% "
+        "| colourfulness ratio | |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in results:
         mark = "**chosen**" if row is chosen else ""
         lines.append(
-            f"| {row['chroma_gamma']:.2f} | {row['chroma_scale']:.2f} | {row['psnr']:.2f} | {row['ssim']:.3f} "
-            f"| {row['ciede2000']:.2f} | {row['colorfulness_ratio']:.3f} | {mark} |"
+            f"| {row['samples']} | {row['agreement_power']:.2f} | {row['chroma_gamma']:.2f} | {row['chroma_scale']:.2f} "
+            f"| {row['psnr']:.2f} | {row['ciede2000']:.2f} | {100 * row['false_colour']:.2f}% "
+            f"| {row['false_colour_images']} | {row['colorfulness_ratio']:.3f} | {mark} |"
         )
     gray = results[0]
-    lines.append(f"| gray (ab = 0) | | {gray['gray_psnr']:.2f} | {gray['gray_ssim']:.3f} | {gray['gray_ciede2000']:.2f} | 0 | |")
+    lines.append(f"| gray (ab = 0) | | | | {gray['gray_psnr']:.2f} | {gray['gray_ciede2000']:.2f} | 0% | 0 | 0 | |")
     return "\n".join(lines)
 
 
 def write_choice(model: Path, chosen: dict, record: dict) -> None:
-    """Set inference.chroma_scale and chroma_gamma in `model`/config.json (atomically), with how they were chosen."""
+    """Store the chosen settings in `model`/config.json's "inference" (atomically), with how they were chosen."""
     config = read_config(model)
     config["inference"] = {
         **(config.get("inference") or {}),
-        "chroma_scale": chosen["chroma_scale"],
-        "chroma_gamma": chosen["chroma_gamma"],
+        **{key: chosen[key] for key in CHOSEN_KEYS},
         "calibration": record,
     }
     atomic_write_text(model / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+CHOSEN_KEYS = ("chroma_scale", "chroma_gamma", "samples", "agreement_power")
 
 
 def _number_list(what: str, upper: float):
@@ -114,6 +160,16 @@ def _number_list(what: str, upper: float):
     return parse
 
 
+def _count_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of whole numbers") from None
+    if not values or not all(1 <= v <= MAX_SAMPLES for v in values):
+        raise argparse.ArgumentTypeError(f"samples must be whole numbers from 1 to {MAX_SAMPLES}")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m colorize.calibrate",
@@ -127,7 +183,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--gammas", type=_number_list("gammas", MAX_CHROMA_GAMMA), default=DEFAULT_GAMMAS,
         help="comma-separated chroma curve exponents to try (1 = the network's chroma as it is)",
     )
+    parser.add_argument(
+        "--samples", type=_count_list, default=(1,),
+        help="comma-separated numbers of noise draws whose hue agreement fades the colour (1 = the single deterministic pass)",
+    )
+    parser.add_argument(
+        "--agreement-powers", type=_number_list("agreement powers", 8.0), default=(1.0,),
+        help="comma-separated powers of the hue agreement (with samples > 1)",
+    )
     parser.add_argument("--min-colourfulness-ratio", type=float, default=DEFAULT_MIN_RATIO, help="vividness to keep (output / real)")
+    parser.add_argument("--max-false-colour", type=float, default=DEFAULT_MAX_FALSE_COLOUR, help="largest mean false-colour share allowed (0-1)")
+    parser.add_argument(
+        "--max-spoiled-images", type=float, default=DEFAULT_MAX_SPOILED,
+        help="largest share of images (0-1) allowed over 10%% false colour",
+    )
     parser.add_argument(
         "--sample", type=int, default=0,
         help="score only this many photos, evenly spaced over the sorted folder (0 = all): a class-sorted folder stays balanced",
@@ -158,30 +227,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     paths = evenly_spaced(paths, args.sample)
     started = time.perf_counter()
-    results = sweep(colorizer, paths, args.scales, size=args.size, render_size=args.render_size, gammas=args.gammas)
-    chosen, reached = choose(results, args.min_colourfulness_ratio)
+    if max(args.samples) > 1 and not colorizer.generator.has_injected_noise:
+        print("error: --samples above 1 needs a model with injected noise (trained with --noise-channels).", file=sys.stderr)
+        return 2
+    results = sweep(
+        colorizer, paths, args.scales, size=args.size, render_size=args.render_size, gammas=args.gammas,
+        samples=args.samples, agreement_powers=args.agreement_powers,
+    )
+    chosen, reached = choose(
+        results, args.min_colourfulness_ratio, max_false_colour=args.max_false_colour, max_spoiled=args.max_spoiled_images
+    )
     table = render_table(results, chosen)
     record = {
         "data": str(args.data),
         "images": chosen["images"],
         "sample": args.sample,
         "min_colourfulness_ratio": args.min_colourfulness_ratio,
+        "max_false_colour": args.max_false_colour,
+        "max_spoiled_images": args.max_spoiled_images,
         "size": args.size,
-        "rule": "lowest mean CIEDE2000 among the (gamma, scale) pairs whose colourfulness ratio reaches the minimum",
+        "rule": (
+            "lowest mean CIEDE2000 among the settings whose colourfulness ratio reaches the minimum and whose "
+            "false colour (mean share, share of images over 10%) stays within the maxima"
+        ),
         "reached": reached,
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
     }
     print(table)
     if not reached:
-        print(f"note: no scale reached colourfulness ratio {args.min_colourfulness_ratio}; the most colourful one was chosen.")
-    print(f"chosen chroma scale: {chosen['chroma_scale']:.2f}, chroma gamma: {chosen['chroma_gamma']:.2f} ({time.perf_counter() - started:.0f} s)")
+        print(
+            f"note: no setting reached colourfulness ratio {args.min_colourfulness_ratio} within the false-colour limits; "
+            "the most colourful one within them (or the one with the least false colour) was chosen."
+        )
+    print(
+        f"chosen chroma scale: {chosen['chroma_scale']:.2f}, chroma gamma: {chosen['chroma_gamma']:.2f}, "
+        f"samples: {chosen['samples']}, agreement power: {chosen['agreement_power']:.2f} ({time.perf_counter() - started:.0f} s)"
+    )
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         command = "python -m colorize.calibrate " + " ".join(sys.argv[1:] if argv is None else argv)
         atomic_write_text(
             args.out / "calibration.md",
             f"# Chroma scale calibration\n\nCommand: `{command}`\n\n{len(paths)} photos from `{args.data}`, "
-            f"centre {args.size}x{args.size} crops. Rule: {record['rule']} ({args.min_colourfulness_ratio}).\n\n{table}\n",
+            f"centre {args.size}x{args.size} crops. Rule: {record['rule']} (colourfulness {args.min_colourfulness_ratio}, "
+            f"false colour {args.max_false_colour:.1%}, images over 10% {args.max_spoiled_images:.1%}).\n\n{table}\n",
         )
         atomic_write_text(args.out / "calibration.json", json.dumps({"record": record, "results": results}, indent=2) + "\n")
     if args.write:

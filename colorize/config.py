@@ -36,6 +36,7 @@ from .cli import Option, add_arguments, given, option, options
 from .models import ModelConfig
 
 GAN_MODES = ("vanilla", "lsgan", "wgan-gp", "none")
+RECONSTRUCTION_LOSS_NAMES = ("l1", "l2")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -92,12 +93,13 @@ class TrainConfig:
     beta1: float = option(0.5, "Adam beta1")
     beta2: float = option(0.999, "Adam beta2")
     gan_mode: str = option("vanilla", "adversarial objective", choices=GAN_MODES)
-    lambda_l1: float = option(100.0, "weight of the L1 loss on ab (0 = adversarial loss only)")
+    lambda_l1: float = option(100.0, "weight of the reconstruction loss on ab (0 = adversarial loss only)")
+    reconstruction_loss: str = option("l1", "reconstruction loss on normalised ab: l1 (pix2pix) or l2 (mean squared error, same weight)", choices=RECONSTRUCTION_LOSS_NAMES)
     lambda_gan: float = option(1.0, "weight of the generator's adversarial loss (0 = L1 only, no discriminator)")
     gp_weight: float = option(10.0, "gradient penalty weight (wgan-gp)")
     n_critic: int = option(5, "critic updates per generator update (wgan-gp; vanilla and lsgan alternate 1:1)")
     resnet18_weights: str = option("", "torchvision-format resnet18 state dict for the resnet18-unet encoder")
-    lambda_diversity: float = option(0.0, "weight of the diversity-sensitive term (needs --noise-channels): every image is generated with two noise draws and their mean |ab difference| is rewarded, up to diversity_cap, so samples differ where the colour is ambiguous while L1 keeps them together where it is not (0 = off)")
+    lambda_diversity: float = option(0.0, "weight of the diversity-sensitive term (needs --noise-channels): every image is generated with two noise draws and the mean |ab difference| of their region means (8x8 grid) is rewarded, up to diversity_cap, so samples differ where the colour is ambiguous while L1 keeps them together where it is not (0 = off)")
     diversity_cap: float = option(0.15, "largest rewarded mean |ab difference| between two noise draws of one image (normalised ab units, 1 = 110)")
     ema_decay: float = option(0.0, "keep an exponential moving average of the generator's weights with this decay per step (e.g. 0.995) and save, validate and export the average instead of the last step's weights (0 = off)")
     init_from: str = option("", "model folder (model.safetensors + config.json) whose generator weights start this run: fine-tuning, or continuing a shipped model whose training state is gone; the architecture flags must match it")
@@ -133,6 +135,8 @@ class TrainConfig:
             raise ConfigError("lr must be positive and beta1, beta2 in [0, 1).")
         if self.gan_mode not in GAN_MODES:
             raise ConfigError(f"Unknown gan_mode '{self.gan_mode}'; choose one of {', '.join(GAN_MODES)}.")
+        if self.reconstruction_loss not in RECONSTRUCTION_LOSS_NAMES:
+            raise ConfigError(f"Unknown reconstruction_loss '{self.reconstruction_loss}'; choose l1 or l2.")
         if self.device not in DEVICES:
             raise ConfigError(f"Unknown device '{self.device}'; choose one of {', '.join(DEVICES)}.")
         if self.lambda_l1 == 0 and not self.uses_gan:

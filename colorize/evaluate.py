@@ -67,7 +67,7 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-") or "model"
 
 
@@ -224,10 +224,27 @@ def scored_images(data: Path, exclude: Path | None) -> tuple[list[Path], int]:
     return paths, len(candidates) - len(paths)
 
 
-def _json_safe(value):
+def json_safe(value):
+    """`value` with NaN and infinities (also inside dicts and lists) replaced by None, for strict JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
     return value
+
+
+def write_evaluation(out: Path, rows: list[dict], summary: dict) -> dict:
+    """per_image.csv and summary.json into `out`; returns the summary as written (JSON-safe)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "per_image.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["image", *METHOD_KEYS, *REAL_KEYS, *GRAY_KEYS])
+        writer.writeheader()
+        writer.writerows(rows)
+    safe = json_safe(summary)
+    atomic_write_text(out / "summary.json", json.dumps(safe, indent=2) + "\n")
+    return safe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -250,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_root = args.data
     if args.max_images is not None:
         paths = paths[: args.max_images]
-    out = args.out or Path("runs") / f"eval-{_slug(method)}-{_slug(data_root.resolve().name)}"
+    out = args.out or Path("runs") / f"eval-{slug(method)}-{slug(data_root.resolve().name)}"
 
     unreadable: list[str] = []
 
@@ -289,14 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.untrained:
         summary["untrained_seed"] = args.seed
 
-    out.mkdir(parents=True, exist_ok=True)
-    columns = ["image", *METHOD_KEYS, *REAL_KEYS, *GRAY_KEYS]
-    with open(out / "per_image.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    safe = {key: _json_safe(value) for key, value in summary.items()}
-    atomic_write_text(out / "summary.json", json.dumps(safe, indent=2) + "\n")
+    safe = write_evaluation(out, rows, summary)
 
     if args.json:
         print(_table(summary), file=sys.stderr)

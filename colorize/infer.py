@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import glob
 import logging
 import os
@@ -60,7 +61,7 @@ from .compose import DEFAULT_CHUNK_PIXELS, GAMUT_MODES, compose, luminance
 from .checkpoint import CONFIG_FILE, SHIPPED_MODEL_DIR, CheckpointError, load_model
 from .devices import DeviceError, resolve_device
 from .imageio import ImageLoadError, ImageSource, find_images, is_image_file, load_image
-from .defaults import DEFAULT_RENDER_SIZE, MAX_CHROMA_GAMMA, MAX_CHROMA_SCALE, InferenceSettings
+from .defaults import InferenceSettings
 from .models import ModelConfig, build_generator, set_dropout_sampling
 
 logger = logging.getLogger(__name__)
@@ -190,10 +191,25 @@ class Colorizer:
         self.chunk_pixels = chunk_pixels
         self.gamut = gamut
         self.model_config = ModelConfig.from_dict(config["model"]) if "model" in config else None
+        # replaceable (`dataclasses.replace`) by a calibration sweep; read at every call
         self.settings = InferenceSettings.from_config(self.config)
-        self.chroma_scale = self.settings.chroma_scale
-        self.chroma_gamma = self.settings.chroma_gamma
         self._lock = threading.Lock()
+
+    @property
+    def chroma_scale(self) -> float:
+        return self.settings.chroma_scale
+
+    @chroma_scale.setter
+    def chroma_scale(self, value: float) -> None:
+        self.settings = dataclasses.replace(self.settings, chroma_scale=float(value))
+
+    @property
+    def chroma_gamma(self) -> float:
+        return self.settings.chroma_gamma
+
+    @chroma_gamma.setter
+    def chroma_gamma(self, value: float) -> None:
+        self.settings = dataclasses.replace(self.settings, chroma_gamma=float(value))
 
     def __repr__(self) -> str:
         return f"Colorizer(name={self.name!r}, device={str(self.device)!r}, precision={self.precision!r})"
@@ -493,10 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
     parser.add_argument("--model", type=Path, default=None, help="checkpoint folder (default: the shipped model)")
     parser.add_argument(
-        "--render-size", type=int, default=None, help="short side the network sees (default: the model's training size)"
+        "--render-size", type=int, default=None, help="short side the network sees (default: the model's own, colorize.defaults)"
     )
     parser.add_argument("--saturation", type=float, default=1.0, help="scale of the predicted colour (0 = gray)")
-    parser.add_argument("--seed", type=int, default=None, help="sample the dropout noise with this seed")
+    parser.add_argument("--seed", type=int, default=None, help="draw one sample of the model's noise with this seed (default: its deterministic colouring)")
     parser.add_argument("--suffix", default="_color", help="added to each output file name")
     parser.add_argument("--format", choices=("png", "jpg"), default="png", help="output format")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")

@@ -116,6 +116,14 @@ def l1_loss(predicted_ab: torch.Tensor, target_ab: torch.Tensor) -> torch.Tensor
     return F.l1_loss(predicted_ab.float(), target_ab.float())
 
 
+def l2_loss(predicted_ab: torch.Tensor, target_ab: torch.Tensor) -> torch.Tensor:
+    """Mean squared error on normalised ab (the ablation's alternative to L1: it averages modes, L1 takes a median)."""
+    return F.mse_loss(predicted_ab.float(), target_ab.float())
+
+
+RECONSTRUCTION_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"l1": l1_loss, "l2": l2_loss}
+
+
 def critic_inputs(discriminator: nn.Module, lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """What `discriminator` sees, as one tensor: cat(L, ab) if conditional, else ab."""
     return torch.cat((lightness, ab), dim=1) if getattr(unwrap(discriminator), "conditional", True) else ab

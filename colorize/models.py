@@ -116,8 +116,12 @@ class NoiseInjection(nn.Module):
         super().__init__()
         self.noise_channels = noise_channels
         self.project = nn.Linear(noise_channels, channels, bias=False)
-        self.pixel_strength = nn.Parameter(torch.full((1, channels, 1, 1), 0.05))
+        self.pixel_strength = nn.Parameter(torch.empty(1, channels, 1, 1))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
         nn.init.normal_(self.project.weight, 0.0, 0.1)
+        nn.init.constant_(self.pixel_strength, 0.05)
 
     def forward(self, x: torch.Tensor, draw: NoiseDraw | None = None) -> torch.Tensor:
         if draw is None:

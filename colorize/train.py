@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
@@ -61,7 +62,7 @@ from .color import AB_SCALE, rgb_from_normalized
 from .config import OPTIONS, ConfigError, TrainConfig, config_from_settings, explicit_settings, flatten
 from .data import ColorizationDataset, DatasetError, EpochSampler
 from .devices import DeviceError, describe_device, resolve_device, unwrap
-from .losses import build_objective, critic_from_inputs, critic_inputs, gradient_penalty, l1_loss
+from .losses import RECONSTRUCTION_LOSSES, build_objective, critic_from_inputs, critic_inputs, gradient_penalty
 from .models import ModelConfig, build_discriminator, build_generator, count_parameters, load_resnet18_encoder_weights
 from .pixels import to_8bit
 
@@ -71,10 +72,11 @@ STATE_VERSION = 1
 SAMPLES_DIR = "samples"
 METRICS_FILE = "metrics.csv"
 METRICS_COLUMNS = (
-    "epoch", "step", "phase", "l1", "g_gan", "d_loss", "gp", "d_real", "d_fake",
+    "epoch", "step", "phase", "l1", "l2", "g_gan", "d_loss", "gp", "d_real", "d_fake",
     "val_l1", "val_psnr", "val_colorfulness_ratio", "images_per_s", "wall_time_s", "diversity", "val_diversity",
 )
 # Settings that bound or place one session; `--resume` does not inherit them from the saved run.
+DIVERSITY_GRID = 8  # the diversity term compares the two draws' mean ab on an 8x8 grid of regions
 SESSION_SETTINGS = ("max_steps", "time_limit", "resume", "device", "num_workers", "log_every")
 
 
@@ -268,6 +270,7 @@ class Trainer:
             self._load_initial_generator(config.init_from)
         self.discriminator = build_discriminator(self.model_config) if config.uses_gan else None
         self.objective = build_objective(config.gan_mode) if config.uses_gan else None
+        self.reconstruction = RECONSTRUCTION_LOSSES[config.reconstruction_loss]
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.generator.to(self.device, memory_format=memory_format)
         self.ema = None
@@ -365,13 +368,17 @@ class Trainer:
 
         With `lambda_diversity`, every image goes through twice with independent noise draws: the
         returned ab holds both halves (2B images) and the reward is the mean over images of
-        min(mean |ab1 - ab2|, diversity_cap).
+        min(mean |ab1 - ab2|, diversity_cap), with ab1 and ab2 the draws' region means on a
+        DIVERSITY_GRID x DIVERSITY_GRID grid.
         """
         noisy = unwrap(self.generator).has_injected_noise
         if not (noisy and self.config.lambda_diversity > 0):
             return self.generator(lightness, noise=True if noisy else None), None
         fake = self.generator(torch.cat((lightness, lightness)), noise=True)
-        first, second = fake.float().chunk(2)
+        # Compared on a coarse grid of region means: a colour choice for a whole region counts,
+        # a texture of stripes or speckle (which the network otherwise learns, being the
+        # cheapest way to differ everywhere) averages out and earns nothing.
+        first, second = F.adaptive_avg_pool2d(fake.float(), DIVERSITY_GRID).chunk(2)
         per_image = (first - second).abs().mean(dim=(1, 2, 3))
         return fake, per_image.clamp(max=self.config.diversity_cap).mean()
 
@@ -420,8 +427,8 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         with self._autocast():
             fake, diversity = self._generate(lightness)
-        loss = l1_loss(fake, self._targets(ab, fake))
-        losses = {"l1": loss.detach()}
+        loss = self.reconstruction(fake, self._targets(ab, fake))
+        losses = {self.config.reconstruction_loss: loss.detach()}
         total = loss
         if diversity is not None:
             # in the L1 phase the loss is L1 alone (weight 1), so the reward is scaled to match
@@ -466,8 +473,8 @@ class Trainer:
             self.opt_g.zero_grad(set_to_none=True)
             with self._autocast():
                 g_gan = objective.generator_loss(discriminator(fake_lightness, fake).float())
-            l1 = l1_loss(fake, self._targets(ab, fake))
-            total = config.lambda_gan * g_gan + config.lambda_l1 * l1
+            reconstruction = self.reconstruction(fake, self._targets(ab, fake))
+            total = config.lambda_gan * g_gan + config.lambda_l1 * reconstruction
             if diversity is not None:
                 total = total - config.lambda_diversity * diversity
                 losses["diversity"] = diversity.detach()
@@ -475,7 +482,7 @@ class Trainer:
             self.opt_g.step()
             self._update_average()
             discriminator.requires_grad_(True)
-            losses.update(g_gan=g_gan.detach(), l1=l1.detach())
+            losses.update({"g_gan": g_gan.detach(), config.reconstruction_loss: reconstruction.detach()})
         return losses
 
     # -- validation, samples, checkpoints
@@ -547,6 +554,19 @@ class Trainer:
     def _append_metrics(self, row: dict[str, Any]) -> None:
         path = self.out / METRICS_FILE
         new = not path.is_file() or path.stat().st_size == 0
+        if not new:
+            with open(path, newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                earlier = list(reader)
+                header = reader.fieldnames
+            if tuple(header or ()) != METRICS_COLUMNS:
+                # a run resumed by a newer version: rewrite the file under today's columns
+                temporary = path.with_name(f".{path.name}.tmp")
+                with open(temporary, "w", newline="", encoding="utf-8") as handle:
+                    writer = csv.DictWriter(handle, fieldnames=METRICS_COLUMNS, extrasaction="ignore")
+                    writer.writeheader()
+                    writer.writerows(earlier)
+                os.replace(temporary, path)
         with open(path, "a", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=METRICS_COLUMNS, extrasaction="ignore")
             if new:

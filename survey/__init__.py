@@ -6,7 +6,9 @@ Modules, one role each:
 - `models`    SQLAlchemy tables
 - `store`     `Store`: sessions, transactions, queries; the only module that writes
 - `study`     `Protocol` and the per-participant trial plan (pure logic, no I/O)
-- `stimuli`   image preparation: crop, gray and catch versions, anonymised PNG encoding
+- `texts`     what participants read (consent, instructions, end screen), written from the protocol
+- `inputs`    what participants send: whole-number ids, short quotes of bad input in messages
+- `stimuli`   image preparation: crop, gray and catch versions, anonymised PNG encoding, per-trial presentation
 - `build`     `python -m survey.build`: images + colorization methods -> a stored study
 - `demo`      `python -m survey.demo`: a small study from scikit-image's photos
 - `admin`     `python -m survey.admin`: status table and CSV export

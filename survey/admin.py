@@ -60,7 +60,12 @@ def status_text(store: Store, study: str) -> str:
     lines = [*status_lines(status), ""]
     per_method = status["per_method"]
     if per_method:
-        lines.append(format_table(["method", "trials", "responses"], [[m, c["trials"], c["responses"]] for m, c in per_method.items()]))
+        lines.append(
+            format_table(
+                ["method", "trials", "responses", "test trials of finishers"],
+                [[m, c["trials"], c["responses"], c["finished_trials"]] for m, c in per_method.items()],
+            )
+        )
     return "\n".join(lines)
 
 

@@ -31,7 +31,8 @@ from colorize.pixels import gray_image
 from . import SurveyError
 from .stimuli import catch_version, square_crop, suits_catch
 from .store import StimulusImage, Store, StudySummary
-from .study import CATCH, REAL, RESERVED_METHODS, Protocol
+from .inputs import quoted
+from .study import CATCH, REAL, RESERVED_METHODS, RESHOWN_TRIALS, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -62,16 +63,16 @@ def method_specs(models: Sequence[str] = (), baselines: Sequence[str] = ()) -> l
             specs.append(MethodSpec(path.resolve().name, "model", path))
     for baseline in baselines:
         if baseline not in BASELINES:
-            raise SurveyError(f"Unknown baseline '{baseline}'; choose {' or '.join(BASELINES)}.")
+            raise SurveyError(f"Unknown baseline {quoted(baseline)}; choose {' or '.join(BASELINES)}.")
         specs.append(MethodSpec(baseline, baseline))
     if not specs:
         raise SurveyError("Name at least one method: --model PATH or --baseline gray|untrained.")
     names = [spec.name for spec in specs]
     for name in names:
         if names.count(name) > 1:
-            raise SurveyError(f"Two methods are called '{name}'; rename one of the checkpoint folders.")
+            raise SurveyError(f"Two methods are called {quoted(name)}; rename one of the checkpoint folders.")
         if name in RESERVED_METHODS:
-            raise SurveyError(f"A method cannot be called '{name}'; rename that checkpoint folder.")
+            raise SurveyError(f"A method cannot be called {quoted(name)}; rename that checkpoint folder.")
     return specs
 
 
@@ -154,7 +155,7 @@ def build_study(
     are fewer images than one participant needs.
     """
     if any(study.name == name for study in store.list_studies()):
-        raise SurveyError(f"A study called '{name}' already exists.")  # before the slow part
+        raise SurveyError(f"A study called {quoted(name)} already exists.")  # before the slow part
     if not makers:
         raise SurveyError("A study needs at least one colorization method.")
     if not sources:
@@ -198,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trials", type=int, default=default.test_trials, help="test trials per participant (catch included)")
     parser.add_argument("--catch-rate", type=float, default=default.catch_rate, help="share of test trials that are catch trials")
     parser.add_argument("--seed", type=int, default=default.seed, help="seeds image sampling and trial plans")
+    parser.add_argument("--max-response-ms", type=int, default=default.max_response_ms,
+                        help="answers slower than this are flagged slow and counted in the report; 0 = no limit")
+    parser.add_argument("--reshown-trials", choices=RESHOWN_TRIALS, default=default.reshown_trials,
+                        help="what the report does with trials served again after their exposure window")  # fmt: skip
     parser.add_argument("--max-images", type=int, default=None, help="use a random subset of this many images")
     parser.add_argument("--consent-file", type=Path, default=None, help="text file with your own consent text")
     parser.add_argument("--instructions-file", type=Path, default=None, help="text file with your own instructions")
@@ -226,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             catch_rate=args.catch_rate,
             image_size=args.size,
             seed=args.seed,
+            max_response_ms=args.max_response_ms or None,
+            reshown_trials=args.reshown_trials,
             instructions_text=_read_text(args.instructions_file),
             **({"consent_text": consent} if consent else {}),
         )
@@ -234,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = method_specs(args.model, args.baseline)
         store = Store(args.db)
         if any(study.name == args.name for study in store.list_studies()):
-            raise SurveyError(f"A study called '{args.name}' already exists.")
+            raise SurveyError(f"A study called {quoted(args.name)} already exists.")
         sources = load_source_images(find_source_images(args.images), max_images=args.max_images, seed=args.seed)
         makers = {spec.name: load_fake_maker(spec, seed=args.seed) for spec in specs}
         summary = build_study(store, name=args.name, sources=sources, makers=makers, protocol=protocol)

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 from . import SurveyError
 from .store import Store, TrialView
+from .texts import score_text
 
 # The screens, in the order a participant meets them; "closed" stands in for all when there is no study.
 SCREENS = ("closed", "consent", "instructions", "trial", "feedback", "done")
@@ -221,7 +222,7 @@ class ParticipantFlow:
         protocol = self.store.get_protocol(study)
         progress = self.store.progress(token) if token is not None else None
         if progress is None or progress.phase == "consent":
-            return Screen("consent", study=study, text=protocol.consent_text)
+            return Screen("consent", study=study, text=protocol.consent)
         if progress.finished:
             return self._done(study, token)
         if progress.practice_done == 0 and progress.test_done == 0:
@@ -235,9 +236,4 @@ class ParticipantFlow:
 
     def _done(self, study: str, token: str) -> Screen:
         score = self.store.participant_score(token)
-        result = ""
-        if score.answered:
-            share = f"{score.correct} of {score.answered} test trials ({100 * score.share:.0f}%)"
-            pair = self.store.get_protocol(study).mode == "pair"
-            result = f"You picked the real photo in {share}." if pair else f"You were right in {share}."
-        return Screen("done", study=study, score=result)
+        return Screen("done", study=study, score=score_text(self.store.get_protocol(study).mode, score.correct, score.answered))

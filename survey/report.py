@@ -21,6 +21,9 @@ What is estimated (test trials of participants who pass quality control):
   the difference excludes 0.
 - Quality control: participants who did not finish, or whose catch-trial accuracy is below the
   threshold, are excluded; answers faster than the floor are counted and, with --drop-fast, dropped.
+  Answers the store flagged slow (over the protocol's max_response_ms) are counted; trials served
+  again after their exposure window are counted, and dropped when the protocol's reshown_trials
+  is "exclude".
 - Agreement: Fleiss' kappa over stimuli (image x method) rated by two or more included raters,
   generalised to unequal rater counts (`survey.stats.fleiss_kappa`).
 
@@ -31,6 +34,7 @@ main plot live. The gallery's images come from `Store.stimulus_png`. Figures use
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import itertools
 import logging
@@ -84,6 +88,7 @@ class ReportOptions:
     catch_threshold: float = 0.5  # exclude participants whose catch accuracy is below this
     min_rt_ms: float = 300.0  # answers faster than this are flagged as too fast
     drop_fast: bool = False  # drop the too-fast answers from the analysis
+    exclude_reshown: bool = False  # drop trials re-shown after their exposure (the protocol's reshown_trials)
     n_boot: int = 2000  # bootstrap replicates
     seed: int = 0
     confidence: float = 0.95
@@ -146,7 +151,8 @@ def quality_control(frame: pd.DataFrame, *, catch_threshold: float = 0.5, min_rt
     A participant is excluded when they did not finish, or when their accuracy on answered catch
     trials is below `catch_threshold` (participants with no catch trial answered are judged on
     finishing alone). Columns: participant, finished, assigned, answered, catch_answered,
-    catch_correct, catch_accuracy, fast_answers, median_response_ms, excluded, reason.
+    catch_correct, catch_accuracy, fast_answers, slow_answers, reshown_trials, median_response_ms,
+    excluded, reason.
     """
     trials = frame if "correct_value" in frame.columns else _prepare(frame)
     codes, people = pd.factorize(trials["participant"], sort=True)
@@ -171,6 +177,8 @@ def quality_control(frame: pd.DataFrame, *, catch_threshold: float = 0.5, min_rt
             "catch_answered": count(catch),
             "catch_correct": count(catch & (trials["correct_value"].to_numpy() == 1.0)),
             "fast_answers": count(answered & (rt < min_rt_ms)),
+            "slow_answers": count(answered & _flag_column(trials, "slow")),
+            "reshown_trials": count(_flag_column(trials, "reshown")),
         }
     )
     qc["median_response_ms"] = median
@@ -191,9 +199,16 @@ def quality_control(frame: pd.DataFrame, *, catch_threshold: float = 0.5, min_rt
     qc["excluded"] = qc["reason"] != ""
     columns = [
         "participant", "finished", "assigned", "answered", "catch_answered", "catch_correct",
-        "catch_accuracy", "fast_answers", "median_response_ms", "excluded", "reason",
+        "catch_accuracy", "fast_answers", "slow_answers", "reshown_trials", "median_response_ms", "excluded", "reason",
     ]  # fmt: skip
     return qc[columns]
+
+
+def _flag_column(trials: pd.DataFrame, column: str) -> np.ndarray:
+    """A True/False column of the store's flags; all False for frames from before it existed."""
+    if column not in trials.columns:
+        return np.zeros(len(trials), dtype=bool)
+    return _flag(trials[column]) == 1.0
 
 
 # ----------------------------------------------------------------------------- the analysis
@@ -256,6 +271,7 @@ def analyse(
         & trials["answered"]
         & ~trials["excluded_participant"]
         & ~(trials["fast"] & options.drop_fast)
+        & ~(_flag_column(trials, "reshown") & options.exclude_reshown)
         & trials["outcome"].notna()
     )
     used = trials[trials["used"]].copy()
@@ -741,6 +757,9 @@ def write_report(
         f"- Answers faster than {a.options.min_rt_ms:g} ms: {a.fast_total} of {int(a.trials['answered'].sum())} answers "
         f"({int(a.trials.loc[a.trials['fast'] & ~a.trials['excluded_participant']].shape[0])} from included participants); "
         f"{'dropped from' if a.options.drop_fast else 'kept in'} the analysis.",
+        f"- Answers slower than the protocol's limit (flagged when stored): {int(qc['slow_answers'].sum())}; trials "
+        f"served again after their exposure window: {int(qc['reshown_trials'].sum())}, "
+        f"{'dropped from' if a.options.exclude_reshown else 'kept in'} the analysis.",
         "",
     ]
     excluded = qc[qc["excluded"]][["participant", "answered", "assigned", "catch_correct", "catch_answered", "fast_answers", "reason"]]
@@ -920,6 +939,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if frame.empty:
             raise ReportError(f"The study '{args.study}' has no participants yet, so there is nothing to report.")
         protocol = store.get_protocol(args.study).to_dict()
+        options = dataclasses.replace(options, exclude_reshown=protocol["reshown_trials"] == "exclude")
         analysis = analyse(frame, methods=summary.methods, options=options)
         path = write_report(
             analysis, args.out, study=args.study, command=command_line(args), db_url=args.db,

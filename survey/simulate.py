@@ -41,6 +41,7 @@ import pandas as pd
 from scipy import optimize, special
 
 from . import SurveyError
+from .inputs import quoted
 from .store import TRIALS_FRAME_COLUMNS
 from .study import CATCH, REAL, Protocol, is_correct, plan_trials
 
@@ -93,9 +94,9 @@ class SimulationConfig:
             raise SurveyError("Give at least one true rate, e.g. --true-rate method=0.35.")
         for name, rate in self.true_rates.items():
             if name in (REAL, CATCH):
-                raise SurveyError(f"'{name}' is reserved and cannot be a method name.")
+                raise SurveyError(f"{quoted(name)} is reserved and cannot be a method name.")
             if not 0.0 <= float(rate) <= 1.0:
-                raise SurveyError(f"The true rate of '{name}' must be between 0 and 1, not {rate}.")
+                raise SurveyError(f"The true rate of {quoted(name)} must be between 0 and 1, not {rate}.")
         for name in ("real_rate", "catch_accuracy", "careless_catch_accuracy", "fast_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise SurveyError(f"{name} must be between 0 and 1.")
@@ -182,7 +183,7 @@ class Responder:
                     p = special.expit(self.intercepts[method] + who.effect + self.image_effect(image_key))
                 choice = "real" if rng.random() < p else "fake"
         else:
-            raise SurveyError(f"The mode must be 'pair' or 'single', not '{mode}'.")
+            raise SurveyError(f"The mode must be 'pair' or 'single', not {quoted(mode)}.")
         return SimAnswer(str(choice), self._response_ms(careless))
 
 
@@ -230,12 +231,20 @@ def simulate_frame(
             offsets.append(offset)
             rows.append(
                 (study, protocol.mode, f"P{ordinal + 1:04d}", finished, trial_id, trial.position, trial.phase, trial.image_key,
-                 trial.method, is_real, trial.real_side, answered, choice, correct, fooled, judged_real, response_ms, None)
+                 trial.method, is_real, trial.real_side, answered, choice, correct, fooled, judged_real, response_ms, None,
+                 _is_slow(protocol, response_ms), False)
             )  # fmt: skip
     frame = pd.DataFrame.from_records(rows, columns=TRIALS_FRAME_COLUMNS)
     frame["response_ms"] = frame["response_ms"].astype(float)
     frame["answered_at"] = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.asarray(offsets), unit="s")
     return frame
+
+
+def _is_slow(protocol: Protocol, response_ms: float | None) -> bool | None:
+    """The store's `slow` flag: None for no answer."""
+    if response_ms is None:
+        return None
+    return protocol.max_response_ms is not None and response_ms > protocol.max_response_ms
 
 
 def _derived(mode: str, choice: str, method: str, real_side: str | None) -> tuple:
@@ -273,17 +282,17 @@ def simulate_study(
     if not study.startswith(SIMULATED_PREFIX):
         raise SurveyError(
             f"Simulated answers go only into studies whose name starts with '{SIMULATED_PREFIX}' (so no real study "
-            f"is ever mixed with them and reports label them); '{study}' does not."
+            f"is ever mixed with them and reports label them); {quoted(study)} does not."
         )
     if participants < 1:
         raise SurveyError("Simulate at least one participant.")
     summary = next((s for s in store.list_studies() if s.name == study), None)
     if summary is None:
-        raise SurveyError(f"There is no study called '{study}'; create one with --build-demo-from-synthetic.")
+        raise SurveyError(f"There is no study called {quoted(study)}; create one with --build-demo-from-synthetic.")
     unknown = sorted(set(summary.methods) - set(config.true_rates))
     if unknown:
         raise SurveyError(
-            f"Give a true rate for every method of '{study}': missing {', '.join(unknown)} (e.g. --true-rate {unknown[0]}=0.3)."
+            f"Give a true rate for every method of {quoted(study)}: missing {', '.join(unknown)} (e.g. --true-rate {unknown[0]}=0.3)."
         )
     protocol = store.get_protocol(study)
     responder = Responder(config, seed=seed)

@@ -1,10 +1,17 @@
-"""Study images: the square crop, the gray and catch versions, and the anonymised PNG encoding.
+"""Study images: the square crop, the gray and catch versions, the anonymised PNG encoding, and
+the per-trial `Presentation` that makes every shown pair unique.
 
 Every stimulus, real or fake, leaves through `encode_png`, so nothing but the pixels can tell
 them apart: same format (PNG), same size, mode RGB, no metadata chunks (no tEXt, eXIf, iCCP,
 pHYs, gAMA), and no compression, which makes the byte length depend only on the image size.
 A compressed fake would otherwise be smaller or larger than its real photo, which leaks the
 answer to anyone who looks at the file sizes in the browser's network panel.
+
+Stored stimuli are never sent as they are: the real photo of an image is the same in every
+pair, its fakes differ, so comparing files between two participations would find the real one.
+Each trial gets its own `Presentation` (a crop of at most 3% and a +-1-level dither), applied
+identically to both images of the pair: no pixel of a shown image repeats its stored value
+predictably, and no two trials send the same bytes.
 
 The gray fake is `colorize.pixels.gray_image`: the photo's Lab lightness with no colour, exactly
 what the colorization models see (`colorize.pixels` is torch-free, like this module).
@@ -14,8 +21,13 @@ numpy, Pillow and scikit-image only: this module must never import torch.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import random
+import struct
 import warnings
+import zlib
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -23,6 +35,9 @@ from PIL import Image, ImageOps
 from colorize.pixels import lab, mean_chroma, to_8bit
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# A Presentation crops away at most this share of the side before scaling back: at 256 pixels
+# that is an 8-pixel shift and a 3% zoom, which nobody notices in a one-second look.
+MAX_TRIM_FRACTION = 0.03
 # Catch trials are only useful when the hue flip is obvious; below this mean Lab chroma (a
 # near-gray photo) a flipped photo looks much like the original.
 MIN_CATCH_CHROMA = 8.0
@@ -64,12 +79,28 @@ def suits_catch(image: Image.Image) -> bool:
     return mean_chroma(image) >= MIN_CATCH_CHROMA
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def encode_png(image: Image.Image) -> bytes:
-    """The anonymised encoding of a stimulus: RGB PNG, no metadata, stored (uncompressed) pixels."""
-    clean = Image.fromarray(_rgb_array(image), mode="RGB")
-    buffer = io.BytesIO()
-    clean.save(buffer, format="PNG", compress_level=0, optimize=False)
-    return buffer.getvalue()
+    """The anonymised encoding of a stimulus: RGB PNG, no metadata, stored (uncompressed) pixels.
+
+    Written directly (IHDR, one IDAT of stored deflate blocks with filter 0 on every row, IEND):
+    every byte but the pixels is fixed by the size, and it is over ten times faster than
+    Pillow's encoder, which matters because every trial served encodes its images afresh.
+    """
+    pixels = _rgb_array(image)
+    height, width, _ = pixels.shape
+    rows = np.zeros((height, 1 + 3 * width), dtype=np.uint8)  # a leading 0 per row: filter "none"
+    rows[:, 1:] = pixels.reshape(height, -1)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    return (
+        PNG_SIGNATURE
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 0))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def png_chunk_types(data: bytes) -> list[str]:
@@ -82,3 +113,49 @@ def png_chunk_types(data: bytes) -> list[str]:
         types.append(data[offset + 4 : offset + 8].decode("latin-1"))
         offset += 12 + length  # length, type, data, CRC
     return types
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """How one trial's images are shown; applied identically to every image of the trial.
+
+    The square (crop_left, crop_top, crop_size) of the stored image is scaled back to the full
+    size (Lanczos), then every channel of every pixel moves by -1, 0 or +1 level, from a noise
+    field that `dither_seed` alone determines (SHAKE-256, so it never changes with a library
+    version). Stored with the trial, so the analysis can re-render exactly what was shown.
+    """
+
+    crop_left: int
+    crop_top: int
+    crop_size: int
+    dither_seed: int
+
+    @classmethod
+    def draw(cls, image_size: int, rng: random.Random) -> "Presentation":
+        """A random presentation for images of image_size x image_size: always some crop, any dither."""
+        trim = rng.randint(1, max(1, round(image_size * MAX_TRIM_FRACTION)))
+        return cls(
+            crop_left=rng.randint(0, trim),
+            crop_top=rng.randint(0, trim),
+            crop_size=image_size - trim,
+            dither_seed=rng.getrandbits(31),
+        )
+
+    def render(self, png: bytes) -> bytes:
+        """The PNG a participant receives for the stored stimulus `png` (same size, `encode_png`)."""
+        with Image.open(io.BytesIO(png)) as stored:
+            image = stored.convert("RGB")
+        size = image.size
+        box = (self.crop_left, self.crop_top, self.crop_left + self.crop_size, self.crop_top + self.crop_size)
+        if box[2] > size[0] or box[3] > size[1]:
+            raise ValueError(f"The crop {box} does not fit in a {size[0]}x{size[1]} image.")
+        scaled = image.resize(size, Image.Resampling.LANCZOS, box=box)
+        pixels = _rgb_array(scaled).astype(np.int16) + _dither(self.dither_seed, (size[1], size[0], 3))
+        return encode_png(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="RGB"))
+
+
+def _dither(seed: int, shape: tuple[int, int, int]) -> np.ndarray:
+    """-1/0/+1 per value, from `seed` alone (a byte mod 3: 0 is 86/256 likely, +-1 85/256 each)."""
+    count = int(np.prod(shape))
+    stream = hashlib.shake_256(f"survey-dither/{seed}".encode()).digest(count)
+    return (np.frombuffer(stream, dtype=np.uint8) % 3).astype(np.int16).reshape(shape) - 1

@@ -16,6 +16,18 @@ The participant flow, as app.py (or survey.simulate) drives it::
 A participant is known only by the random token; keeping it (a cookie, a URL) is all it takes to
 resume after a reload, on any server process: the next trial is whatever is still unanswered.
 
+What is assigned when: the practice trials at `start_participant`; the test trials, and with them
+the participant's slot in the method rotation, when the first test trial is served, to the slot
+that the fewest finished or still active participants hold. People who never get past consent
+or practice take no slot, so they cannot unbalance the methods among those who finish.
+`start_participant(study, client_key=...)` limits how many participants one client (the app
+passes its IP address) may start per `start_window`.
+
+Every trial is shown through its own `stimuli.Presentation` (an imperceptible crop and dither,
+the same for both images of a pair, stored with the trial): the bytes a participant receives
+are never the stored stimulus, so comparing files across participations tells nothing.
+`trial_images` re-renders them for the analysis.
+
 Concurrency: SQLite runs in WAL mode with a busy timeout and takes the write lock at the start of
 each write transaction (BEGIN IMMEDIATE), so concurrent participants queue for a few milliseconds
 instead of failing; on PostgreSQL an answer locks its participant's row (other participants are
@@ -29,6 +41,7 @@ or stop the app first, rather than copying the file alone.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -36,23 +49,35 @@ import threading
 from collections import Counter
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
 import pandas as pd
 from PIL import Image
-from sqlalchemy import Engine, bindparam, create_engine, event, func, select, update
+from sqlalchemy import Engine, bindparam, create_engine, delete, event, exists, func, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.pool import StaticPool
 
 from . import SurveyError
-from .models import Base, Participant, Response, Stimulus, Study, Trial, utcnow
+from .inputs import parse_id, quoted
+from .models import ClientStart, Participant, Response, Stimulus, Study, Trial, upgrade_schema, utcnow
 from .settings import database_url
-from .stimuli import encode_png
-from .study import CATCH, REAL, RESERVED_METHODS, Protocol, is_correct, plan_trials, practice_feedback
+from .stimuli import Presentation, encode_png
+from .study import (
+    CATCH,
+    REAL,
+    RESERVED_METHODS,
+    PlannedTrial,
+    Protocol,
+    is_correct,
+    plan_trials,
+    practice_feedback,
+    rotation_slots,
+)
+from .texts import plural
 
 __all__ = [
     "AnswerResult",
@@ -75,12 +100,16 @@ POOL_SIZE, POOL_MAX_OVERFLOW = 10, 20
 # Two participants starting at the same instant can pick the same ordinal on PostgreSQL; the
 # unique constraint refuses the second, which simply tries again.
 START_ATTEMPTS = 20
+# Defaults of the Store's participant rules (see `Store`).
+MAX_STARTS_PER_CLIENT = 30  # a class behind one school router must still get in together
+START_WINDOW = timedelta(minutes=10)
+ABANDONED_AFTER = timedelta(minutes=30)
 _READ_ONLY = "survey_read_only"
 
 TRIALS_FRAME_COLUMNS = [
     "study", "mode", "participant", "participant_finished", "trial_id", "position", "phase",
     "image_key", "method", "is_real", "real_side", "answered", "choice", "correct", "fooled",
-    "judged_real", "response_ms", "answered_at",
+    "judged_real", "response_ms", "answered_at", "slow", "reshown",
 ]  # fmt: skip
 
 
@@ -114,8 +143,11 @@ class TrialView:
 
     phase: "practice" or "test" (catch trials look like test trials).
     index / total: 1-based position within that phase ("test 7 of 20").
-    images: PNG bytes, one (single mode) or two (pair mode: left, right).
+    images: PNG bytes, one (single mode) or two (pair mode: left, right), as this trial presents them.
     exposure_ms: hide the images after this long (None: keep them); the answer stays open.
+    exposure_over: this trial was served before and its exposure window has passed (a reload);
+        the store has recorded it as re-shown. The images are still here for now; a screen that
+        enforces the exposure shows "answer from memory" instead.
     """
 
     trial_id: int
@@ -127,6 +159,7 @@ class TrialView:
     choices: tuple[str, ...]
     exposure_ms: int | None
     images: tuple[bytes, ...]
+    exposure_over: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,7 +201,8 @@ class Progress:
 
 @dataclass(frozen=True)
 class Score:
-    """A participant's test trials (catch trials left out): how many were answered right."""
+    """How many of a participant's answered test trials were right, catch trials included: they
+    look like any other test trial, so this counts the trials the instructions announced."""
 
     correct: int
     answered: int
@@ -202,6 +236,10 @@ class _TrialRow:
     second_stimulus_id: str | None
     real_side: str | None
     shown_at: datetime | None
+    crop_left: int | None
+    crop_top: int | None
+    crop_size: int | None
+    dither_seed: int | None
     first_is_real: bool
     choice: str | None
 
@@ -209,6 +247,45 @@ class _TrialRow:
     def shown_phase(self) -> str:
         # Catch trials must look like any other test trial.
         return "practice" if self.phase == "practice" else "test"
+
+    @property
+    def stimulus_ids(self) -> list[str]:
+        return [self.first_stimulus_id] + ([self.second_stimulus_id] if self.second_stimulus_id else [])
+
+    @property
+    def presentation(self) -> Presentation | None:
+        """None only for trials stored before presentations existed (schema 1): shown as stored."""
+        if self.crop_size is None:
+            return None
+        return Presentation(self.crop_left, self.crop_top, self.crop_size, self.dither_seed)
+
+
+def _fake_methods(stimulus_ids: dict[tuple[str, str], str]) -> list[str]:
+    return sorted({method for _, method in stimulus_ids} - RESERVED_METHODS)
+
+
+def _render(pngs: list[bytes], presentation: Presentation | None) -> tuple[bytes, ...]:
+    return tuple(presentation.render(png) if presentation else png for png in pngs)
+
+
+def _test_planned(trials: list[_TrialRow]) -> bool:
+    return any(t.phase != "practice" for t in trials)
+
+
+def _exposure_over(protocol: Protocol, shown_at: datetime | None, now: datetime) -> bool:
+    return shown_at is not None and protocol.exposure_ms is not None and now - shown_at > timedelta(milliseconds=protocol.exposure_ms)
+
+
+def _finished_balance(frame: pd.DataFrame, summary: StudySummary) -> dict[str, int]:
+    conditions = list(summary.methods) + ([REAL] if summary.mode == "single" else [])
+    done = frame[frame["participant_finished"] & (frame["phase"] == "test")]
+    counts = Counter(done["method"])
+    return {method: int(counts[method]) for method in sorted(set(conditions) | set(counts))}
+
+
+def client_bucket(client_key: str) -> str:
+    """20 bits of SHA-256 of the client key, in hex: the only trace of a client that is stored."""
+    return hashlib.sha256(client_key.encode("utf-8", "replace")).hexdigest()[:5]
 
 
 def _answer_result(protocol: Protocol, trial: _TrialRow, choice: str, *, stored: bool, finished: bool) -> AnswerResult:
@@ -231,7 +308,8 @@ _PARTICIPANT_LOCKED = _PARTICIPANT.with_for_update(of=Participant, key_share=Tru
 _TRIAL_ROWS = (
     select(
         Trial.id, Trial.position, Trial.phase, Trial.first_stimulus_id, Trial.second_stimulus_id,
-        Trial.real_side, Trial.shown_at, Stimulus.is_real, Response.choice,
+        Trial.real_side, Trial.shown_at, Trial.crop_left, Trial.crop_top, Trial.crop_size,
+        Trial.dither_seed, Stimulus.is_real, Response.choice,
     )  # fmt: skip
     .join(Stimulus, Stimulus.id == Trial.first_stimulus_id)
     .outerjoin(Response, Response.trial_id == Trial.id)
@@ -309,11 +387,32 @@ def make_engine(url: str) -> Engine:
 class Store:
     """The survey database: studies, stimuli, participants, trials, responses.
 
-    `Store(url)` connects and creates missing tables; `url=None` uses `settings.database_url()`.
-    Safe to share between threads; every method is one short transaction.
+    `Store(url)` connects, creates missing tables and upgrades an older database in place;
+    `url=None` uses `settings.database_url()`. Safe to share between threads; every method is
+    one short transaction.
+
+    max_starts_per_client / start_window: `start_participant` refuses a client key that started
+        this many participants of the study within the window (None: no limit).
+    abandoned_after: a participant not served a trial for this long, and not finished, no longer
+        counts when the next participant's rotation slot is chosen.
     """
 
-    def __init__(self, url: str | None = None, *, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        echo: bool = False,
+        max_starts_per_client: int | None = MAX_STARTS_PER_CLIENT,
+        start_window: timedelta = START_WINDOW,
+        abandoned_after: timedelta = ABANDONED_AFTER,
+    ) -> None:
+        if max_starts_per_client is not None and max_starts_per_client < 1:
+            raise SurveyError("The start limit per client must be at least 1 (or None for no limit).")
+        self.max_starts_per_client = max_starts_per_client
+        self.start_window = start_window
+        self.abandoned_after = abandoned_after
+        # Presentations must not be predictable from anything a participant knows.
+        self._random = secrets.SystemRandom()
         self.url = database_url(url)
         self.engine = make_engine(self.url)
         if echo:
@@ -330,8 +429,13 @@ class Store:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
 
     def create_tables(self) -> None:
-        """Create the tables that do not exist yet (never alters or drops existing ones)."""
-        Base.metadata.create_all(self.engine)
+        """Create the tables of a new database, or upgrade an older one in place (`models.upgrade_schema`).
+
+        Never drops anything. Raises SurveyError for a database of a newer or an unknown schema.
+        """
+        with self._write_lock or nullcontext():
+            with self.engine.begin() as connection:
+                upgrade_schema(connection, where=repr(self))
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
@@ -362,10 +466,10 @@ class Store:
         for item in stimuli:
             methods = by_image.setdefault(str(item.image_key), {})
             if item.method in methods:
-                raise SurveyError(f"Image '{item.image_key}' has two '{item.method}' stimuli.")
+                raise SurveyError(f"Image {quoted(item.image_key)} has two {quoted(item.method)} stimuli.")
             if item.image.size != (protocol.image_size, protocol.image_size):
                 raise SurveyError(
-                    f"Stimulus '{item.image_key}' / '{item.method}' is {item.image.size[0]}x{item.image.size[1]} pixels; "
+                    f"Stimulus {quoted(item.image_key)} / {quoted(item.method)} is {item.image.size[0]}x{item.image.size[1]} pixels; "
                     f"the study uses {protocol.image_size}x{protocol.image_size}."
                 )
             methods[item.method] = item.image
@@ -375,7 +479,7 @@ class Store:
         for key, methods in by_image.items():
             missing = sorted(({REAL} | fake_methods) - set(methods))
             if missing:
-                raise SurveyError(f"Image '{key}' has no {', '.join(missing)} stimulus.")
+                raise SurveyError(f"Image {quoted(key)} has no {', '.join(missing)} stimulus.")
         protocol, warning = protocol.fitted(len(by_image))
         if warning:
             logger.warning(warning)
@@ -400,7 +504,7 @@ class Store:
         try:
             with self._write() as session:
                 if session.scalar(select(Study.id).where(Study.name == name)) is not None:
-                    raise SurveyError(f"A study called '{name}' already exists.")
+                    raise SurveyError(f"A study called {quoted(name)} already exists.")
                 study = Study(name=name, protocol=protocol.to_dict(), created_at=utcnow())
                 session.add(study)
                 session.flush()
@@ -408,7 +512,7 @@ class Store:
                     row.study_id = study.id
                 session.add_all(rows)
         except IntegrityError:
-            raise SurveyError(f"A study called '{name}' already exists.") from None
+            raise SurveyError(f"A study called {quoted(name)} already exists.") from None
         return self._summary(name)
 
     def list_studies(self) -> list[StudySummary]:
@@ -445,68 +549,146 @@ class Store:
 
     @staticmethod
     def _study(session: Session, name: str, *, lock: bool = False) -> Study:
-        query = select(Study).where(Study.name == name)
-        study = session.scalar(query.with_for_update(key_share=True) if lock else query)
+        study = None
+        if isinstance(name, str) and len(name) <= 100:  # longer cannot exist: do not send it to the database
+            query = select(Study).where(Study.name == name)
+            study = session.scalar(query.with_for_update(key_share=True) if lock else query)
         if study is None:
-            raise SurveyError(f"There is no study called '{name}'.")
+            raise SurveyError(f"There is no study called {quoted(name)}.")
         return study
 
     # -- participants -----------------------------------------------------------------------
 
-    def start_participant(self, study: str) -> str:
-        """Register a new participant of `study`, assign all their trials, return their secret token."""
+    def start_participant(self, study: str, *, client_key: str | None = None, now: datetime | None = None) -> str:
+        """Register a new participant of `study`, assign their practice trials, return their secret token.
+
+        client_key: who is asking (the app passes the IP address); a key that started
+        `max_starts_per_client` participants of this study within `start_window` is refused with
+        a SurveyError. Only 20 bits of its hash are kept, and only for the window. None: no limit.
+        `now` overrides the clock, for simulations and tests only.
+        """
+        now = now or utcnow()
         for _attempt in range(START_ATTEMPTS):
             try:
-                return self._start_participant(study)
+                return self._start_participant(study, client_key, now)
             except IntegrityError:
                 # The study lock prevents this; kept for databases without row locks.
                 continue
         raise SurveyError("Too many people are starting at the same moment; please try again.")
 
-    def _start_participant(self, name: str) -> str:
+    def _start_participant(self, name: str, client_key: str | None, now: datetime) -> str:
         with self._write() as session:
-            # Lock the study row so concurrent starts take ordinals one after the other.
+            # Lock the study row so concurrent starts take ordinals (and count client starts) one after the other.
             study = self._study(session, name, lock=True)
+            if client_key and self.max_starts_per_client is not None:
+                self._count_client_start(session, study.id, client_bucket(str(client_key)), now)
             protocol = Protocol.from_dict(study.protocol)
             last = session.scalar(select(func.max(Participant.ordinal)).where(Participant.study_id == study.id))
             ordinal = 0 if last is None else last + 1
-            stimulus_ids = {
-                (key, method): stimulus_id
-                for stimulus_id, key, method in session.execute(
-                    select(Stimulus.id, Stimulus.image_key, Stimulus.method).where(Stimulus.study_id == study.id)
-                )
-            }
-            image_keys = sorted({key for key, _ in stimulus_ids})
-            plan = plan_trials(
-                protocol,
-                image_keys=image_keys,
-                methods=sorted({m for _, m in stimulus_ids} - RESERVED_METHODS),
-                catch_keys=[key for key in image_keys if (key, CATCH) in stimulus_ids],
-                ordinal=ordinal,
-            )
             participant = Participant(
-                token=secrets.token_urlsafe(24), study_id=study.id, ordinal=ordinal, created_at=utcnow()
+                token=secrets.token_urlsafe(24), study_id=study.id, ordinal=ordinal, created_at=now
             )
             session.add(participant)
             session.flush()
-            for planned in plan:
-                shown = stimulus_ids[(planned.image_key, planned.method)]
-                if protocol.mode == "single":
-                    first, second = shown, None
-                else:
-                    real = stimulus_ids[(planned.image_key, REAL)]
-                    first, second = (real, shown) if planned.real_side == "left" else (shown, real)
-                session.add(
-                    Trial(
-                        participant_id=participant.id,
-                        position=planned.position,
-                        phase=planned.phase,
-                        first_stimulus_id=first,
-                        second_stimulus_id=second,
-                        real_side=planned.real_side,
-                    )
-                )
+            stimulus_ids = self._stimulus_ids(session, study.id)
+            plan = self._plan(protocol, stimulus_ids, ordinal=ordinal, rotation=None)
+            self._add_trials(session, participant.id, [t for t in plan if t.phase == "practice"], stimulus_ids, protocol)
             return participant.token
+
+    def _count_client_start(self, session: Session, study_id: int, bucket: str, now: datetime) -> None:
+        """Record a start from `bucket`, or refuse it when the bucket is at its limit; forgets old starts."""
+        since = now - self.start_window
+        session.execute(delete(ClientStart).where(ClientStart.started_at < since))
+        recent = session.scalar(
+            select(func.count()).where(
+                ClientStart.study_id == study_id, ClientStart.client_bucket == bucket, ClientStart.started_at >= since
+            )
+        )
+        if recent >= self.max_starts_per_client:
+            minutes = max(1, round(self.start_window.total_seconds() / 60))
+            raise SurveyError(
+                f"This study was started too many times from your connection in the last {plural(minutes, 'minute')}; "
+                "please try again later."
+            )
+        session.add(ClientStart(study_id=study_id, client_bucket=bucket, started_at=now))
+
+    @staticmethod
+    def _stimulus_ids(session: Session, study_id: int) -> dict[tuple[str, str], str]:
+        """The id of every stimulus of the study, by (image_key, method)."""
+        rows = session.execute(select(Stimulus.id, Stimulus.image_key, Stimulus.method).where(Stimulus.study_id == study_id))
+        return {(key, method): stimulus_id for stimulus_id, key, method in rows}
+
+    @staticmethod
+    def _plan(protocol: Protocol, stimulus_ids: dict[tuple[str, str], str], *, ordinal: int, rotation: int | None) -> list[PlannedTrial]:
+        """Participant `ordinal`'s whole plan, test methods at `rotation` (see `study.plan_trials`)."""
+        image_keys = sorted({key for key, _ in stimulus_ids})
+        return plan_trials(
+            protocol,
+            image_keys=image_keys,
+            methods=_fake_methods(stimulus_ids),
+            catch_keys=[key for key in image_keys if (key, CATCH) in stimulus_ids],
+            ordinal=ordinal,
+            rotation=rotation,
+        )
+
+    def _add_trials(
+        self, session: Session, participant_id: int, planned: list[PlannedTrial], stimulus_ids: dict, protocol: Protocol
+    ) -> None:
+        for trial in planned:
+            shown = stimulus_ids[(trial.image_key, trial.method)]
+            if protocol.mode == "single":
+                first, second = shown, None
+            else:
+                real = stimulus_ids[(trial.image_key, REAL)]
+                first, second = (real, shown) if trial.real_side == "left" else (shown, real)
+            # The Presentation's fields are the trial's columns of the same names.
+            presentation = dataclasses.asdict(Presentation.draw(protocol.image_size, self._random))
+            session.add(
+                Trial(
+                    participant_id=participant_id,
+                    position=trial.position,
+                    phase=trial.phase,
+                    first_stimulus_id=first,
+                    second_stimulus_id=second,
+                    real_side=trial.real_side,
+                    **presentation,
+                )
+            )
+
+    def _plan_test_trials(self, session: Session, token: str, study_name: str, now: datetime) -> list[_TrialRow]:
+        """Give the participant a rotation slot and their test trials (unless a concurrent call just did)."""
+        # Participant first, then study: the order every writer that takes both uses, so no deadlock.
+        participant, _ = self._participant(session, token, lock=True)
+        trials = self._trial_rows(session, participant.id)
+        if _test_planned(trials):
+            return trials
+        study = self._study(session, study_name, lock=True)  # slots are chosen one participant at a time
+        protocol = Protocol.from_dict(study.protocol)
+        stimulus_ids = self._stimulus_ids(session, study.id)
+        slot = self._emptiest_slot(session, study.id, rotation_slots(protocol.mode, _fake_methods(stimulus_ids)), now)
+        plan = self._plan(protocol, stimulus_ids, ordinal=participant.ordinal, rotation=slot)
+        self._add_trials(session, participant.id, [t for t in plan if t.phase != "practice"], stimulus_ids, protocol)
+        session.execute(update(Participant).where(Participant.id == participant.id).values(rotation_slot=slot))
+        session.flush()
+        return self._trial_rows(session, participant.id)
+
+    def _emptiest_slot(self, session: Session, study_id: int, slots: int, now: datetime) -> int:
+        """The rotation slot held by the fewest participants who finished or were served a trial
+        within `abandoned_after` (the lowest such slot on a tie, so arrivals in a row go round)."""
+        active = exists().where(Trial.participant_id == Participant.id, Trial.shown_at >= now - self.abandoned_after)
+        held = session.execute(
+            select(Participant.rotation_slot, func.count())
+            .where(
+                Participant.study_id == study_id,
+                Participant.rotation_slot.is_not(None),
+                or_(Participant.finished_at.is_not(None), active),
+            )
+            .group_by(Participant.rotation_slot)
+        )
+        load = [0] * slots
+        for slot, count in held:
+            load[slot % slots] += count  # a slot is an offset: slot and slot + K rotate alike
+        return min(range(slots), key=lambda slot: (load[slot], slot))
 
     def consent(self, token: str, *, now: datetime | None = None) -> None:
         """Record that the participant agreed to the consent text (again: keeps the first time)."""
@@ -519,7 +701,9 @@ class Store:
         """The participant's current trial (the first unanswered one), or None when they are done.
 
         The first time a trial is served its `shown_at` is recorded; the response time counts from
-        there. Serving it again (a reload) shows the same trial and keeps that first time.
+        there. Serving it again (a reload) shows the same trial and keeps that first time; once
+        its exposure window has passed, that is recorded as a re-show (`exposure_over`). The
+        first test trial served assigns the test trials and the rotation slot (see the module).
         `now` overrides the clock, for simulations and tests only.
         """
         now = now or utcnow()
@@ -529,47 +713,79 @@ class Store:
                 raise SurveyError("Please agree to take part before the first trial.")
             trials = self._trial_rows(session, participant.id)
             current = next((t for t in trials if t.choice is None), None)
+            if current is None and not _test_planned(trials):
+                trials = self._plan_test_trials(session, token, study.name, now)
+                current = next((t for t in trials if t.choice is None), None)
             if current is None:
                 return None
+            protocol = Protocol.from_dict(study.protocol)
+            exposure_over = _exposure_over(protocol, current.shown_at, now)
             if current.shown_at is None:
                 session.execute(
                     update(Trial).where(Trial.id == current.id, Trial.shown_at.is_(None)).values(shown_at=now)
                 )
-            protocol = Protocol.from_dict(study.protocol)
-            ids = [current.first_stimulus_id] + ([current.second_stimulus_id] if current.second_stimulus_id else [])
-            pngs = dict(session.execute(select(Stimulus.id, Stimulus.png).where(Stimulus.id.in_(ids))).all())
+            elif exposure_over:
+                self._record_reshown(session, current.id, now)
+            pngs = dict(session.execute(select(Stimulus.id, Stimulus.png).where(Stimulus.id.in_(current.stimulus_ids))).all())
             group = [t for t in trials if t.shown_phase == current.shown_phase]
-            return TrialView(
-                trial_id=current.id,
-                phase=current.shown_phase,
-                index=group.index(current) + 1,
-                total=len(group),
-                mode=protocol.mode,
-                prompt=protocol.prompt,
-                choices=protocol.choices,
-                exposure_ms=protocol.exposure_ms,
-                images=tuple(pngs[i] for i in ids),
-            )
+        # Rendering takes milliseconds per image: done after the transaction, not under the write lock.
+        return TrialView(
+            trial_id=current.id,
+            phase=current.shown_phase,
+            index=group.index(current) + 1,
+            total=len(group),
+            mode=protocol.mode,
+            prompt=protocol.prompt,
+            choices=protocol.choices,
+            exposure_ms=protocol.exposure_ms,
+            images=_render([pngs[i] for i in current.stimulus_ids], current.presentation),
+            exposure_over=exposure_over,
+        )
 
-    def answer(self, token: str, trial_id: int, choice: str, *, now: datetime | None = None) -> AnswerResult:
+    @staticmethod
+    def _record_reshown(session: Session, trial_id: int, now: datetime) -> bool:
+        """Set the trial's reshown_at unless already set; True if this call set it."""
+        result = session.execute(
+            update(Trial).where(Trial.id == trial_id, Trial.reshown_at.is_(None)).values(reshown_at=now)
+        )
+        return result.rowcount == 1
+
+    def mark_reshown(self, token: str, trial_id: int | str, *, now: datetime | None = None) -> bool:
+        """Record that the participant's current trial was shown again after its exposure window.
+
+        For a screen that re-displays a trial by itself (`next_trial` records its own re-serves).
+        Only the trial on screen (served, unanswered) can be marked, and only the first time
+        counts: returns True if this call marked it. The report flags or excludes such trials
+        (the protocol's `reshown_trials`).
+        """
+        now = now or utcnow()
+        trial_id = parse_id(trial_id)
+        with self._write() as session:
+            participant, _ = self._participant(session, token, lock=True)
+            trials = self._trial_rows(session, participant.id)
+            current = next((t for t in trials if t.choice is None), None)
+            if current is None or current.id != trial_id or current.shown_at is None:
+                raise SurveyError("That is not the trial on screen.")
+            return self._record_reshown(session, trial_id, now)
+
+    def answer(self, token: str, trial_id: int | str, choice: str, *, now: datetime | None = None) -> AnswerResult:
         """Store the participant's answer to the trial on screen.
 
-        choice: "left" | "right" in pair mode, "real" | "fake" in single mode.
-        A second answer to an already answered trial stores nothing and returns the first
-        answer's result (`stored=False`). Raises SurveyError for an unknown token, an invalid
-        choice, a trial that is not the participant's current one, or a finished participant.
+        trial_id: the TrialView's id (an int, or its digits as text). choice: "left" | "right" in
+        pair mode, "real" | "fake" in single mode. A second answer to an already answered trial
+        stores nothing and returns the first answer's result (`stored=False`). An answer slower
+        than the protocol's max_response_ms is stored flagged `slow`. Raises SurveyError for an
+        unknown token, an id that is not a whole number, an invalid choice, a trial that is not
+        the participant's current one, or a finished participant.
         `now` overrides the clock, for simulations and tests only.
         """
         now = now or utcnow()
-        try:
-            trial_id = int(trial_id)
-        except (TypeError, ValueError):
-            raise SurveyError("That trial does not exist.") from None
+        trial_id = parse_id(trial_id)
         with self._write() as session:
             participant, study = self._participant(session, token, lock=True)
             protocol = Protocol.from_dict(study.protocol)
-            if choice not in protocol.choices:
-                raise SurveyError(f"'{choice}' is not an answer here; choose {' or '.join(protocol.choices)}.")
+            if not isinstance(choice, str) or choice not in protocol.choices:
+                raise SurveyError(f"{quoted(choice)} is not an answer here; choose {' or '.join(protocol.choices)}.")
             trials = self._trial_rows(session, participant.id)
             trial = next((t for t in trials if t.id == trial_id), None)
             if trial is not None and trial.choice is not None:
@@ -585,10 +801,12 @@ class Store:
                 raise SurveyError("That is not the trial on screen; please answer the one shown now.")
 
             response_ms = max(0.0, (now - trial.shown_at).total_seconds() * 1000.0)
-            stored = self._insert_response(session, trial_id, choice, response_ms, now)
+            slow = protocol.max_response_ms is not None and response_ms > protocol.max_response_ms
+            stored = self._insert_response(session, trial_id, choice, response_ms, now, slow=slow)
             if not stored:  # a concurrent click won (only possible without the participant lock)
                 choice = session.scalar(select(Response.choice).where(Response.trial_id == trial_id))
-            finished = stored and sum(t.choice is None for t in trials) == 1
+            # Finished when the last trial is answered, and the test trials exist (after practice they come next).
+            finished = stored and _test_planned(trials) and sum(t.choice is None for t in trials) == 1
             if finished:
                 session.execute(
                     update(Participant)
@@ -598,9 +816,9 @@ class Store:
             return _answer_result(protocol, trial, choice, stored=stored, finished=finished or participant.finished_at is not None)
 
     @staticmethod
-    def _insert_response(session: Session, trial_id: int, choice: str, response_ms: float, now: datetime) -> bool:
+    def _insert_response(session: Session, trial_id: int, choice: str, response_ms: float, now: datetime, *, slow: bool) -> bool:
         """Insert unless the trial already has a response (a concurrent click); True if inserted."""
-        values = {"trial_id": trial_id, "choice": choice, "response_ms": response_ms, "answered_at": now}
+        values = {"trial_id": trial_id, "choice": choice, "response_ms": response_ms, "answered_at": now, "slow": slow}
         dialect = session.get_bind().dialect.name
         if dialect in ("sqlite", "postgresql"):
             if dialect == "sqlite":
@@ -619,19 +837,23 @@ class Store:
             return False
 
     def progress(self, token: str) -> Progress:
-        """Where the participant is: consent, practice, test or finished, with counts per phase."""
+        """Where the participant is: consent, practice, test or finished, with counts per phase.
+
+        Before the test trials are assigned their total is the protocol's test_trials.
+        """
         with Session(self._reader) as session:
             participant, study = self._participant(session, token)
             trials = self._trial_rows(session, participant.id)
         practice = [t for t in trials if t.shown_phase == "practice"]
         test = [t for t in trials if t.shown_phase == "test"]
+        test_total = len(test) if test else Protocol.from_dict(study.protocol).test_trials
         practice_done = sum(t.choice is not None for t in practice)
         test_done = sum(t.choice is not None for t in test)
         if participant.consented_at is None:
             phase = "consent"
         elif practice_done < len(practice):
             phase = "practice"
-        elif test_done < len(test):
+        elif test_done < test_total:
             phase = "test"
         else:
             phase = "finished"
@@ -642,16 +864,16 @@ class Store:
             practice_done=practice_done,
             practice_total=len(practice),
             test_done=test_done,
-            test_total=len(test),
+            test_total=test_total,
         )
 
     def participant_score(self, token: str) -> Score:
-        """How many of the participant's answered test trials were right (catch trials excluded)."""
+        """How many of the participant's answered test trials were right, catch trials included (see Score)."""
         with Session(self._reader) as session:
             participant, study = self._participant(session, token)
             trials = self._trial_rows(session, participant.id)
         mode = study.protocol["mode"]
-        answered = [t for t in trials if t.phase == "test" and t.choice is not None]
+        answered = [t for t in trials if t.shown_phase == "test" and t.choice is not None]
         correct = sum(is_correct(mode, t.choice, real_side=t.real_side, stimulus_is_real=t.first_is_real) for t in answered)
         return Score(correct=correct, answered=len(answered))
 
@@ -705,6 +927,22 @@ class Store:
             is_real=None if pair else bool(first_is_real),
         )
 
+    def trial_images(self, trial_id: int | str) -> tuple[bytes, ...]:
+        """The PNG bytes that were (or will be) sent for this trial, re-rendered from its stored
+        presentation: what the participant saw, for the analysis. NEVER show it with its answer key."""
+        trial_id = parse_id(trial_id)
+        with Session(self._reader) as session:
+            row = session.execute(
+                select(Trial.crop_left, Trial.crop_top, Trial.crop_size, Trial.dither_seed, Trial.first_stimulus_id,
+                       Trial.second_stimulus_id).where(Trial.id == trial_id)
+            ).first()  # fmt: skip
+            if row is None:
+                raise SurveyError("That trial does not exist.")
+            ids = [i for i in row[4:] if i is not None]
+            pngs = dict(session.execute(select(Stimulus.id, Stimulus.png).where(Stimulus.id.in_(ids))).all())
+        presentation = None if row[2] is None else Presentation(*row[:4])
+        return _render([pngs[i] for i in ids], presentation)
+
     def stimulus_png(self, study: str, image_key: str, method: str) -> bytes | None:
         """The stored PNG of one stimulus ("real", "catch" or a method name), e.g. for report figures."""
         with Session(self._reader) as session:
@@ -739,6 +977,8 @@ class Store:
                     Response.choice,
                     Response.response_ms,
                     Response.answered_at,
+                    Response.slow,
+                    Trial.reshown_at,
                 )
                 .join(Trial, Trial.participant_id == Participant.id)
                 .join(first, first.id == Trial.first_stimulus_id)
@@ -749,7 +989,7 @@ class Store:
             ).all()
         records = []
         for (ordinal, finished_at, trial_id, position, phase, real_side, image_key,
-             first_method, first_is_real, second_method, choice, response_ms, answered_at) in rows:  # fmt: skip
+             first_method, first_is_real, second_method, choice, response_ms, answered_at, slow, reshown_at) in rows:  # fmt: skip
             answered = choice is not None
             if mode == "pair":
                 method = second_method if first_is_real else first_method
@@ -782,13 +1022,15 @@ class Store:
                     "judged_real": judged_real,
                     "response_ms": float(response_ms) if response_ms is not None else None,
                     "answered_at": answered_at,
+                    "slow": bool(slow) if answered else None,
+                    "reshown": reshown_at is not None,
                 }
             )
         frame = pd.DataFrame.from_records(records, columns=TRIALS_FRAME_COLUMNS)
-        frame = frame.astype({"participant_finished": bool, "answered": bool, "trial_id": int, "position": int})
+        frame = frame.astype({"participant_finished": bool, "answered": bool, "trial_id": int, "position": int, "reshown": bool})
         frame["response_ms"] = pd.to_numeric(frame["response_ms"], errors="coerce").astype(float)
         frame["answered_at"] = pd.to_datetime(frame["answered_at"], utc=True)
-        for column in ("choice", "correct", "fooled", "judged_real", "real_side"):
+        for column in ("choice", "correct", "fooled", "judged_real", "real_side", "slow"):
             # Keep None (not NaN) for "no value", as the contract says, in these object columns.
             frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
         return frame
@@ -800,8 +1042,14 @@ class Store:
         answered.to_csv(path_or_buffer, index=False)
         return len(answered)
 
+    def finished_balance(self, study: str) -> dict[str, int]:
+        """Test trials (catch trials left out) per method among participants who finished, every
+        method of the study included (and "real" in single mode): the balance the analysis gets."""
+        return _finished_balance(self.trials_frame(study), self._summary(study))
+
     def study_status(self, study: str) -> dict[str, Any]:
-        """Counts for the admin: participants started / consented / finished, responses, per method."""
+        """Counts for the admin: participants started / consented / finished, responses, and per
+        method: trials assigned, responses, and `finished_trials` (see `finished_balance`)."""
         summary = self._summary(study)
         with Session(self._reader) as session:
             record = self._study(session, study)
@@ -812,8 +1060,13 @@ class Store:
         per_method: dict[str, dict[str, int]] = {}
         assigned = Counter(frame["method"])
         answered = Counter(frame.loc[frame["answered"], "method"])
-        for method in sorted(assigned):
-            per_method[method] = {"trials": int(assigned[method]), "responses": int(answered[method])}
+        finished = _finished_balance(frame, summary)
+        for method in sorted(set(assigned) | set(finished)):
+            per_method[method] = {
+                "trials": int(assigned[method]),
+                "responses": int(answered[method]),
+                "finished_trials": finished.get(method, 0),
+            }
         return {
             "study": summary.name,
             "mode": summary.mode,

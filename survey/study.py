@@ -7,9 +7,11 @@ Pure logic (no database, no images), so the design rules are easy to read and to
 - No source image is shown twice to one participant, across practice and test.
 - Pair mode: the real photo is on the left in exactly half (+-1) of a participant's trials.
   Single mode: exactly half (+-1) of the non-catch stimuli are real photos.
-- Methods are rotated Latin-square style: participant number p gets condition (p + j) mod K for
-  their j-th trial, so each participant sees each method equally often (+-1) and, over
-  participants, each method gets the same number of trials.
+- Methods are rotated Latin-square style: a participant in rotation slot r gets condition
+  (r + j) mod K for their j-th test trial, so each participant sees each method equally often
+  (+-1) and, with the K slots filled evenly, each method gets the same number of trials. The
+  store gives the slot when the participant reaches the test (see `Store.next_trial`), so people
+  who leave before it take no slot; practice trials rotate on the participant number.
 - Which image goes with which trial and the order are random per participant (seeded from the
   study's seed and the participant number, so a plan can be reproduced).
 """
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from . import SurveyError
+from .inputs import quoted
+from .texts import consent_text, instructions_text
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +38,7 @@ RESERVED_METHODS = frozenset({REAL, CATCH})
 CHOICES = {"pair": ("left", "right"), "single": ("real", "fake")}
 PROMPTS = {"pair": "Which one is the real photo?", "single": "Is this photo real or fake?"}
 
-DEFAULT_CONSENT = (
-    "This is a short study about how people see colour photos. Some of the photos you will see are "
-    "real and some were coloured by a computer from a black-and-white version. It takes about five "
-    "minutes. We store only your answers and response times under a random code: no name, no e-mail, "
-    "no IP address. Taking part is voluntary and you can stop at any time by closing the page. By "
-    "continuing you agree that your anonymous answers may be analysed and published for research."
-)
+RESHOWN_TRIALS = ("flag", "exclude")  # what the report does with trials re-shown after their exposure
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,12 @@ class Protocol:
     catch_rate: share of test trials that are catch trials (obvious fakes, to spot inattention).
     image_size: side in pixels of the square stimuli.
     seed: seeds each participant's plan (with the participant's number).
-    consent_text / instructions_text: shown before the first trial; None = a sensible default.
+    consent_text / instructions_text: shown before the first trial; None = written from this
+        protocol (`survey.texts`: counts, exposure and an estimated duration).
+    max_response_ms: answers slower than this are flagged `slow` when stored and counted in the
+        report's quality control (a participant who looked away); None = no limit.
+    reshown_trials: "flag" or "exclude": what the report does with trials whose images were
+        served again after their exposure window (a reload; `Store.mark_reshown`).
     """
 
     mode: str = "pair"
@@ -64,12 +67,14 @@ class Protocol:
     catch_rate: float = 0.1
     image_size: int = 256
     seed: int = 0
-    consent_text: str = DEFAULT_CONSENT
+    consent_text: str | None = None
     instructions_text: str | None = None
+    max_response_ms: int | None = 30_000
+    reshown_trials: str = "flag"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise SurveyError(f"The mode must be 'pair' or 'single', not '{self.mode}'.")
+            raise SurveyError(f"The mode must be 'pair' or 'single', not {quoted(self.mode)}.")
         if self.exposure_ms is not None and (not isinstance(self.exposure_ms, int) or self.exposure_ms <= 0):
             raise SurveyError("The exposure time must be a positive number of milliseconds (or none for no limit).")
         if not isinstance(self.practice_trials, int) or self.practice_trials < 0:
@@ -80,6 +85,10 @@ class Protocol:
             raise SurveyError("The catch rate must be at least 0 and below 0.5.")
         if not isinstance(self.image_size, int) or not 16 <= self.image_size <= 2048:
             raise SurveyError("The image size must be between 16 and 2048 pixels.")
+        if self.max_response_ms is not None and (not isinstance(self.max_response_ms, int) or self.max_response_ms <= 0):
+            raise SurveyError("The slow-answer limit must be a positive number of milliseconds (or none for no limit).")
+        if self.reshown_trials not in RESHOWN_TRIALS:
+            raise SurveyError(f"Re-shown trials are to be 'flag' or 'exclude', not {quoted(self.reshown_trials)}.")
 
     @property
     def prompt(self) -> str:
@@ -101,28 +110,14 @@ class Protocol:
         return self.practice_trials + self.test_trials
 
     @property
+    def consent(self) -> str:
+        """The consent text participants read: `consent_text`, or the default with this study's duration."""
+        return consent_text(self)
+
+    @property
     def instructions(self) -> str:
-        if self.instructions_text:
-            return self.instructions_text
-        if self.mode == "pair":
-            task = "you will see two photos of the same scene side by side. One is a real photo, the other was coloured by a computer. Click the one you think is the real photo."
-        else:
-            task = "you will see one photo at a time. Decide whether it is a real photo or one coloured by a computer."
-        shown = (
-            f"The photos disappear after {self.exposure_ms / 1000:g} second{'s' if self.exposure_ms != 1000 else ''}; "
-            "you can answer after they are gone, but go with your first impression."
-            if self.exposure_ms
-            else "Go with your first impression."
-        )
-        practice = (
-            f"The first {self.practice_trials} trial{'s are' if self.practice_trials != 1 else ' is'} practice and you will be told whether you were right. "
-            if self.practice_trials
-            else ""
-        )
-        return (
-            f"In each trial {task} {shown} {practice}"
-            f"Then come {self.test_trials} trials without feedback."
-        )
+        """The instructions participants read: `instructions_text`, or ones written from this protocol."""
+        return instructions_text(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -186,6 +181,17 @@ def _rotated_conditions(conditions: Sequence[str], n: int, offset: int) -> list[
     return [conditions[(offset + j) % len(conditions)] for j in range(n)]
 
 
+def _conditions(mode: str, methods: Sequence[str]) -> list[str]:
+    # Single mode shows real photos half the time, interleaved so the rotation keeps that exact.
+    methods = sorted(methods)
+    return list(methods) if mode == "pair" else [c for m in methods for c in (m, REAL)]
+
+
+def rotation_slots(mode: str, methods: Sequence[str]) -> int:
+    """How many rotation slots (Latin-square offsets) a study has: one per condition."""
+    return len(_conditions(mode, methods))
+
+
 def plan_trials(
     protocol: Protocol,
     *,
@@ -193,12 +199,16 @@ def plan_trials(
     methods: Sequence[str],
     ordinal: int,
     catch_keys: Sequence[str] | None = None,
+    rotation: int | None = None,
 ) -> list[PlannedTrial]:
     """The trials of participant number `ordinal` (0, 1, 2, ... in order of arrival).
 
     image_keys: the study's source images; methods: its fake methods (any order; sorted here so
     the rotation does not depend on database order); catch_keys: images that have a catch
-    stimulus (default: all). Counts are clipped, with a logged warning, when images run short.
+    stimulus (default: all). rotation: the test trials' rotation slot (default: `ordinal`); it
+    changes only which method each test trial shows, so plans for one `ordinal` with different
+    slots share their images, order, sides and practice trials. Counts are clipped, with a logged
+    warning, when images run short.
     """
     if not methods:
         raise SurveyError("The study has no colorization methods.")
@@ -208,9 +218,8 @@ def plan_trials(
     if warning:
         logger.warning(warning)
     rng = participant_rng(protocol, ordinal)
-    methods = sorted(methods)
-    # Single mode shows real photos half the time, interleaved so the rotation keeps that exact.
-    conditions = methods if protocol.mode == "pair" else [c for m in methods for c in (m, REAL)]
+    conditions = _conditions(protocol.mode, methods)
+    rotation = ordinal if rotation is None else rotation
 
     keys = sorted(image_keys)
     rng.shuffle(keys)
@@ -225,7 +234,7 @@ def plan_trials(
     practice = [
         ("practice", key, method) for key, method in zip(practice_images, _rotated_conditions(conditions, len(practice_images), ordinal))
     ]
-    test = [("test", key, method) for key, method in zip(test_images, _rotated_conditions(conditions, len(test_images), ordinal))]
+    test = [("test", key, method) for key, method in zip(test_images, _rotated_conditions(conditions, len(test_images), rotation))]
     test += [("catch", key, CATCH) for key in catch_images]
     rng.shuffle(practice)
     rng.shuffle(test)

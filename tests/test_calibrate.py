@@ -156,3 +156,53 @@ def test_sample_spreads_over_the_folder_and_bad_values_are_refused(model, photos
     assert calibrate.evenly_spaced(paths, 0) == paths and calibrate.evenly_spaced(paths, 50) == paths
     assert calibrate.main(["--model", str(model), "--data", str(photos), "--sample", "-1"]) == 2
     assert "--sample must be" in capsys.readouterr().err
+
+
+def test_choose_drops_settings_with_false_colour_before_weighing_accuracy():
+    def row(scale, ciede, ratio, false, spoiled):
+        return {"chroma_scale": scale, "ciede2000": ciede, "colorfulness_ratio": ratio, "false_colour": false,
+                "false_colour_images_share": spoiled}
+
+    rows = [row(1.0, 9.0, 0.9, 0.05, 0.0), row(0.8, 9.5, 0.86, 0.02, 0.01), row(0.6, 9.2, 0.7, 0.01, 0.0)]
+    chosen, reached = calibrate.choose(rows, 0.85, max_false_colour=0.025, max_spoiled=0.025)
+    assert reached and chosen["chroma_scale"] == 0.8  # the most accurate one has 5% false colour
+    chosen, reached = calibrate.choose(rows, 0.95, max_false_colour=0.025, max_spoiled=0.025)
+    assert not reached and chosen["chroma_scale"] == 0.8  # none vivid enough: the most colourful clean one
+    chosen, reached = calibrate.choose(rows, 0.5, max_false_colour=0.025, max_spoiled=0.005)
+    assert chosen["chroma_scale"] == 0.6  # 0.8 spoils 1% of the images
+    chosen, reached = calibrate.choose(rows, 0.5, max_false_colour=0.001)
+    assert not reached and chosen["chroma_scale"] == 0.6  # nothing clean: the least false colour
+
+
+def test_sweep_over_noise_samples_needs_injected_noise(model, photos, capsys):
+    assert calibrate.main(["--model", str(model), "--data", str(photos), "--samples", "1,4"]) == 2
+    assert "injected noise" in capsys.readouterr().err
+
+
+def test_sweep_over_noise_samples_writes_them(photos, tmp_path, capsys):
+    noisy = ModelConfig(base_channels=4, depth=3, max_channels=8, dropout=0.0, noise_channels=4, noise_levels=2)
+    torch.manual_seed(0)
+    generator = build_generator(noisy)
+    init_weights(generator, std=0.2)
+    for injection in generator.noise:
+        torch.nn.init.normal_(injection.project.weight, 0.0, 2.0)
+    folder = save_model(tmp_path / "noisy", generator.eval(), noisy)
+    code = calibrate.main(
+        ["--model", str(folder), "--data", str(photos), "--scales", "0.5,1", "--gammas", "1", "--samples", "1,3",
+         "--agreement-powers", "1,2", "--min-colourfulness-ratio", "0", "--max-false-colour", "1", "--max-spoiled-images", "1",
+         "--size", "32", "--render-size", "32", "--out", str(tmp_path / "cal"), "--write"]
+    )
+    assert code == 0
+    results = json.loads((tmp_path / "cal" / "calibration.json").read_text())["results"]
+    assert sorted((r["samples"], r["agreement_power"], r["chroma_scale"]) for r in results) == [
+        (1, 1.0, 0.5), (1, 1.0, 1.0), (3, 1.0, 0.5), (3, 1.0, 1.0), (3, 2.0, 0.5), (3, 2.0, 1.0)
+    ]
+    faded = [r for r in results if r["samples"] == 3 and r["chroma_scale"] == 1.0]
+    single = next(r for r in results if r["samples"] == 1 and r["chroma_scale"] == 1.0)
+    assert all(r["mean_chroma"] < single["mean_chroma"] for r in faded)  # agreement only takes colour away
+    best = min(results, key=lambda r: r["ciede2000"])
+    written = json.loads((folder / "config.json").read_text())["inference"]
+    assert (written["samples"], written["agreement_power"], written["chroma_scale"]) == (
+        best["samples"], best["agreement_power"], best["chroma_scale"]
+    )
+    assert Colorizer.from_pretrained(folder).settings.samples == best["samples"]

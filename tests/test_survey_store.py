@@ -7,10 +7,12 @@ uses); participants go through the same calls the app makes.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
+import random
 import re
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,11 +21,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from sqlalchemy import create_engine
+from sqlalchemy import MetaData, Table, create_engine, insert, inspect, select, text
 
 from colorize.pixels import gray_image
 from survey import SurveyError
-from survey.models import Base
+from survey.models import ADDED_COLUMNS, Base, ClientStart, Participant, SchemaVersion
+from survey.report import ReportOptions, analyse
+from survey.report import main as report_main
 from survey.stimuli import catch_version
 from survey.store import StimulusImage, Store, TrialView
 from survey.study import Protocol
@@ -53,7 +57,10 @@ FAKE_METHODS = {"gray": lambda gray: gray, "warm": tinted((255, 120, 0)), "cool"
 
 
 def make_study(store: Store, name: str = "s", *, n_images: int = 16, methods=("gray", "warm", "cool"), seed: int = 0, **protocol):
-    """A study of `n_images` synthetic photos, with a fake per method and a catch version each."""
+    """A study of `n_images` synthetic photos, with a fake per method and a catch version each.
+
+    A method called "copy" makes a "fake" identical to the real photo.
+    """
     protocol = Protocol(**{"practice_trials": 2, "test_trials": 10, "catch_rate": 0.2, "image_size": SIZE, **protocol})
     rng = np.random.default_rng(seed)
     stimuli = []
@@ -62,7 +69,7 @@ def make_study(store: Store, name: str = "s", *, n_images: int = 16, methods=("g
         gray = gray_image(real)
         stimuli.append(StimulusImage(f"img{i:02d}", "real", real))
         stimuli.append(StimulusImage(f"img{i:02d}", "catch", catch_version(real)))
-        stimuli += [StimulusImage(f"img{i:02d}", m, FAKE_METHODS[m](gray)) for m in methods]
+        stimuli += [StimulusImage(f"img{i:02d}", m, real.copy() if m == "copy" else FAKE_METHODS[m](gray)) for m in methods]
     return store.create_study(name, protocol, stimuli)
 
 
@@ -133,9 +140,10 @@ def test_participant_walks_through_consent_practice_and_test(store):
     progress = store.progress(token)
     assert progress.finished and (progress.practice_done, progress.test_done) == (2, 10)
     frame = store.trials_frame("s")
-    scored = frame[frame["phase"] == "test"]
+    # The score counts what the participant saw as test trials: the 2 catch trials too.
+    scored = frame[frame["phase"] != "practice"]
     assert store.participant_score(token).correct == int(scored["correct"].sum())
-    assert store.participant_score(token).answered == 8  # 10 test trials, 2 of them catch
+    assert store.participant_score(token).answered == 10
     assert frame.loc[frame["phase"] == "practice", "correct"].tolist() == [r.correct for r in practice]
 
 
@@ -144,7 +152,7 @@ def test_trial_view_reveals_nothing_about_the_answer(store):
     token = store.start_participant("s")
     store.consent(token)
     assert {f.name for f in dataclasses.fields(TrialView)} == {
-        "trial_id", "phase", "index", "total", "mode", "prompt", "choices", "exposure_ms", "images"
+        "trial_id", "phase", "index", "total", "mode", "prompt", "choices", "exposure_ms", "images", "exposure_over"
     }  # fmt: skip
     phases = []
     while (trial := store.next_trial(token)) is not None:
@@ -255,7 +263,7 @@ def test_mistakes_raise_one_sentence_errors_and_store_nothing(store):
         store.answer(token, trial.trial_id, "real")  # a single-mode answer in a pair study
     with pytest.raises(SurveyError, match="not the trial on screen"):
         store.answer(token, trial.trial_id + 1, "left")  # the next trial, not yet shown
-    with pytest.raises(SurveyError, match="does not exist"):
+    with pytest.raises(SurveyError, match="whole number, not 'seven'"):
         store.answer(token, "seven", "left")
     with pytest.raises(SurveyError, match="no study called"):
         store.start_participant("nope")
@@ -269,10 +277,19 @@ def test_mistakes_raise_one_sentence_errors_and_store_nothing(store):
 # -- study assignment ----------------------------------------------------------------------
 
 
+def reach_the_test(store: Store, study: str = "s", *, now: datetime | None = None, **start) -> str:
+    """A new participant who answers the practice trials and is served the first test trial."""
+    token = store.start_participant(study, now=now, **start)
+    store.consent(token, now=now)
+    while (trial := store.next_trial(token, now=now)).phase == "practice":
+        store.answer(token, trial.trial_id, trial.choices[0], now=now)
+    return token
+
+
 def test_thirty_participants_get_balanced_plans(store):
     make_study(store, n_images=20, practice_trials=3, test_trials=14, catch_rate=0.1)
     for _ in range(30):
-        store.start_participant("s")
+        reach_the_test(store)
     frame = store.trials_frame("s")
     assert frame["participant"].nunique() == 30 and len(frame) == 30 * 17
     for _, rows in frame.groupby("participant"):
@@ -340,7 +357,7 @@ def test_trials_frame_has_exactly_the_contract_columns(store):
     token = store.start_participant("s")
     store.consent(token)
     walk(store, token)
-    store.start_participant("s")  # assigned, not answered
+    store.start_participant("s")  # assigned its practice trials, not answered
     frame = store.trials_frame("s")
     assert list(frame.columns) == contract_columns()
     assert frame["participant_finished"].dtype == bool and frame["answered"].dtype == bool
@@ -348,7 +365,8 @@ def test_trials_frame_has_exactly_the_contract_columns(store):
     assert set(frame["real_side"]) == {"left", "right"}
     assert isinstance(frame["answered_at"].dtype, pd.DatetimeTZDtype) and str(frame["answered_at"].dt.tz) == "UTC"
     open_rows = frame[~frame["answered"]]
-    assert len(open_rows) == 12 and open_rows["choice"].isna().all() and open_rows["response_ms"].isna().all()
+    assert len(open_rows) == 2 and open_rows["choice"].isna().all() and open_rows["response_ms"].isna().all()
+    assert all(v is None for v in open_rows["slow"]) and not frame["reshown"].any() and frame["reshown"].dtype == bool
     assert all(v is None for v in open_rows["correct"]) and all(v is None for v in open_rows["fooled"])
     done = frame[frame["answered"]]
     assert (done["fooled"] == ~done["correct"].astype(bool)).all()
@@ -368,7 +386,9 @@ def test_the_answer_key_and_stored_images_for_simulations_and_reports(store):
         )  # fmt: skip
     view = store.next_trial(token)
     truth = store.trial_truth(view.trial_id)
-    assert view.images == (store.stimulus_png("s", truth.image_key, truth.method),)
+    # What was shown is the stored stimulus through the trial's presentation, and can be re-rendered.
+    assert view.images == store.trial_images(view.trial_id) == store.trial_images(str(view.trial_id))
+    assert view.images != (store.stimulus_png("s", truth.image_key, truth.method),)
     assert store.stimulus_png("s", "img00", "no-such-method") is None
     with pytest.raises(SurveyError, match="does not exist"):
         store.trial_truth(10**9)
@@ -390,7 +410,7 @@ def test_export_status_and_listing(store, tmp_path):
     status = store.study_status("first")
     assert status["participants_started"] == 3 and status["participants_consented"] == 2
     assert status["participants_finished"] == 1 and status["responses"] == 13
-    assert status["trials_assigned"] == 36
+    assert status["trials_assigned"] == 12 + 2 + 2  # test trials come when the test starts
     assert sum(c["responses"] for c in status["per_method"].values()) == 13
 
     out = tmp_path / "first.csv"
@@ -450,3 +470,355 @@ def test_fifty_concurrent_participants_lose_and_duplicate_nothing(store):
     # The method rotation held up under concurrent starts: every ordinal used once.
     assert sorted(Counter(frame["participant"]).values()) == [5] * 50
     assert sorted(frame["participant"].unique()) == [f"P{i:04d}" for i in range(1, 51)]
+
+
+# -- what a participant receives: a presentation of its own per trial (issue 14, point 1) -----------
+
+
+def served_trials(store: Store, participants: int, study: str = "s") -> list[tuple[tuple[bytes, ...], object]]:
+    """Every trial that `participants` people are served, as (images, answer key), in order."""
+    served = []
+    for _ in range(participants):
+        token = store.start_participant(study)
+        store.consent(token)
+        while (trial := store.next_trial(token)) is not None:
+            served.append((trial.images, store.trial_truth(trial.trial_id)))
+            store.answer(token, trial.trial_id, trial.choices[0])
+    return served
+
+
+def partner_attack(pairs: list[tuple[bytes, bytes]]) -> list[str | None]:
+    """The attack of issue 14: over many participations, the real photo of a source image is the one
+    image that appears with more than one partner (each fake appears only beside its real photo).
+    Images are told apart by their bytes. Returns the guessed real side per pair, None on a tie."""
+    partners: dict[bytes, set[bytes]] = defaultdict(set)
+    for left, right in pairs:
+        partners[left].add(right)
+        partners[right].add(left)
+    return [
+        "left" if len(partners[left]) > len(partners[right]) else "right" if len(partners[right]) > len(partners[left]) else None
+        for left, right in pairs
+    ]
+
+
+def attack_accuracy(guesses: list[str | None], truths: list[str], seed: int = 0) -> float:
+    """Share of pairs the attack gets right, a fair coin deciding the ties."""
+    coin = random.Random(seed)
+    return float(np.mean([(guess or coin.choice(("left", "right"))) == truth for guess, truth in zip(guesses, truths)]))
+
+
+def test_the_partner_and_byte_identity_attacks_score_at_chance(store):
+    make_study(store)
+    served = served_trials(store, 8)  # 96 pairs: each photo about 6 times, beside all three methods
+    truths = [truth.real_side for _, truth in served]
+    as_stored = [
+        tuple(store.stimulus_png("s", truth.image_key, m) for m in ((("real", truth.method) if side == "left" else (truth.method, "real"))))
+        for (_, truth), side in zip(served, truths)
+    ]  # fmt: skip
+
+    # The attacks are real: on the stored bytes (what was sent before presentations) they find the real photo.
+    stored_guesses = partner_attack(as_stored)
+    assert sum(g is not None for g in stored_guesses) > 0.9 * len(served)
+    assert attack_accuracy(stored_guesses, truths) > 0.95
+
+    # On what participants receive, every image has exactly one partner: no evidence, a coin's accuracy.
+    guesses = partner_attack([images for images, _ in served])
+    assert all(guess is None for guess in guesses)
+    assert 0.35 < attack_accuracy(guesses, truths) < 0.65
+
+    # Byte identity: no shown image (real or fake) ever repeats, so two participations share nothing.
+    shown = [hashlib.sha256(image).digest() for images, _ in served for image in images]
+    assert len(set(shown)) == len(shown)
+    stored = {hashlib.sha256(image).digest() for pair in as_stored for image in pair}
+    assert not stored & set(shown)  # no stored stimulus is ever sent as it is
+
+
+def test_both_images_of_a_pair_get_the_same_presentation_and_single_mode_too(store):
+    make_study(store, methods=("copy",))  # every "fake" is a copy of its real photo
+    for images, truth in served_trials(store, 2):
+        if truth.method == "copy":
+            assert images[0] == images[1]  # identical inputs, one transform: identical outputs
+        else:
+            assert images[0] != images[1]  # a catch trial
+    make_study(store, "single", mode="single", methods=("warm",))
+    shown = [images[0] for images, _ in served_trials(store, 4, study="single")]
+    assert len(set(shown)) == len(shown)
+
+
+# -- who takes a place in the method rotation (issue 14, point 5) ---------------------------------
+
+
+def rotation_slots_of(url: str) -> list[int | None]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(connection.scalars(select(Participant.rotation_slot).order_by(Participant.ordinal)))
+    finally:
+        engine.dispose()
+
+
+def test_participants_who_leave_before_the_test_do_not_skew_the_method_balance(store, db_url):
+    make_study(store, n_images=16, practice_trials=2, test_trials=10, catch_rate=0.2)  # 8 scored trials, 3 methods
+    for _ in range(6):
+        walk(store, reach_the_test(store))
+        store.start_participant("s")  # agrees to nothing
+        orphan = store.start_participant("s")  # agrees, answers one practice trial, leaves
+        store.consent(orphan)
+        store.answer(orphan, store.next_trial(orphan).trial_id, "left")
+    # Before, every start took the next slot (0, 3, 6, ...: always slot 0 of 3), so finishers
+    # saw the first method 18 times and the third 12 times.
+    assert store.finished_balance("s") == {"cool": 16, "gray": 16, "warm": 16}
+    assert store.study_status("s")["per_method"]["warm"]["finished_trials"] == 16
+    assert [slot for slot in rotation_slots_of(db_url) if slot is not None] == [0, 1, 2] * 2
+    frame = store.trials_frame("s")
+    assert frame.groupby("participant")["phase"].apply(lambda p: (p != "practice").sum()).tolist() == [10, 0, 0] * 6
+
+
+def test_a_participant_gone_quiet_frees_their_slot(store, db_url):
+    make_study(store)
+    reach_the_test(store, now=T0)  # slot 0, then silence
+    reach_the_test(store, now=T0 + timedelta(minutes=5))  # the first is still active: slot 1
+    walk(store, reach_the_test(store, now=T0 + timedelta(minutes=6)))  # slot 2, finishes (holds it for good)
+    reach_the_test(store, now=T0 + timedelta(minutes=40))  # the first two are gone: slot 0 again
+    reach_the_test(store, now=T0 + timedelta(minutes=41))  # slot 1
+    reach_the_test(store, now=T0 + timedelta(minutes=42))  # all even: the lowest, 0
+    assert rotation_slots_of(db_url) == [0, 1, 2, 0, 1, 0]
+
+
+def test_test_trials_are_assigned_once_when_two_requests_race(store):
+    make_study(store)
+    token = store.start_participant("s")
+    store.consent(token)
+    for _ in range(2):
+        store.answer(token, store.next_trial(token).trial_id, "left")
+    barrier = threading.Barrier(4)
+
+    def serve(_):
+        barrier.wait()
+        return store.next_trial(token).trial_id
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert len(set(pool.map(serve, range(4)))) == 1
+    frame = store.trials_frame("s")
+    assert len(frame) == 12 and frame["position"].is_unique
+    assert store.progress(token).test_total == 10
+
+
+def test_progress_counts_the_test_before_it_is_assigned_and_finishing_needs_it(store):
+    make_study(store)
+    token = store.start_participant("s")
+    store.consent(token)
+    for _ in range(2):
+        result = store.answer(token, store.next_trial(token).trial_id, "left")
+    assert not result.finished and not store.is_finished(token)  # the test is still to come
+    progress = store.progress(token)
+    assert (progress.phase, progress.practice_done, progress.test_total) == ("test", 2, 10)
+
+
+# -- how many participants one client may start (issue 14, point 5) ------------------------------
+
+
+def test_starts_are_limited_per_client_and_window_and_the_client_is_not_stored(db_url):
+    limited = Store(db_url, max_starts_per_client=3, start_window=timedelta(minutes=10))
+    try:
+        make_study(limited)
+        make_study(limited, "other")
+        ip = "203.0.113.77"
+        for minute in range(3):
+            limited.start_participant("s", client_key=ip, now=T0 + timedelta(minutes=minute))
+        with pytest.raises(SurveyError, match="too many times from your connection in the last 10 minutes"):
+            limited.start_participant("s", client_key=ip, now=T0 + timedelta(minutes=9))
+        limited.start_participant("s", client_key="198.51.100.1", now=T0 + timedelta(minutes=9))  # someone else
+        limited.start_participant("other", client_key=ip, now=T0 + timedelta(minutes=9))  # another study
+        limited.start_participant("s", client_key=ip, now=T0 + timedelta(minutes=10, seconds=1))  # the first has expired
+        limited.start_participant("s", now=T0 + timedelta(minutes=10, seconds=2))  # no key: no limit
+
+        assert limited.list_studies()[0].participants == 6
+        engine = create_engine(db_url)
+        with engine.connect() as connection:
+            buckets = list(connection.scalars(select(ClientStart.client_bucket)))
+            dumped = [str(row) for table in Base.metadata.sorted_tables for row in connection.execute(select(table))]
+        engine.dispose()
+        assert all(len(b) == 5 for b in buckets) and len(buckets) <= 6  # expired starts are deleted
+        assert not any(ip in row or "198.51.100.1" in row for row in dumped)
+    finally:
+        limited.close()
+
+
+def test_simultaneous_starts_from_one_client_stop_at_the_limit(db_url):
+    limited = Store(db_url, max_starts_per_client=3)
+    try:
+        make_study(limited)
+        barrier = threading.Barrier(8)
+
+        def start(_):
+            barrier.wait()
+            try:
+                return limited.start_participant("s", client_key="192.0.2.9")
+            except SurveyError:
+                return None
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            tokens = list(pool.map(start, range(8)))
+        assert sum(t is not None for t in tokens) == 3 and limited.list_studies()[0].participants == 3
+    finally:
+        limited.close()
+
+
+# -- inputs (issue 14, point 7) --------------------------------------------------------------------
+
+
+def test_trial_ids_must_be_whole_numbers_and_errors_quote_only_an_excerpt(store):
+    make_study(store)
+    token = store.start_participant("s")
+    store.consent(token)
+    trial = store.next_trial(token)
+    with pytest.raises(SurveyError, match=r"^A trial id is a whole number, not '86\.9'\.$"):
+        store.answer(token, 86.9, "left")
+    with pytest.raises(SurveyError, match="whole number"):
+        store.answer(token, True, "left")
+    huge = "x" * 10_000_000
+    for call in (lambda: store.answer(token, trial.trial_id, huge), lambda: store.answer(token, huge, "left"),
+                 lambda: store.start_participant(huge), lambda: store.get_protocol(huge + "\n<script>")):  # fmt: skip
+        with pytest.raises(SurveyError) as error:
+            call()
+        assert len(str(error.value)) < 200 and re.search(r"\(10,000,0\d\d characters\)", str(error.value))
+        assert "\n" not in str(error.value)
+    assert count_responses(store, "s") == 0
+    assert store.answer(token, str(trial.trial_id), "left").stored  # "86" is fine
+    second = store.next_trial(token)
+    assert store.answer(token, float(second.trial_id), "left").stored  # and so is 86.0
+
+
+# -- slow answers and re-shown trials (issue 14, points 4 and 7) ----------------------------------
+
+
+def test_slow_answers_are_flagged_when_stored_and_counted_in_quality_control(store):
+    make_study(store, max_response_ms=5_000)
+    token = store.start_participant("s")
+    store.consent(token)
+    answer_times = []
+    clock = T0
+    while (trial := store.next_trial(token, now=clock)) is not None:
+        seconds = 6 if trial.index == 2 else 1  # the second trial of each phase: slow
+        clock += timedelta(seconds=seconds)
+        store.answer(token, trial.trial_id, "left", now=clock)
+        answer_times.append(seconds)
+    frame = store.trials_frame("s")
+    assert frame["slow"].tolist() == [t > 5 for t in answer_times] and sum(frame["slow"]) == 2
+    qc = analyse(frame, options=ReportOptions(n_boot=20)).participants
+    assert qc["slow_answers"].tolist() == [2]
+
+
+def test_a_trial_served_again_after_its_exposure_is_recorded_and_the_report_flags_or_excludes_it(store, db_url, tmp_path):
+    make_study(store, exposure_ms=1000, practice_trials=0, reshown_trials="exclude")
+    token = store.start_participant("s")
+    store.consent(token)
+    first = store.next_trial(token, now=T0)
+    assert not first.exposure_over
+    again = store.next_trial(token, now=T0 + timedelta(milliseconds=800))  # within the exposure: a double click
+    assert not again.exposure_over and not store.trials_frame("s")["reshown"].any()
+    reloaded = store.next_trial(token, now=T0 + timedelta(seconds=5))
+    assert reloaded.trial_id == first.trial_id and reloaded.exposure_over
+    assert not store.mark_reshown(token, first.trial_id)  # already recorded
+    store.answer(token, first.trial_id, "left", now=T0 + timedelta(seconds=6))
+    second = store.next_trial(token, now=T0 + timedelta(seconds=7))
+    with pytest.raises(SurveyError, match="not the trial on screen"):
+        store.mark_reshown(token, first.trial_id)
+    assert store.mark_reshown(token, str(second.trial_id), now=T0 + timedelta(seconds=9))
+    walk(store, token)
+
+    frame = store.trials_frame("s")
+    reshown = frame.loc[frame["reshown"], "trial_id"].tolist()
+    assert sorted(reshown) == sorted([first.trial_id, second.trial_id])
+    flagged = analyse(frame, options=ReportOptions(n_boot=20))
+    assert flagged.participants["reshown_trials"].tolist() == [2]
+    tested = frame[frame["phase"] == "test"]
+    assert len(flagged.used) == len(tested)
+    excluded = analyse(frame, options=ReportOptions(n_boot=20, exclude_reshown=True))
+    assert len(excluded.used) == len(tested) - int(tested["reshown"].sum())
+    assert not set(excluded.used["trial_id"]) & set(reshown)
+    # The report takes the choice from the study's protocol (reshown_trials="exclude" here).
+    assert report_main(["--db", db_url, "--study", "s", "--out", str(tmp_path / "report"), "--bootstrap", "10"]) == 0
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "trials served again after their exposure window: 2, dropped from the analysis." in text
+
+
+# -- databases made by the previous version (schema 1) ----------------------------------------------
+
+
+def copy_as_schema_1(source_url: str, target_url: str) -> None:
+    """Write the tables of `source_url` into `target_url` as the previous version had them: without
+    the columns and tables schema 2 added."""
+    old = MetaData()
+    for table in Base.metadata.sorted_tables:
+        if table.name in (ClientStart.__tablename__, SchemaVersion.__tablename__):
+            continue
+        added = ADDED_COLUMNS[2].get(table.name, ())
+        Table(table.name, old, *[column._copy() for column in table.columns if column.name not in added])
+    source, target = create_engine(source_url), create_engine(target_url)
+    try:
+        old.create_all(target)
+        with source.connect() as reading, target.begin() as writing:
+            for table in old.sorted_tables:
+                rows = [dict(row._mapping) for row in reading.execute(select(*[Base.metadata.tables[table.name].c[c.name] for c in table.columns]))]
+                if rows:
+                    writing.execute(insert(table), rows)
+                if rows and target.dialect.name == "postgresql" and "id" in table.c and table.name != "stimuli":
+                    # Rows copied with their ids leave the id sequence behind; a real old database's is not.
+                    writing.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), (SELECT max(id) FROM {table.name}))"))
+    finally:
+        source.dispose()
+        target.dispose()
+
+
+def test_a_database_of_the_previous_version_is_upgraded_in_place(db_url, tmp_path):
+    source_url = f"sqlite:///{tmp_path / 'schema2.sqlite'}"
+    source = Store(source_url)
+    make_study(source)
+    finished = reach_the_test(source)
+    walk(source, finished)
+    midway = reach_the_test(source)
+    source.answer(midway, source.next_trial(midway).trial_id, "right")
+    before = source.trials_frame("s")
+    source.close()
+    copy_as_schema_1(source_url, db_url)
+
+    upgraded = Store(db_url)  # upgrades
+    try:
+        engine = create_engine(db_url)
+        with engine.connect() as connection:
+            assert connection.scalar(select(SchemaVersion.version)) == 2
+            columns = {c["name"] for c in inspect(connection).get_columns("trials")}
+        engine.dispose()
+        assert {"reshown_at", "crop_size", "dither_seed"} <= columns
+        after = upgraded.trials_frame("s")
+        pd.testing.assert_frame_equal(after.drop(columns=["slow"]), before.drop(columns=["slow"]))
+        assert after.loc[after["answered"], "slow"].eq(False).all()
+        # The participant half-way resumes; trials stored without a presentation are shown as stored.
+        trial = upgraded.next_trial(midway)
+        truth = upgraded.trial_truth(trial.trial_id)
+        stored = {m: upgraded.stimulus_png("s", truth.image_key, m) for m in ("real", truth.method)}
+        assert trial.images == ((stored["real"], stored[truth.method]) if truth.real_side == "left" else (stored[truth.method], stored["real"]))
+        walk(upgraded, midway)
+        assert upgraded.is_finished(midway) and rotation_slots_of(db_url) == [0, 1]
+        walk(upgraded, reach_the_test(upgraded))  # a newcomer: presentation, and the emptiest slot
+        assert rotation_slots_of(db_url) == [0, 1, 2]
+    finally:
+        upgraded.close()
+    Store(db_url).close()  # opening an up-to-date database changes nothing
+
+
+def test_a_newer_or_foreign_database_is_refused_with_a_sentence(db_url):
+    Store(db_url).close()
+    engine = create_engine(db_url)
+    with engine.begin() as connection:
+        connection.execute(SchemaVersion.__table__.update().values(version=99))
+    with pytest.raises(SurveyError, match=r"newer version of this program \(tables version 99.*update the program"):
+        Store(db_url)
+    with engine.begin() as connection:
+        connection.execute(SchemaVersion.__table__.update().values(version=2))
+        connection.execute(text("ALTER TABLE responses DROP COLUMN answered_at"))
+    engine.dispose()
+    with pytest.raises(SurveyError, match="'responses' table without answered_at.*move it away"):
+        Store(db_url)

@@ -274,7 +274,7 @@ def test_admin_cli_shows_status_and_exports_csv(tmp_path, capsys):
     status = run_module("survey.admin", "--db", url, "status", "--study", "pilot")
     assert status.returncode == 0, status.stderr
     assert "1 started, 1 consented, 0 finished" in status.stdout and "responses: 3 of 5" in status.stdout
-    assert re.search(r"^gray\s+5\s+3$", status.stdout, re.M)  # 1 practice + 4 test trials (no catch at 4 x 0.1)
+    assert re.search(r"^gray\s+5\s+3\s+0$", status.stdout, re.M)  # 1 practice + 4 test trials (no catch at 4 x 0.1); nobody finished
     assert admin_main(["--db", url, "status"]) == 0
     assert re.search(r"^pilot\s+pair\s+6\s+gray\s+1\s+0", capsys.readouterr().out, re.M)
 

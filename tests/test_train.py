@@ -379,3 +379,26 @@ def test_ema_decay_saves_the_weight_average(folders, tmp_path):
     assert json.loads((out / "config.json").read_text())["training"]["ema_decay"] == 0.5
     with pytest.raises(ConfigError, match="ema_decay must be in"):
         TrainConfig(data=(str(folders / "train"),), out=str(tmp_path / "x"), ema_decay=1.0)
+
+
+def test_l2_reconstruction_loss_is_logged_under_its_name(folders, tmp_path):
+    out = tmp_path / "l2"
+    assert main(_args(folders, out, "--reconstruction-loss", "l2", "--max-steps", "3")) == 0
+    rows = list(csv.DictReader(open(out / "metrics.csv", newline="")))
+    assert float(rows[-1]["l2"]) > 0 and rows[-1]["l1"] == ""
+    assert json.loads((out / "config.json").read_text())["train_config"]["reconstruction_loss"] == "l2"
+
+
+def test_metrics_of_a_run_from_an_older_version_are_rewritten_under_todays_columns(folders, tmp_path):
+    out = tmp_path / "old"
+    assert main(_args(folders, out, "--max-steps", "2", "--epochs-l1", "2")) == 0
+    path = out / "metrics.csv"
+    rows = list(csv.DictReader(open(path, newline="")))
+    old_columns = [c for c in rows[0] if c not in ("l2", "diversity", "val_diversity")]
+    with open(path, "w", newline="") as handle:  # as an older version wrote it
+        writer = csv.DictWriter(handle, fieldnames=old_columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["--out", str(out), "--resume", "--max-steps", "4"]) == 0
+    rewritten = list(csv.DictReader(open(path, newline="")))
+    assert len(rewritten) == 2 and rewritten[0]["l1"] == rows[0]["l1"] and rewritten[1]["step"] == "4"
