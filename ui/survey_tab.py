@@ -16,7 +16,7 @@ import gradio as gr
 
 from survey import SurveyError
 from survey.admin import dashboard
-from survey.participant import IN_STUDY, SCREENS, ParticipantFlow, Screen
+from survey.participant import IN_STUDY, NO_STUDY, SCREENS, ParticipantFlow, Screen
 from survey.settings import admin_password, check_admin
 
 from .components import static_text, user_error
@@ -89,11 +89,8 @@ class SurveyTab:
     def answer_api(self, study: str, tokens: dict, screen: dict, choice: str) -> tuple[dict, dict, str]:
         """Answer the trial on `screen` with `choice` ("left" | "right" in pair mode, "real" | "fake" in
         single mode); returns the saved tokens, the next screen and its images as HTML."""
-        try:
-            step = self.flow.answer(study, tokens, screen, choice)
-        except SurveyError as error:
-            raise user_error(error) from None
-        return tokens, step.screen.public(), shown_html(step.screen)
+        saved, next_screen, html, _ = self._call(self.flow.answer, study, tokens, screen, choice)
+        return saved, next_screen, html
 
     def admin(self, password: str, study: str | None):
         """Status, summary table, main plot and a CSV export of `study`, for the admin password only;
@@ -101,7 +98,7 @@ class SurveyTab:
         if not check_admin(password):
             raise user_error("That is not the admin password.")
         if self.flow.store is None or not study:
-            raise user_error(self.flow.unavailable or "No study is running at the moment.")
+            raise user_error(self.flow.unavailable or NO_STUDY)
         try:
             board = dashboard(self.flow.store, study)
             export = self.scratch.folder() / f"{stem(study)}-responses.csv"
