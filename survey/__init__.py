@@ -13,8 +13,11 @@ Modules, one role each:
 - `build`     `python -m survey.build`: images + colorization methods -> a stored study
 - `demo`      `python -m survey.demo`: a small study from scikit-image's photos
 - `admin`     `python -m survey.admin`: status table and CSV export; the app's admin dashboard
-- `report`    `python -m survey.report`: the analysis of `Store.trials_frame`
+- `report`    `python -m survey.report`: the analysis of `Store.trials_frame`, report.md, the QC-annotated export
+- `figures`   the report's matplotlib figures (names in any script, legends off the data)
+- `stats`     intervals, tests and the two-way cluster bootstrap: pure functions over numbers
 - `simulate`  simulated participants answering through the real `Store`, to check the report
+- `coverage`  `python -m survey.coverage`: the report's intervals and tests on simulated studies with known truth
 """
 
 from __future__ import annotations

@@ -2,7 +2,11 @@
 
     python -m survey.admin --db sqlite:///survey.sqlite status                 # every study
     python -m survey.admin --db sqlite:///survey.sqlite status --study demo    # one, per method
-    python -m survey.admin --db sqlite:///survey.sqlite export --study demo --out demo.csv
+    python -m survey.admin --db sqlite:///survey.sqlite export --study demo --out demo.csv [--catch-threshold 0.5 ...]
+
+The export has one row per answer with the report's decision on it (`used`, `not_used_reason`,
+`excluded_participant`, `exclusion_reason`, `fast`; the trial kind is `phase`), made with the
+same quality-control flags as `python -m survey.report`, so a re-analysis need not redo it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ from typing import TYPE_CHECKING, Sequence
 import pandas as pd
 
 from . import SurveyError
+from .report import (
+    ReportOptions, add_analysis_arguments, export_responses, fooling_rate_figure, options_from_arguments, study_options,
+    summary_table,
+)
 from .store import Store
 
 if TYPE_CHECKING:
@@ -79,19 +87,19 @@ class Dashboard:
 
 
 def dashboard(store: Store, study: str, *, n_boot: int = 500) -> Dashboard:
-    """The study's status, its readable summary table and its fooling-rate plot. Raises SurveyError.
+    """The study's status, its readable summary table and its fooling-rate plot, made with the
+    report's choices for this study (`report.study_options`). Raises SurveyError.
 
     Fewer bootstrap replicates than the report's: the admin view refreshes live.
     """
-    from .report import fooling_rate_figure, summary_table
-
     status = store.study_status(study)
     lines = status_lines(status)
     if not status["responses"]:
         lines.append("No answers yet: the summary and the plot appear with the first answers.")
         return Dashboard("\n\n".join(lines), None, None)
+    options = study_options(ReportOptions(n_boot=n_boot), store.get_protocol(study))
     try:
-        summary = summary_table(store.trials_frame(study), n_boot=n_boot)
+        summary = summary_table(store.trials_frame(study), n_boot=options.n_boot, exclude_reshown=options.exclude_reshown)
     except SurveyError as error:  # e.g. every answer so far is a practice answer
         lines.append(f"No summary yet: {error}")
         return Dashboard("\n\n".join(lines), None, None)
@@ -122,13 +130,22 @@ def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
                 "participants": int(row["n_participants"]),
                 "shown": row["stimulus"],
                 "rate": pct(row["rate"]),
-                "Wilson 95%": f"{pct(row['wilson_low'])} to {pct(row['wilson_high'])}",
-                "bootstrap 95%": f"{pct(row['boot_low'])} to {pct(row['boot_high'])}",
-                "p (vs 50%)": "n/a" if row["p_value"] != row["p_value"] else f"{row['p_value']:.3g}",
+                "95% interval": f"{pct(row['ci_low'])} to {pct(row['ci_high'])}",
+                "interval from": row["ci_method"],
+                "Wilson 95% (trials independent)": f"{pct(row['wilson_low'])} to {pct(row['wilson_high'])}",
+                "p (clustered)": "n/a" if row["p_cluster"] != row["p_cluster"] else f"{row['p_cluster']:.3g}",
+                "verdict": row["verdict"],
             }
             for _, row in summary.iterrows()
         ]
     )
+
+
+def export_answers(store: Store, study: str, path_or_buffer, *, options: ReportOptions | None = None) -> int:
+    """The study's answers as CSV with the report's quality-control decision on each (the study's own
+    choices on top of `options`); returns how many rows were written."""
+    options = study_options(options or ReportOptions(), store.get_protocol(study))
+    return export_responses(store.trials_frame(study), path_or_buffer, options=options)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,9 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     status = commands.add_parser("status", help="participants and responses (all studies without --study)")
     status.add_argument("--study", default=None)
-    export = commands.add_parser("export", help="the responses of a study as CSV")
+    export = commands.add_parser("export", help="the responses of a study as CSV, with the report's quality-control decisions")
     export.add_argument("--study", required=True)
     export.add_argument("--out", default=None, help="CSV file to write (default: standard output)")
+    add_analysis_arguments(export, statistics=False)
     return parser
 
 
@@ -150,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             print(status_text(store, args.study) if args.study else studies_table(store))
         else:
-            rows = store.export_responses_csv(args.study, args.out if args.out else sys.stdout)
+            rows = export_answers(store, args.study, args.out if args.out else sys.stdout, options=options_from_arguments(args))
             if args.out:
                 print(f"Wrote {rows} responses of '{args.study}' to {args.out}.")
     except SurveyError as error:

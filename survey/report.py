@@ -1,44 +1,52 @@
-"""Evaluation report of a real-or-fake study: pandas summaries, honest intervals, plots.
+"""Evaluation report of a real-or-fake study: pandas summaries, honest intervals and tests.
 
     python -m survey.report --db URL --study NAME --out results/study-NAME/ \
-        [--catch-threshold 0.5] [--min-rt-ms 300] [--drop-fast] [--bootstrap 2000] [--seed 0]
+        [--catch-threshold 0.5] [--min-rt-ms 300] [--drop-fast] [--bootstrap 2000] [--seed 0] \
+        [--correction holm|none] [--min-participants 10] [--min-images 10]
 
-reads `Store(url).trials_frame(study)` and writes `report.md` with CSV tables and PNG figures.
+reads `Store(url).trials_frame(study)` and writes `report.md` with CSV tables and PNG figures
+(drawn by `survey.figures`).
 
 What is estimated (test trials of participants who pass quality control):
 
 - Fooling rate per method. Pair mode: share of trials where the colorization was picked as the
-  real photo (chance: 50%). Single mode: share of the method's colorizations judged real, the
-  share of real photos judged real, and d' = z(real judged real) - z(fake judged real) with the
-  log-linear correction. Rates pool trials (each trial counts once).
-- Each rate has a 95% Wilson interval (trials treated as independent), a 95% two-way cluster
-  bootstrap interval (participants and images resampled; see `survey.stats.TwoWayBootstrap`),
-  and an exact two-sided binomial test against 50%. The Wilson interval and the binomial test
-  ignore that answers from one person, or about one image, are alike; when the bootstrap
-  interval is wider, it is the one to believe.
-- Method comparisons: differences in fooling rate with the same bootstrap (the same replicate
-  draws for every method, so the pairing is kept). "A beats B" only when the 95% interval of
-  the difference excludes 0.
+  real photo (chance: 50%). Single mode: share of the method's colorizations judged real, beside
+  the share of real photos judged real, which is the reference there (50% is not chance when one
+  image is shown: people may call most images real); their difference and d' = z(real judged
+  real) - z(fake judged real) with the log-linear correction. Rates pool trials.
+- Each rate has a 95% Wilson interval (trials treated as independent, shown for comparison) and
+  the reported 95% interval: the two-way cluster bootstrap (participants and images resampled;
+  `survey.stats.TwoWayBootstrap`), or, at a rate of exactly 0% or 100% where every replicate is the
+  same, Wilson's interval on an effective sample size (trials / design effect). `ci_method` says which.
+- Tests respect the clustering: each p-value inverts the reported interval (pair mode: against
+  50%; single mode: against the real photos' rate). The exact binomial p, which treats trials as
+  independent, is kept in the CSV as `p_naive_binomial` and used for nothing.
+- Method comparisons: differences with the same bootstrap (the same replicate draws for every
+  method, so the pairing is kept). Verdicts ("A beats B", "below chance") are Holm-corrected
+  within each family (per-method tests; pairwise comparisons), intervals are shown uncorrected.
+- Small studies (fewer than --min-participants participants or --min-images images) get a warning
+  at the top and no verdicts: there the cluster intervals cover less than they claim.
 - Quality control: participants who did not finish, or whose catch-trial accuracy is below the
   threshold, are excluded; answers faster than the floor are counted and, with --drop-fast, dropped.
   Answers the store flagged slow (over the protocol's max_response_ms) are counted; trials served
   again after their exposure window are counted, and dropped when the protocol's reshown_trials
-  is "exclude".
+  is "exclude". `annotated_trials` / `export_responses` give every trial with that decision and its reason.
 - Agreement: Fleiss' kappa over stimuli (image x method) rated by two or more included raters,
   generalised to unequal rater counts (`survey.stats.fleiss_kappa`).
 
 `summary_table(frame)` and `fooling_rate_figure(table)` give the admin view the same table and
-main plot live. The gallery's images come from `Store.stimulus_png`. Figures use matplotlib's object API (no pyplot, no GUI backend).
+main plot live. The gallery's images come from `Store.stimulus_png`. Every name that reaches the
+Markdown (methods, images, study) is escaped, so no name can break a table or render as HTML.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import itertools
 import logging
 import math
+import re
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -50,9 +58,24 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from scipy.stats import norm
+
 from . import SurveyError
+from .figures import DPI, fooling_rate_figure, gallery_figure, per_image_figure, response_time_figure
 from .simulate import SIMULATED_PREFIX
-from .stats import TwoWayBootstrap, binomial_test, dprime, fleiss_kappa, wilson_interval
+from .stats import (
+    BootstrapInterval,
+    TwoWayBootstrap,
+    binomial_test,
+    difference_interval,
+    dprime,
+    effective_wilson_interval,
+    fleiss_kappa,
+    holm_adjust,
+    inverted_p_value,
+    score_test,
+    wilson_interval,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +83,15 @@ __all__ = [
     "Analysis",
     "ReportError",
     "ReportOptions",
+    "add_analysis_arguments",
     "analyse",
+    "annotated_trials",
+    "export_responses",
     "fooling_rate_figure",
+    "md_text",
+    "options_from_arguments",
     "quality_control",
+    "study_options",
     "summary_table",
     "write_report",
 ]
@@ -74,7 +103,9 @@ REQUIRED_COLUMNS = (
     "mode", "participant", "participant_finished", "position", "phase", "image_key", "method",
     "answered", "correct", "fooled", "judged_real", "response_ms",
 )  # fmt: skip
-DPI = 100
+CORRECTIONS = ("holm", "none")
+# The columns annotated_trials adds to the trials frame (the trial kind is the frame's own `phase`).
+DECISION_COLUMNS = ("used", "not_used_reason", "excluded_participant", "exclusion_reason", "fast")
 
 
 class ReportError(SurveyError):
@@ -92,6 +123,11 @@ class ReportOptions:
     n_boot: int = 2000  # bootstrap replicates
     seed: int = 0
     confidence: float = 0.95
+    correction: str = "holm"  # family-wise control of the verdicts: "holm" or "none"
+    # Below either count the report warns and gives no verdicts. In the coverage study (results/report-coverage/)
+    # a rate's 95% interval covered 88.8-91.2% with 2 or 6 participants or 4-8 images, 91.3-94.8% from 10 of each up.
+    min_participants: int = 10
+    min_images: int = 10
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.catch_threshold <= 1.0:
@@ -102,6 +138,14 @@ class ReportOptions:
             raise ReportError("Use at least 10 bootstrap replicates (2000 for a report).")
         if not 0.5 <= self.confidence < 1.0:
             raise ReportError("The confidence level must be between 0.5 and 1.")
+        if self.correction not in CORRECTIONS:
+            raise ReportError(f"The multiple-comparison correction must be one of {', '.join(CORRECTIONS)}, not '{self.correction}'.")
+        if self.min_participants < 2 or self.min_images < 2:
+            raise ReportError("Verdicts need at least 2 participants and 2 images; use --min-participants and --min-images of 2 or more.")
+
+    @property
+    def alpha(self) -> float:
+        return 1.0 - self.confidence
 
 
 # ----------------------------------------------------------------------------- data preparation
@@ -214,15 +258,85 @@ def _flag_column(trials: pd.DataFrame, column: str) -> np.ndarray:
 # ----------------------------------------------------------------------------- the analysis
 
 
+def _annotate(trials: pd.DataFrame, mode: str, options: ReportOptions) -> pd.DataFrame:
+    """Add the quality-control decision to every trial (in place); returns quality_control()'s table.
+
+    Columns added: excluded_participant, exclusion_reason (the participant's), fast, outcome (the
+    answer the rates count), used, and not_used_reason (the first reason that applies, "" if used).
+    """
+    participants = quality_control(trials, catch_threshold=options.catch_threshold, min_rt_ms=options.min_rt_ms)
+    reasons = participants.set_index("participant")["reason"]
+    trials["excluded_participant"] = trials["participant"].map(reasons).fillna("").ne("")
+    trials["exclusion_reason"] = trials["participant"].map(reasons).fillna("")
+    trials["fast"] = trials["answered"] & (trials["response_ms"] < options.min_rt_ms)
+    trials["outcome"] = trials["fooled_value"] if mode == "pair" else trials["judged_real_value"]
+    phase = trials["phase"].to_numpy()
+    dropped_fast = trials["fast"].to_numpy() & options.drop_fast
+    conditions = [
+        phase == "practice",
+        phase == CATCH,
+        phase != "test",
+        ~trials["answered"].to_numpy(),
+        trials["excluded_participant"].to_numpy(),
+        dropped_fast,
+        _flag_column(trials, "reshown") & options.exclude_reshown,
+        trials["outcome"].isna().to_numpy(),
+    ]
+    choices = [
+        "practice trial",
+        "catch trial (attention check)",
+        "not a test trial",
+        "not answered",
+        "participant excluded",
+        f"faster than {options.min_rt_ms:g} ms (dropped with --drop-fast)",
+        "shown again after its exposure (the protocol excludes re-shown trials)",
+        "no outcome recorded",
+    ]
+    trials["not_used_reason"] = np.select(conditions, choices, default="")
+    trials["used"] = trials["not_used_reason"] == ""
+    return participants
+
+
+def _public_columns(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials frame's own columns and the decision columns, without the analysis' helpers."""
+    return trials[[c for c in trials.columns if not c.endswith("_value") and c != "outcome"]]
+
+
+def annotated_trials(frame: pd.DataFrame, *, options: ReportOptions | None = None) -> pd.DataFrame:
+    """Every trial of `frame` (`Store.trials_frame`) with the report's decision on it, for re-analysis.
+
+    Adds `used` (the trial counts in the estimates), `not_used_reason` ("practice trial", "catch
+    trial (attention check)", "not answered", "participant excluded", "faster than ... ms (dropped
+    with --drop-fast)"; "" when used), `excluded_participant` and `exclusion_reason` (the
+    participant's: did not finish, failed catch trials) and `fast`. The trial kind is `phase`
+    (practice, catch, test). The same `options` give the same decisions as the report.
+    """
+    options = options or ReportOptions()
+    trials = _prepare(frame)
+    if trials.empty:
+        return _public_columns(trials.assign(**{c: pd.Series(dtype=bool if c in ("used", "excluded_participant", "fast") else object) for c in DECISION_COLUMNS}))
+    _annotate(trials, _mode(trials), options)
+    return _public_columns(trials)
+
+
+def export_responses(frame: pd.DataFrame, path_or_buffer, *, options: ReportOptions | None = None) -> int:
+    """Write the answered trials of `annotated_trials(frame)` as CSV; returns how many rows were written."""
+    trials = annotated_trials(frame, options=options)
+    answered = trials[trials["answered"].astype(bool)]
+    answered.to_csv(path_or_buffer, index=False)
+    return len(answered)
+
+
 @dataclass
 class Analysis:
     """Everything the report shows. `summary` is None when no test answers survive quality control
-    (then `problem` says why, in one sentence)."""
+    (then `problem` says why, in one sentence). `small_study` is the warning sentence when the study
+    is below the size at which verdicts are given (then every verdict says "withheld")."""
 
     mode: str
     options: ReportOptions
     methods: list[str]
-    trials: pd.DataFrame  # every assigned trial, with QC columns added
+    trials: pd.DataFrame  # every assigned trial, with the decision columns of annotated_trials
     participants: pd.DataFrame  # quality_control()
     used: pd.DataFrame  # the test trials the estimates use
     summary: pd.DataFrame | None = None
@@ -231,6 +345,7 @@ class Analysis:
     agreement: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     problem: str | None = None
+    small_study: str | None = None
 
     @property
     def fast_total(self) -> int:
@@ -244,7 +359,7 @@ def analyse(
     options: ReportOptions | None = None,
     summary_only: bool = False,
 ) -> Analysis:
-    """Quality control, per-method rates with intervals, comparisons, per-image table, agreement.
+    """Quality control, per-method rates with intervals and tests, comparisons, per-image table, agreement.
 
     `methods`: the study's fake methods, so one nobody has seen yet still gets a row (with n = 0);
     default: those in the frame. `summary_only` skips comparisons, per-image table and agreement.
@@ -260,20 +375,7 @@ def analyse(
     if not all_methods:
         raise ReportError("The study has no colorization methods in its trials.")
 
-    participants = quality_control(trials, catch_threshold=options.catch_threshold, min_rt_ms=options.min_rt_ms)
-    excluded = set(participants.loc[participants["excluded"], "participant"])
-    trials["excluded_participant"] = trials["participant"].isin(excluded)
-    trials["fast"] = trials["answered"] & (trials["response_ms"] < options.min_rt_ms)
-    y = trials["fooled_value"] if mode == "pair" else trials["judged_real_value"]
-    trials["outcome"] = y
-    trials["used"] = (
-        (trials["phase"] == "test")
-        & trials["answered"]
-        & ~trials["excluded_participant"]
-        & ~(trials["fast"] & options.drop_fast)
-        & ~(_flag_column(trials, "reshown") & options.exclude_reshown)
-        & trials["outcome"].notna()
-    )
+    participants = _annotate(trials, mode, options)
     used = trials[trials["used"]].copy()
     analysis = Analysis(mode, options, all_methods, trials, participants, used)
 
@@ -286,6 +388,14 @@ def analyse(
         return analysis
     n_people = used["participant"].nunique()
     n_images = used["image_key"].nunique()
+    if n_people < options.min_participants or n_images < options.min_images:
+        analysis.small_study = (
+            f"Small study: {n_people} participant(s) and {n_images} image(s) contribute test answers, fewer than the "
+            f"{options.min_participants} participants and {options.min_images} images this report needs before it gives "
+            "verdicts (below those numbers the cluster-bootstrap intervals cover the true rate less often than 95% in "
+            "simulations: results/report-coverage/). Rates and intervals are shown; no method is declared better than "
+            "another or different from the reference."
+        )
     if n_people < 2 or n_images < 2:
         analysis.notes.append(
             f"Only {n_people} participant(s) and {n_images} image(s) contribute test answers; the cluster "
@@ -296,24 +406,28 @@ def analyse(
         if not (used["method"] == method).any():
             analysis.notes.append(f"Method '{method}' has no usable test answers (nobody who passed quality control saw it).")
 
-    boot, columns = _bootstrap(used, mode, all_methods, options)
-    analysis.summary = _summary(used, mode, all_methods, boot, columns, options)
+    groups = list(all_methods) + ([REAL] if mode == "single" else [])
+    boot, columns = _bootstrap(used, groups, options)
+    rates = _rates(used, groups, boot, columns, options)
+    analysis.notes += _boundary_notes(rates)
+    withheld = analysis.small_study is not None
+    analysis.summary = _summary(mode, all_methods, rates, boot, columns, options, withheld=withheld)
     if summary_only:
         return analysis
-    analysis.comparisons = _comparisons(analysis.summary, boot, columns, options)
+    analysis.comparisons = _comparisons(analysis.summary, rates, boot, columns, options, withheld=withheld)
     analysis.per_image = _per_image(used, mode)
     analysis.agreement = _agreement(used)
-    if analysis.comparisons is not None and len(analysis.comparisons) > 1:
+    if analysis.comparisons is not None and len(analysis.comparisons) > 1 and options.correction == "none":
         analysis.notes.append(
-            f"{len(analysis.comparisons)} pairwise comparisons are made at 95% each, without correction for "
-            "multiplicity: among many comparisons of equally good methods, about 1 in 20 will look different by chance."
+            f"{len(analysis.comparisons)} pairwise comparisons are made at {options.confidence:.0%} each, without "
+            "correction for multiplicity (--correction none): among many comparisons of equally good methods, "
+            f"about 1 in {round(1 / options.alpha)} will look different by chance."
         )
     return analysis
 
 
-def _bootstrap(used: pd.DataFrame, mode: str, methods: list[str], options: ReportOptions):
-    """One two-way bootstrap over the used trials; value columns (n, k) per method (and real)."""
-    groups = list(methods) + ([REAL] if mode == "single" else [])
+def _bootstrap(used: pd.DataFrame, groups: list[str], options: ReportOptions):
+    """One two-way bootstrap over the used trials; value columns (n, k) per group (methods, and real)."""
     values = np.zeros((len(used), 2 * len(groups)))
     columns: dict[str, tuple[int, int]] = {}
     outcome = used["outcome"].to_numpy(dtype=float)
@@ -332,80 +446,237 @@ def _rate(col: tuple[int, int]) -> Callable[[np.ndarray], np.ndarray]:
     return lambda s: s[..., k] / s[..., n]
 
 
-def _summary(used, mode, methods, boot, columns, options) -> pd.DataFrame:
+@dataclass(frozen=True)
+class _Rate:
+    """One group's rate and the interval the report shows for it."""
+
+    n: int
+    k: int
+    participants: int
+    images: int
+    estimate: float
+    low: float
+    high: float
+    method: str  # how the interval was made: "cluster bootstrap", "Wilson (effective n 87)", ...
+    boot: BootstrapInterval
+    effective_n: float  # the boundary fallback's sample size; nan when the bootstrap interval is shown
+    design_effect: float  # the one the fallback used; nan when none (or no fallback)
+    interval_at: Callable[[float], tuple[float, float]]  # the same kind of interval at any confidence
+
+    @property
+    def boundary(self) -> bool:
+        return math.isfinite(self.effective_n)
+
+
+def _rates(used: pd.DataFrame, groups: list[str], boot: TwoWayBootstrap, columns, options: ReportOptions) -> dict[str, _Rate]:
+    """Each group's rate with the cluster-bootstrap interval, or the boundary fallback at 0% or 100%.
+
+    At 0 or n successes every bootstrap replicate has the same rate, so the bootstrap interval has
+    no width. There the interval is Wilson's on n / design effect, the design effect being the
+    largest (bootstrap variance / binomial variance) among the study's other rates; clustering
+    inflates variance less near 0% and 100% than mid-range, so borrowing it is conservative. With
+    no rate to borrow from, the effective n is the fewer of the group's participants and images.
+    """
     method = used["method"].to_numpy()
     outcome = used["outcome"].to_numpy(dtype=float)
     person = used["participant"].to_numpy()
     image = used["image_key"].to_numpy()
+    raw = {}
+    for name in groups:
+        mask = method == name
+        bi = boot.interval(_rate(columns[name]), confidence=options.confidence, bounds=(0.0, 1.0), null=CHANCE)
+        raw[name] = (int(mask.sum()), int(outcome[mask].sum()), len(pd.unique(person[mask])), len(pd.unique(image[mask])), bi)
+    effects = [
+        bi.se**2 / (k / n * (1 - k / n) / n)
+        for n, k, _, _, bi in raw.values()
+        if 0 < k < n and math.isfinite(bi.se) and bi.se > 0
+    ]
+    design_effect = max([1.0, *effects]) if effects else math.nan
+    out = {}
+    for name, (n, k, people, images, bi) in raw.items():
+        estimate = k / n if n else math.nan
+        boundary = n > 0 and math.isfinite(bi.low) and k in (0, n)
+        if boundary:
+            effective_n = n / design_effect if math.isfinite(design_effect) else float(min(n, people, images))
+
+            def interval_at(c: float, k=k, n=n, e=effective_n) -> tuple[float, float]:
+                return effective_wilson_interval(k, n, e, confidence=c)
+
+            how = f"Wilson, effective n {effective_n:.0f}"
+        else:
+            effective_n = math.nan
+
+            def interval_at(c: float, f=_rate(columns[name])) -> tuple[float, float]:
+                result = boot.interval(f, confidence=c, bounds=(0.0, 1.0))
+                return (result.low, result.high)
+
+            how = "cluster bootstrap" if math.isfinite(bi.low) else ("no answers" if n == 0 else "none (needs two participants and two images)")
+        low, high = interval_at(options.confidence) if boundary else (bi.low, bi.high)
+        out[name] = _Rate(
+            n, k, people, images, estimate, low, high, how, bi, effective_n,
+            design_effect if boundary else math.nan, interval_at,
+        )  # fmt: skip
+    return out
+
+
+def _boundary_notes(rates: dict[str, _Rate]) -> list[str]:
+    at_boundary = {name: r for name, r in rates.items() if r.boundary}
+    if not at_boundary:
+        return []
+    named = ", ".join(f"'{name}' ({r.k} of {r.n})" for name, r in at_boundary.items())
+    effects = {r.design_effect for r in at_boundary.values()}
+    if all(math.isfinite(e) for e in effects):
+        source = (
+            f"n divided by the design effect {max(effects):.2f}, the largest among this study's other rates (clustering "
+            "widens intervals less near 0% and 100% than mid-range, so this errs on the wide side)"
+        )
+    else:
+        source = "the fewer of the participants and images behind the rate (no other rate gave a design effect)"
+    return [
+        f"At 0% or 100% every bootstrap replicate is the same, so the bootstrap interval has no width. For {named} the "
+        f"reported interval is Wilson's on an effective sample size: {source}. Differences involving such a rate combine "
+        "the two rates' intervals (MOVER), and their p-values invert those intervals."
+    ]
+
+
+def _difference(a: _Rate, b: _Rate, fa, fb, boot: TwoWayBootstrap, options: ReportOptions) -> dict:
+    """a - b with its interval and two-sided p against 0: the bootstrap's, or MOVER when a rate is at the boundary."""
+    bi = boot.interval(lambda s: fa(s) - fb(s), confidence=options.confidence, bounds=(-1.0, 1.0), null=0.0)
+    row = {"difference": a.estimate - b.estimate, "boot_low": bi.low, "boot_high": bi.high}
+    if (a.boundary or b.boundary or bi.collapsed) and math.isfinite(a.low) and math.isfinite(b.low):
+
+        def interval_at(c: float) -> tuple[float, float]:
+            return difference_interval(a.estimate, a.interval_at(c), b.estimate, b.interval_at(c))
+
+        low, high = interval_at(options.confidence)
+        row.update(ci_low=low, ci_high=high, ci_method="MOVER from the two rates' intervals", p_cluster=inverted_p_value(interval_at, 0.0))
+    else:
+        how = "cluster bootstrap" if math.isfinite(bi.low) else "none (needs two participants and two images)"
+        row.update(ci_low=bi.low, ci_high=bi.high, ci_method=how, p_cluster=bi.p_value)
+    return row
+
+
+def _probit_interval(r: _Rate, confidence: float) -> tuple[float, float]:
+    """The rate's interval on d's scale. The bounds are not log-linear corrected: a bound at 0% or 100%
+    becomes an infinite z, since a rate that may be 100% allows any d'."""
+    low, high = r.interval_at(confidence)
+    return (float(norm.ppf(low)), float(norm.ppf(high)))
+
+
+def _dprime(fake: _Rate, real: _Rate, columns: dict, name: str, boot: TwoWayBootstrap, options: ReportOptions) -> dict:
+    """d' of one method against the real photos with its interval (MOVER on the z scale at the boundary)."""
+    if not (fake.n and real.n):
+        return {"d_prime": math.nan, "d_prime_low": math.nan, "d_prime_high": math.nan}
+    value = float(dprime(real.k, real.n, fake.k, fake.n))
+    if (fake.boundary or real.boundary) and math.isfinite(fake.low) and math.isfinite(real.low):
+        z_real = float(norm.ppf((real.k + 0.5) / (real.n + 1.0)))
+        z_fake = float(norm.ppf((fake.k + 0.5) / (fake.n + 1.0)))
+        low, high = difference_interval(z_real, _probit_interval(real, options.confidence), z_fake, _probit_interval(fake, options.confidence))
+    else:
+        (rn, rk), (fn, fk) = columns[REAL], columns[name]
+        d = boot.interval(lambda s: dprime(s[..., rk], s[..., rn], s[..., fk], s[..., fn]), confidence=options.confidence)
+        low, high = d.low, d.high
+    return {"d_prime": value, "d_prime_low": low, "d_prime_high": high}
+
+
+def _verdict(p_raw: float, p_adjusted: float, options: ReportOptions, *, withheld: bool, differs: str, same: str) -> str:
+    if not math.isfinite(p_raw):
+        return "cannot tell (no interval)"
+    if withheld:
+        return "withheld (small study)"
+    if p_adjusted < options.alpha:
+        return differs
+    if p_raw < options.alpha:
+        return f"{same} after {options.correction.capitalize()} correction (uncorrected p {_p_text(p_raw)})"
+    return same
+
+
+def _adjust(p_values, options: ReportOptions) -> np.ndarray:
+    p = np.asarray(p_values, dtype=float)
+    return holm_adjust(p) if options.correction == "holm" else p
+
+
+def _summary(mode, methods, rates: dict[str, _Rate], boot, columns, options: ReportOptions, *, withheld: bool) -> pd.DataFrame:
     rows = []
-    groups = list(methods) + ([REAL] if mode == "single" else [])
-    counts = {}
-    for name in groups:
-        mask = method == name
-        counts[name] = (int(mask.sum()), int(outcome[mask].sum()))
-    for name in groups:
-        mask = method == name
-        n, k = counts[name]
-        lo, hi = wilson_interval(k, n, confidence=options.confidence)
-        bi = boot.interval(_rate(columns[name]), confidence=options.confidence, bounds=(0.0, 1.0))
+    for name in list(methods) + ([REAL] if mode == "single" else []):
+        r = rates[name]
+        wilson = wilson_interval(r.k, r.n, confidence=options.confidence)
         row = {
             "method": name,
             "stimulus": "real" if name == REAL else "fake",
-            "n_trials": n,
-            "n_participants": len(pd.unique(person[mask])),
-            "n_images": len(pd.unique(image[mask])),
-            "n_judged_real": k,
-            "rate": k / n if n else math.nan,
-            "wilson_low": lo,
-            "wilson_high": hi,
-            "boot_low": bi.low,
-            "boot_high": bi.high,
-            "boot_se": bi.se,
-            "p_value": binomial_test(k, n, p=CHANCE),
+            "n_trials": r.n,
+            "n_participants": r.participants,
+            "n_images": r.images,
+            "n_judged_real": r.k,
+            "rate": r.estimate,
+            "wilson_low": wilson[0],
+            "wilson_high": wilson[1],
+            "boot_low": r.boot.low,
+            "boot_high": r.boot.high,
+            "boot_se": r.boot.se,
+            "ci_low": r.low,
+            "ci_high": r.high,
+            "ci_method": r.method,
         }
-        if mode == "single":
-            if name == REAL:
-                row.update(d_prime=math.nan, d_prime_low=math.nan, d_prime_high=math.nan)
+        if mode == "pair":
+            p = score_test(r.k, r.n, p=CHANCE, effective_trials=r.effective_n) if r.boundary else r.boot.p_value
+            row.update(test="rate = 50% (chance)", p_cluster=p if r.n else math.nan, p_naive_binomial=binomial_test(r.k, r.n, p=CHANCE))
+        elif name == REAL:
+            row.update(test="", p_cluster=math.nan, diff_vs_real=math.nan, diff_vs_real_low=math.nan, diff_vs_real_high=math.nan, diff_vs_real_method="")
+            row.update(d_prime=math.nan, d_prime_low=math.nan, d_prime_high=math.nan)
+        else:
+            real = rates[REAL]
+            if r.n and real.n:
+                diff = _difference(r, real, _rate(columns[name]), _rate(columns[REAL]), boot, options)
             else:
-                (rn, rk), (fn, fk) = columns[REAL], columns[name]
-                d = boot.interval(lambda s: dprime(s[..., rk], s[..., rn], s[..., fk], s[..., fn]), confidence=options.confidence)
-                real_n, real_k = counts[REAL]
-                value = dprime(real_k, real_n, k, n) if n and real_n else math.nan
-                row.update(d_prime=value, d_prime_low=d.low, d_prime_high=d.high)
+                diff = {"difference": math.nan, "ci_low": math.nan, "ci_high": math.nan, "ci_method": "no answers", "p_cluster": math.nan}
+            row.update(
+                test="rate = real photos' rate", p_cluster=diff["p_cluster"], diff_vs_real=diff["difference"],
+                diff_vs_real_low=diff["ci_low"], diff_vs_real_high=diff["ci_high"], diff_vs_real_method=diff["ci_method"],
+            )  # fmt: skip
+            row.update(_dprime(r, real, columns, name, boot, options))
         rows.append(row)
     table = pd.DataFrame(rows)
     table.insert(0, "mode", mode)
+    table["p_adjusted"] = _adjust(table["p_cluster"], options)
+    verdicts = []
+    for row in table.itertuples():
+        if row.stimulus == "real":
+            verdicts.append("")
+            continue
+        if mode == "pair":
+            differs = "above chance" if row.rate > CHANCE else "below chance"
+            same = "no detectable difference from chance"
+        else:
+            differs = f"judged real {'more' if row.diff_vs_real > 0 else 'less'} often than real photos"
+            same = "no detectable difference from real photos"
+        verdicts.append(_verdict(row.p_cluster, row.p_adjusted, options, withheld=withheld, differs=differs, same=same))
+    table["verdict"] = verdicts
     return table
 
 
-def _comparisons(summary: pd.DataFrame, boot, columns, options) -> pd.DataFrame | None:
+def _comparisons(summary: pd.DataFrame, rates: dict[str, _Rate], boot, columns, options: ReportOptions, *, withheld: bool) -> pd.DataFrame | None:
     fakes = summary[(summary["stimulus"] == "fake") & (summary["n_trials"] > 0)]
     if len(fakes) < 2:
         return None
     rows = []
-    for (_, a), (_, b) in itertools.combinations(fakes.iterrows(), 2):
-        if b["rate"] > a["rate"]:
+    for a, b in itertools.combinations(fakes["method"], 2):
+        if rates[b].estimate > rates[a].estimate:
             a, b = b, a
-        fa, fb = _rate(columns[a["method"]]), _rate(columns[b["method"]])
-        bi = boot.interval(lambda s: fa(s) - fb(s), confidence=options.confidence, bounds=(-1.0, 1.0))
-        diff = a["rate"] - b["rate"]
-        if math.isnan(bi.low):
-            verdict = "cannot tell (too few participants or images for an interval)"
-        elif bi.low > 0:
-            verdict = f"{a['method']} beats {b['method']}"
-        elif bi.high < 0:  # possible only with a very skewed bootstrap distribution
+        diff = _difference(rates[a], rates[b], _rate(columns[a]), _rate(columns[b]), boot, options)
+        if diff["ci_high"] < 0:  # possible only with a very skewed bootstrap distribution
             a, b = b, a
-            diff, bi = -diff, type(bi)(-bi.estimate, -bi.high, -bi.low, bi.se, bi.se_pigeonhole, bi.reps_used)
-            verdict = f"{a['method']} beats {b['method']}"
-        else:
-            verdict = "no detectable difference"
-        rows.append(
-            {
-                "method_a": a["method"], "method_b": b["method"], "rate_a": a["rate"], "rate_b": b["rate"],
-                "difference": diff, "boot_low": bi.low, "boot_high": bi.high, "verdict": verdict,
-            }
-        )  # fmt: skip
-    return pd.DataFrame(rows)
+            diff = _difference(rates[a], rates[b], _rate(columns[a]), _rate(columns[b]), boot, options)
+        rows.append({"method_a": a, "method_b": b, "rate_a": rates[a].estimate, "rate_b": rates[b].estimate, **diff})
+    table = pd.DataFrame(rows)
+    table["p_adjusted"] = _adjust(table["p_cluster"], options)
+    table["verdict"] = [
+        _verdict(r.p_cluster, r.p_adjusted, options, withheld=withheld, differs=f"{r.method_a} beats {r.method_b}", same="no detectable difference")
+        for r in table.itertuples()
+    ]
+    order = ["method_a", "method_b", "rate_a", "rate_b", "difference", "ci_low", "ci_high", "ci_method",
+             "p_cluster", "p_adjusted", "verdict", "boot_low", "boot_high"]  # fmt: skip
+    return table[order]
 
 
 def _per_image(used: pd.DataFrame, mode: str) -> pd.DataFrame:
@@ -433,164 +704,76 @@ def _agreement(used: pd.DataFrame) -> dict:
     }
 
 
-def summary_table(
-    frame: pd.DataFrame,
-    *,
-    methods: Sequence[str] | None = None,
-    catch_threshold: float = 0.5,
-    min_rt_ms: float = 300.0,
-    drop_fast: bool = False,
-    n_boot: int = 2000,
-    seed: int = 0,
-    confidence: float = 0.95,
-) -> pd.DataFrame:
-    """Per-method fooling rates with Wilson and cluster-bootstrap intervals and binomial p-values.
+def summary_table(frame: pd.DataFrame, *, methods: Sequence[str] | None = None, n_boot: int = 2000, seed: int = 0, **options) -> pd.DataFrame:
+    """Per-method rates with Wilson and reported (cluster) intervals, clustered p-values and verdicts.
 
-    `frame` is `Store.trials_frame(study)`. One row per fake method (single mode: and a row
-    "real" for real photos). Columns: mode, method, stimulus ("fake"|"real"), n_trials,
-    n_participants, n_images, n_judged_real, rate, wilson_low, wilson_high, boot_low, boot_high,
-    boot_se, p_value (exact binomial vs 50%); single mode adds d_prime, d_prime_low, d_prime_high.
-    `rate` is the fooling rate (pair: colorization picked as real; single: judged real). Raises
-    ReportError with a plain sentence when there is nothing to summarise yet.
+    `frame` is `Store.trials_frame(study)`; `options` are ReportOptions fields (catch_threshold,
+    min_rt_ms, drop_fast, confidence, correction, min_participants, min_images). One row per fake
+    method (single mode: and a row "real" for real photos). Columns: mode, method, stimulus
+    ("fake"|"real"), n_trials, n_participants, n_images, n_judged_real, rate, wilson_low,
+    wilson_high, boot_low, boot_high, boot_se, ci_low, ci_high (the reported interval), ci_method
+    (how it was made), test (the null hypothesis), p_cluster, p_adjusted (Holm by default), verdict;
+    pair mode adds p_naive_binomial (trials independent; for reference only); single mode adds
+    diff_vs_real, diff_vs_real_low, diff_vs_real_high, diff_vs_real_method, d_prime, d_prime_low,
+    d_prime_high. Raises ReportError with a plain sentence when there is nothing to summarise yet.
     """
-    options = ReportOptions(catch_threshold=catch_threshold, min_rt_ms=min_rt_ms, drop_fast=drop_fast, n_boot=n_boot, seed=seed, confidence=confidence)
-    analysis = analyse(frame, methods=methods, options=options, summary_only=True)
+    try:
+        report_options = ReportOptions(n_boot=n_boot, seed=seed, **options)
+    except TypeError as error:
+        raise ReportError(f"Unknown summary option: {error}.") from None
+    analysis = analyse(frame, methods=methods, options=report_options, summary_only=True)
     if analysis.summary is None:
         raise ReportError(analysis.problem or "There is nothing to summarise yet.")
     return analysis.summary
 
 
-# ----------------------------------------------------------------------------- figures
+# ----------------------------------------------------------------------------- markdown
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|$~&#!])")
+
+
+def md_text(value) -> str:
+    """`value` as literal Markdown text: every character Markdown or HTML would interpret is escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(value).splitlines()))
+
+
+def md_code(text: str) -> str:
+    """`text` as an inline code span, whatever backticks it contains."""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _pct(value: float, digits: int = 1) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{100 * value:.{digits}f}%"
 
 
-def fooling_rate_figure(table: pd.DataFrame, *, title: str | None = None, **summary_options) -> Figure:
-    """The main plot: each method's rate with its Wilson (thin) and cluster-bootstrap (thick) 95% intervals.
-
-    `table` is `summary_table(...)`'s result; a trials frame is accepted too (summarised with
-    `summary_options`). Pair mode draws the 50% chance line; single mode also the rate at which
-    real photos were judged real.
-    """
-    if "rate" not in table.columns:
-        table = summary_table(table, **summary_options)
-    mode = str(table["mode"].iloc[0]) if "mode" in table.columns and len(table) else "pair"
-    rows = table.reset_index(drop=True)
-    fig = Figure(figsize=(max(4.5, 1.1 * len(rows) + 2.5), 3.8), dpi=DPI, layout="constrained")
-    ax = fig.add_subplot()
-    x = np.arange(len(rows))
-    rate = rows["rate"].to_numpy(dtype=float)
-    for offset, low, high, width, label, colour in (
-        (-0.12, "wilson_low", "wilson_high", 1.2, "Wilson 95% (trials independent)", "#555555"),
-        (0.12, "boot_low", "boot_high", 3.0, "cluster bootstrap 95% (participants x images)", "#1f77b4"),
-    ):
-        lo = rows[low].to_numpy(dtype=float)
-        hi = rows[high].to_numpy(dtype=float)
-        ok = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(rate)
-        # a rescaled bootstrap bound can sit a hair on the wrong side of the estimate: draw it flat.
-        ax.errorbar(x[ok] + offset, rate[ok], yerr=[np.maximum(rate[ok] - lo[ok], 0.0), np.maximum(hi[ok] - rate[ok], 0.0)], fmt="none", ecolor=colour, elinewidth=width, capsize=3 if width < 2 else 0, label=label)
-    colours = np.where(rows["stimulus"].to_numpy() == "real", "#2ca02c", "#d62728")
-    finite = np.isfinite(rate)
-    ax.scatter(x[finite], rate[finite], c=list(colours[finite]), zorder=3, s=30)
-    for xi in x[~finite]:
-        ax.text(xi, 0.05, "no data", ha="center", fontsize=8, color="#777777")
-    ax.axhline(CHANCE, ls="--", lw=1, color="#999999", label="50% (chance in pair mode)" if mode == "pair" else "50%")
-    ax.set_xticks(x, [f"{m}\n(n={n})" for m, n in zip(rows["method"], rows["n_trials"])], fontsize=8)
-    ax.set_ylim(0, 1)
-    ax.set_xlim(-0.6, len(rows) - 0.4)
-    ax.set_ylabel("picked as the real photo" if mode == "pair" else "judged real")
-    ax.yaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}%")
-    ax.set_title(title or ("Fooling rate per method" if mode == "pair" else "Share judged real (fakes: fooling rate)"), fontsize=10)
-    ax.legend(fontsize=7, loc="upper right", frameon=False)
-    return fig
-
-
-def response_time_figure(trials: pd.DataFrame, *, min_rt_ms: float = 300.0) -> Figure:
-    """Histogram (log time axis) of answered trials' response times, split by exclusion, with the floor."""
-    fig = Figure(figsize=(6, 3.2), dpi=DPI, layout="constrained")
-    ax = fig.add_subplot()
-    answered = trials[trials["answered"] & trials["response_ms"].notna() & (trials["response_ms"] > 0)]
-    if answered.empty:
-        ax.text(0.5, 0.5, "no answered trials", ha="center", va="center", transform=ax.transAxes)
-        return fig
-    rt = answered["response_ms"].to_numpy(dtype=float)
-    lo, hi = max(10.0, min(rt.min(), min_rt_ms) * 0.8), max(rt.max(), min_rt_ms) * 1.25
-    bins = np.geomspace(lo, hi, 40)
-    excluded = answered["excluded_participant"].to_numpy() if "excluded_participant" in answered else np.zeros(len(rt), bool)
-    ax.hist([rt[~excluded], rt[excluded]], bins=bins, stacked=True, color=["#1f77b4", "#ff7f0e"], label=["included participants", "excluded participants"])
-    ax.axvline(min_rt_ms, color="#d62728", ls="--", lw=1, label=f"floor {min_rt_ms:g} ms ({int((rt < min_rt_ms).sum())} faster)")
-    ax.set_xscale("log")
-    ax.set_xlabel("response time (ms, server-side)")
-    ax.set_ylabel("answers")
-    ax.legend(fontsize=7, frameon=False)
-    ax.set_title("Response times", fontsize=10)
-    return fig
-
-
-def per_image_figure(per_image: pd.DataFrame, *, mode: str) -> Figure:
-    """Per-image rates for each method: a box over images plus every image as a dot (size ~ trials)."""
-    methods = sorted(per_image["method"].unique(), key=lambda m: (m == REAL, m))
-    fig = Figure(figsize=(max(4.5, 1.2 * len(methods) + 2.5), 3.5), dpi=DPI, layout="constrained")
-    ax = fig.add_subplot()
-    rng = np.random.default_rng(0)
-    data = [per_image.loc[per_image["method"] == m, "rate"].to_numpy(dtype=float) for m in methods]
-    if methods:
-        ax.boxplot(data, positions=np.arange(len(methods)), widths=0.5, showfliers=False)
-    for i, m in enumerate(methods):
-        part = per_image[per_image["method"] == m]
-        ax.scatter(i + rng.uniform(-0.18, 0.18, len(part)), part["rate"], s=6 + 4 * part["n_trials"], alpha=0.5, color="#2ca02c" if m == REAL else "#d62728")
-    ax.axhline(CHANCE, ls="--", lw=1, color="#999999")
-    ax.set_xticks(np.arange(len(methods)), methods, fontsize=8)
-    ax.set_ylim(-0.03, 1.03)
-    ax.yaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}%")
-    ax.set_ylabel("picked as real, per image" if mode == "pair" else "judged real, per image")
-    ax.set_title("Per-image rates (dot size: trials)", fontsize=10)
-    return fig
-
-
-def gallery_figure(items: list[tuple[str, bytes, bytes | None]]) -> Figure:
-    """Rows of (caption, colorization PNG, real PNG) drawn side by side."""
-    from PIL import Image
-
-    fig = Figure(figsize=(3.8, 1.9 * max(1, len(items))), dpi=DPI, layout="constrained")
-    axes = fig.subplots(max(1, len(items)), 2, squeeze=False)
-    for row, (caption, fake, real) in zip(axes, items):
-        for ax, png, label in ((row[0], fake, "colorization"), (row[1], real, "real photo")):
-            ax.set_axis_off()
-            if png:
-                ax.imshow(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")))
-            else:
-                ax.text(0.5, 0.5, "(not stored)", ha="center", va="center", transform=ax.transAxes)
-            ax.set_title(f"{caption}" if label == "colorization" else label, fontsize=7)
-    return fig
-
-
-# ----------------------------------------------------------------------------- markdown
-
-
 def _fmt(value, kind: str) -> str:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞" if value > 0 else "−∞"
     if kind == "pct":
         return _pct(float(value))
     if kind == "p":
         return "< 0.001" if value < 0.001 else f"{value:.3f}"
     if kind == "f2":
         return f"{value:.2f}"
+    if kind == "points":
+        return f"{100 * value:+.1f} points"
     if kind == "ms":
         return f"{value:.0f}"
     return str(value)
 
 
 def _md_table(frame: pd.DataFrame, formats: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> str:
+    """A GitHub-flavoured Markdown table; every header and cell is escaped (a '|' in a name stays a '|')."""
     formats = formats or {}
     headers = headers or {}
     cols = list(frame.columns)
-    lines = ["| " + " | ".join(headers.get(c, c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines = ["| " + " | ".join(md_text(headers.get(c, c)) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for _, row in frame.iterrows():
-        lines.append("| " + " | ".join(_fmt(row[c], formats.get(c, "")).replace("|", "/") for c in cols) + " |")
+        lines.append("| " + " | ".join(md_text(_fmt(row[c], formats.get(c, ""))) for c in cols) + " |")
     return "\n".join(lines)
 
 
@@ -608,37 +791,72 @@ def _interval(low: float, high: float) -> str:
     return f"{100 * low:.1f}–{100 * high:.1f}%"
 
 
+def _tests_text(row, options: ReportOptions, family: tuple[int, str]) -> str:
+    """"p = 0.012 (clustered; Holm-adjusted over the 3 methods: 0.036)"."""
+    size, members = family
+    text = f"p {_p_text(row['p_cluster'])} (clustered"
+    if options.correction == "holm" and size > 1:
+        text += f"; Holm-adjusted over the {size} {members}: {_p_text(row['p_adjusted']).removeprefix('= ')}"
+    return text + ")"
+
+
+VERDICT_EXPLANATIONS = {
+    "below chance": "people tell these from real photos more often than guessing would",
+    "above chance": "the colorizations were picked over the real photos more often than guessing would",
+    "no detectable difference from chance": "no detectable difference from guessing (not proof that none exists; the interval shows how large one the data allow)",
+    "withheld (small study)": "no verdict: the study is too small (see the warning at the top)",
+}
+
+
 def _method_sentences(analysis: Analysis) -> list[str]:
     out = []
     s = analysis.summary
+    options = analysis.options
+    family = (int(((s["stimulus"] == "fake") & s["p_cluster"].notna()).sum()), "methods")
     real_row = s[s["method"] == REAL]
     for _, r in s.iterrows():
+        name = md_text(r["method"])
         if r["n_trials"] == 0:
-            out.append(f"- **{r['method']}**: no usable test answers.")
+            out.append(f"- **{name}**: no usable test answers.")
             continue
         what = "picked as the real photo" if analysis.mode == "pair" else "judged real"
-        subject = "real photos" if r["method"] == REAL else f"colorizations by **{r['method']}**"
+        subject = "Real photos" if r["method"] == REAL else f"Colorizations by **{name}**"
         text = (
-            f"- {subject[0].upper() + subject[1:]} were {what} in {_pct(r['rate'])} of {r['n_trials']} trials "
-            f"({r['n_participants']} participants, {r['n_images']} images); 95% Wilson {_interval(r['wilson_low'], r['wilson_high'])}, "
-            f"cluster bootstrap {_interval(r['boot_low'], r['boot_high'])}; exact binomial test against 50%: p {_p_text(r['p_value'])}."
+            f"- {subject} were {what} in {_pct(r['rate'])} of {r['n_trials']} trials ({r['n_participants']} participants, "
+            f"{r['n_images']} images); 95% interval {_interval(r['ci_low'], r['ci_high'])} ({md_text(r['ci_method'])}; "
+            f"Wilson with trials independent: {_interval(r['wilson_low'], r['wilson_high'])})."
         )
-        if r["method"] != REAL:
-            if np.isfinite(r["boot_low"]):
-                if analysis.mode == "pair":
-                    if r["boot_high"] < CHANCE:
-                        text += " The cluster interval lies below 50%: people can tell these from real photos more often than by guessing."
-                    elif r["boot_low"] > CHANCE:
-                        text += " The cluster interval lies above 50%: the colorizations were picked over the real photos more often than by guessing."
-                    else:
-                        text += " The cluster interval includes 50%: no detectable difference from guessing (which is not proof that none exists; the interval shows how large one the data allow)."
-            if analysis.mode == "single" and np.isfinite(r.get("d_prime", math.nan)):
-                d_int = f"{r['d_prime_low']:.2f} to {r['d_prime_high']:.2f}" if np.isfinite(r["d_prime_low"]) else "n/a"
-                text += f" d' = {r['d_prime']:.2f} (cluster bootstrap 95%: {d_int}; 0 = indistinguishable from real photos"
-                if len(real_row) and real_row["n_trials"].iloc[0] > 0:
-                    text += f", which were judged real in {_pct(real_row['rate'].iloc[0])} of trials"
-                text += ")."
+        verdict = str(r["verdict"])
+        if r["method"] == REAL:
+            text += " They are the reference for the colorizations (with one image shown, 50% is not chance: people may call most images real, or most fake)."
+        elif analysis.mode == "pair":
+            explained = VERDICT_EXPLANATIONS.get(verdict, verdict)
+            text += f" Against 50%: {_tests_text(r, options, family)}: {md_text(explained)}."
+        else:
+            real_rate = _pct(real_row["rate"].iloc[0]) if len(real_row) else "n/a"
+            text += (
+                f" Against real photos (judged real in {real_rate}): difference {_fmt(r['diff_vs_real'], 'points')} "
+                f"(95% interval {_points(r['diff_vs_real_low'], r['diff_vs_real_high'])}, {md_text(r['diff_vs_real_method'])}), "
+                f"{_tests_text(r, options, family)}: {md_text(verdict)}."
+            )
+            if np.isfinite(r.get("d_prime", math.nan)):
+                d_int = f"{_fmt(r['d_prime_low'], 'f2')} to {_fmt(r['d_prime_high'], 'f2')}"
+                text += f" d' = {r['d_prime']:.2f} (95%: {d_int}; 0 = indistinguishable from real photos)."
         out.append(text)
+    return out
+
+
+def _comparison_sentences(analysis: Analysis) -> list[str]:
+    out = []
+    options = analysis.options
+    family = (len(analysis.comparisons), "comparisons")
+    for _, c in analysis.comparisons.iterrows():
+        a, b = md_text(c["method_a"]), md_text(c["method_b"])
+        interval = f"95% interval {_points(c['ci_low'], c['ci_high'])}, {md_text(c['ci_method'])}; {_tests_text(c, options, family)}"
+        if c["verdict"] == f"{c['method_a']} beats {c['method_b']}":
+            out.append(f"- **{a} beats {b}**: fooling rate higher by {100 * c['difference']:.1f} points ({interval}).")
+        else:
+            out.append(f"- {a} vs {b}: {md_text(c['verdict'])} ({100 * c['difference']:+.1f} points, {interval}).")
     return out
 
 
@@ -648,21 +866,24 @@ def _protocol_lines(analysis: Analysis, protocol: dict | None) -> list[str]:
     lines = [f"- Mode: **{analysis.mode}** ({'two images side by side, pick the real one; chance 50%' if analysis.mode == 'pair' else 'one image at a time, real or fake?'})."]
     if protocol:
         keep = ["practice_trials", "test_trials", "catch_rate", "exposure_ms", "image_size", "seed"]
-        lines.append("- Stored protocol: " + ", ".join(f"{k} = {protocol[k]}" for k in keep if k in protocol) + ".")
+        lines.append("- Stored protocol: " + ", ".join(f"{k} = {md_text(protocol[k])}" for k in keep if k in protocol) + ".")
     phases = ", ".join(f"{ph}: {int(per_person[ph].median()) if ph in per_person else 0}" for ph in ("practice", "test", "catch"))
     lines.append(f"- Trials assigned per participant (median): {phases}.")
-    lines.append(f"- Methods: {', '.join(analysis.methods)}; {trials['image_key'].nunique()} source images in the trials.")
+    lines.append(f"- Methods: {', '.join(md_text(m) for m in analysis.methods)}; {trials['image_key'].nunique()} source images in the trials.")
     o = analysis.options
     lines.append(
         f"- Analysis: test trials only (practice and catch trials excluded); participants excluded if they did not finish or "
         f"got fewer than {o.catch_threshold:.0%} of catch trials right; answers under {o.min_rt_ms:g} ms flagged"
-        f"{' and dropped' if o.drop_fast else ' (kept; --drop-fast drops them)'}; {o.n_boot} bootstrap replicates, seed {o.seed}."
+        f"{' and dropped' if o.drop_fast else ' (kept; --drop-fast drops them)'}; {o.n_boot} bootstrap replicates, seed {o.seed}; "
+        f"verdicts {'Holm-corrected' if o.correction == 'holm' else 'not corrected for multiplicity'}, and given only with at least "
+        f"{o.min_participants} participants and {o.min_images} images."
     )
     return lines
 
 
 STATISTICS_NOTES = """\
-- **Wilson interval**: the score interval for a binomial proportion; it treats every trial as independent.
+- **Wilson interval**: the score interval for a binomial proportion; it treats every trial as independent, so with
+  answers that cluster by participant and image it is too narrow. Shown for comparison; no verdict uses it.
 - **Cluster bootstrap** (two-way, `survey.stats.TwoWayBootstrap`): each replicate resamples participants with
   replacement and, independently, images with replacement, and keeps every trial whose participant and image were
   both drawn, weighted by the product of their multiplicities (Owen 2007's pigeonhole bootstrap). That product
@@ -671,10 +892,25 @@ STATISTICS_NOTES = """\
   V = 2·V_participants + 2·V_images − V_both (Cameron, Gelbach & Miller 2011), floored at the larger one-way variance;
   the interval is the percentile interval of the product replicates rescaled about the estimate to that variance.
   Differences between methods use the same replicate draws for both methods.
-- **Exact binomial test**: two-sided, against 50%, treating trials as independent (so it is optimistic when people
-  or images differ; prefer the cluster interval).
+- **At 0% or 100%** every replicate is identical and the bootstrap interval has no width. The reported interval is
+  then Wilson's on an effective sample size n / D, D being the largest design effect (bootstrap variance over binomial
+  variance) among the study's other rates, or, if none has one, the fewer of the rate's participants and images.
+  `ci_method` names the interval used. Differences involving such a rate use MOVER (Zou & Donner 2008: the
+  difference's interval from the two rates' own intervals, treating them as independent, which errs wide here).
+- **p-values** respect the clustering: each inverts the reported interval (the p below which the interval would
+  exclude the null): twice the share of rescaled bootstrap replicates beyond the null, the score test on the same
+  effective n at 0% or 100%, or the level at which the MOVER interval reaches 0. Pair mode tests each method against
+  50%; single mode against the real photos' rate. The exact binomial test, which treats trials as independent, is
+  kept in `per_method.csv` as `p_naive_binomial` for reference only.
+- **Multiple comparisons**: verdicts are Holm-corrected (Holm 1979) within each family, the per-method tests and the
+  pairwise comparisons, so the chance of any false verdict in a family stays at most 5% (`--correction none` turns
+  this off). The intervals shown are the uncorrected 95% intervals.
+- **Small studies**: with fewer than the stated numbers of participants or images, the cluster intervals cover the
+  true rate less often than 95% in simulations (`python -m survey.coverage`, results/report-coverage/); the report then
+  warns at the top and gives no verdicts.
 - **d'** (single mode): z(real photos judged real) − z(colorizations judged real), pooled over trials, with the
-  log-linear correction (0.5 added to each count, 1 to each total) so rates of 0 or 1 stay finite.
+  log-linear correction (0.5 added to each count, 1 to each total) so rates of 0 or 1 stay finite. Its interval is
+  the cluster bootstrap's, or MOVER on the z scale when a rate is at 0% or 100%.
 - **Fleiss' kappa**: items are stimuli (image × method) answered by at least two included participants; the
   categories are the two answers (pair: picked the colorization or the real photo; single: real or fake). Items have
   different numbers of raters; per-item agreement is averaged with equal weight and chance agreement uses the pooled
@@ -689,8 +925,6 @@ def strip_password(url: str) -> str:
 
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a URL SQLAlchemy understands: hide anything between ':' and '@'
-        import re
-
         return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
@@ -722,11 +956,10 @@ def write_report(
         fig.savefig(out / name, dpi=DPI)
         files.append(name)
 
-    trial_cols = [c for c in a.trials.columns if not c.endswith("_value") and c != "outcome"]
-    save_csv(a.trials[trial_cols], "trials.csv")
+    save_csv(_public_columns(a.trials), "trials.csv")
     save_csv(a.participants, "participants.csv")
 
-    title = f"{'SIMULATED — ' if simulated else ''}Study report: {study}"
+    title = f"{'SIMULATED — ' if simulated else ''}Study report: {md_text(study)}"
     md = [f"# {title}", ""]
     if simulated:
         md += [
@@ -734,11 +967,13 @@ def write_report(
             "> true fooling rates; no person took part. It exists to check the analysis, not to rank methods.",
             "",
         ]
+    if a.small_study:
+        md += [f"> **WARNING: {md_text(a.small_study)}**", ""]
     md += [
         f"- Generated: {stamp}",
-        f"- Database: `{strip_password(db_url)}`",
-        f"- Command: `{command}`",
-        *([f"- Data made by: `{data_command}`"] if data_command else []),
+        f"- Database: {md_code(strip_password(db_url))}",
+        f"- Command: {md_code(command)}",
+        *([f"- Data made by: {md_code(data_command)}"] if data_command else []),
         "",
         "## Protocol",
         "",
@@ -760,6 +995,8 @@ def write_report(
         f"- Answers slower than the protocol's limit (flagged when stored): {int(qc['slow_answers'].sum())}; trials "
         f"served again after their exposure window: {int(qc['reshown_trials'].sum())}, "
         f"{'dropped from' if a.options.exclude_reshown else 'kept in'} the analysis.",
+        "- `trials.csv` has every trial with the decision on it (`used`, `not_used_reason`, `excluded_participant`, "
+        "`exclusion_reason`, `fast`; the trial kind is `phase`), so a re-analysis need not redo quality control.",
         "",
     ]
     excluded = qc[qc["excluded"]][["participant", "answered", "assigned", "catch_correct", "catch_answered", "fast_answers", "reason"]]
@@ -769,85 +1006,9 @@ def write_report(
     md += ["![Response times](response_times.png)", ""]
 
     if a.summary is None:
-        md += ["## Fooling rate per method", "", f"**{a.problem}**", ""]
+        md += ["## Fooling rate per method", "", f"**{md_text(a.problem)}**", ""]
     else:
-        save_csv(a.summary, "per_method.csv")
-        save_csv(a.per_image, "per_image.csv")
-        save_png(fooling_rate_figure(a.summary, title=("SIMULATED — " if simulated else "") + ("Fooling rate per method" if a.mode == "pair" else "Share judged real")), "fooling_rate.png")
-        cols = ["method", "n_trials", "n_participants", "n_images", "n_judged_real", "rate", "wilson_low", "wilson_high", "boot_low", "boot_high", "p_value"]
-        if a.mode == "single":
-            cols += ["d_prime", "d_prime_low", "d_prime_high"]
-        fmt = {c: "pct" for c in ("rate", "wilson_low", "wilson_high", "boot_low", "boot_high")} | {"p_value": "p", "d_prime": "f2", "d_prime_low": "f2", "d_prime_high": "f2"}
-        heads = {"n_judged_real": "picked as real" if a.mode == "pair" else "judged real", "rate": "fooling rate" if a.mode == "pair" else "judged real (%)", "p_value": "p (binomial vs 50%)"}
-        md += ["## Fooling rate per method", ""]
-        if a.mode == "single":
-            md += ["Rows are fake methods (their rate is the fooling rate) and `real` (how often real photos were judged real).", ""]
-        md += [_md_table(a.summary[cols], fmt, heads), "", *_method_sentences(a), "", "![Fooling rate per method](fooling_rate.png)", ""]
-        for note in a.notes:
-            md += [f"> Note: {note}", ""]
-
-        md += ["## Method comparisons", ""]
-        if a.comparisons is None:
-            md += ["Fewer than two methods have answers, so there is nothing to compare.", ""]
-        else:
-            save_csv(a.comparisons, "comparisons.csv")
-            md += [
-                "Difference in fooling rate (higher minus lower) with a 95% cluster-bootstrap interval. "
-                "\"A beats B\" is said only when the interval excludes 0.",
-                "",
-                _md_table(a.comparisons, {"rate_a": "pct", "rate_b": "pct", "difference": "pct", "boot_low": "pct", "boot_high": "pct"}),
-                "",
-            ]
-            for _, c in a.comparisons.iterrows():
-                if c["verdict"].endswith(f"beats {c['method_b']}"):
-                    md.append(f"- **{c['method_a']} beats {c['method_b']}**: fooling rate higher by {100 * c['difference']:.1f} points (95% interval {_points(c['boot_low'], c['boot_high'])}).")
-                elif c["verdict"] == "no detectable difference":
-                    md.append(f"- {c['method_a']} vs {c['method_b']}: no detectable difference ({100 * c['difference']:+.1f} points, 95% interval {_points(c['boot_low'], c['boot_high'])}).")
-                else:
-                    md.append(f"- {c['method_a']} vs {c['method_b']}: {c['verdict']}.")
-            md.append("")
-
-        md += ["## Per-image results", ""]
-        save_png(per_image_figure(a.per_image, mode=a.mode), "per_image.png")
-        wide = a.per_image.pivot_table(index="image_key", columns="method", values="rate").reset_index()
-        wide_n = a.per_image.pivot_table(index="image_key", columns="method", values="n_trials", aggfunc="sum")
-        shown = wide
-        caption = "Rate per image and method (all images; `n/a`: not shown to an included participant). Full table with counts: `per_image.csv`."
-        if len(wide) > 30:
-            order = wide.set_index("image_key").mean(axis=1).sort_values()
-            keys = list(order.index[:10]) + list(order.index[-10:])
-            shown = wide.set_index("image_key").loc[keys].reset_index()
-            caption = "The 10 least and 10 most convincing images (mean over methods). Full table: `per_image.csv`."
-        md += [caption, "", _md_table(shown, {c: "pct" for c in shown.columns if c != "image_key"}), "", f"Trials per cell: median {float(np.nanmedian(wide_n.to_numpy())):.0f}.", "", "![Per-image rates](per_image.png)", ""]
-
-        md += ["## Agreement between raters", ""]
-        ag = a.agreement
-        if ag["items"] == 0:
-            md += ["No stimulus was answered by two or more included participants, so agreement cannot be measured.", ""]
-        else:
-            md += [
-                f"Fleiss' kappa = **{ag['kappa']:.3f}** over {ag['items']} of {ag['items_total']} stimuli (those answered by at least "
-                f"two included participants; raters per stimulus: min {ag['raters_min']}, median {ag['raters_median']:g}, max {ag['raters_max']}). "
-                "0 is the agreement expected by chance alone, 1 is perfect agreement"
-                + (" (in pair mode: agreement on whether the colorization or the real photo is the real one)." if a.mode == "pair" else "."),
-                "",
-            ]
-
-        md += ["## Gallery: most and least convincing colorizations", ""]
-        gallery = _gallery(a, fetch_png, gallery_size)
-        if gallery is None:
-            md += ["The stimulus images could not be read from the database, so there is no gallery.", ""]
-        elif not gallery:
-            md += ["No colorization has answers yet.", ""]
-        else:
-            save_png(gallery_figure(gallery), "gallery.png")
-            md += [
-                f"The {gallery_size} colorizations (image × method) most and least often taken for real, each beside its "
-                "real photo; ranked by the lower (most) and upper (least) Wilson bound, so one lucky answer does not top the list.",
-                "",
-                "![Gallery](gallery.png)",
-                "",
-            ]
+        md += _results_markdown(a, simulated=simulated, save_csv=save_csv, save_png=save_png, fetch_png=fetch_png, gallery_size=gallery_size)
 
     md += ["## Statistics used", "", STATISTICS_NOTES, "## Files", ""]
     md += [f"- [`{name}`]({name})" for name in files]
@@ -855,6 +1016,123 @@ def write_report(
     path = out / "report.md"
     path.write_text("\n".join(md), encoding="utf-8")
     return path
+
+
+def _results_markdown(a: Analysis, *, simulated: bool, save_csv, save_png, fetch_png, gallery_size: int) -> list[str]:
+    """The report's sections from the per-method table to the gallery."""
+    save_csv(a.summary, "per_method.csv")
+    save_csv(a.per_image, "per_image.csv")
+    save_png(fooling_rate_figure(a.summary, title=("SIMULATED — " if simulated else "") + ("Fooling rate per method" if a.mode == "pair" else "Share judged real")), "fooling_rate.png")
+    table = a.summary.assign(
+        wilson=[_interval(lo, hi) for lo, hi in zip(a.summary["wilson_low"], a.summary["wilson_high"])],
+        interval=[_interval(lo, hi) for lo, hi in zip(a.summary["ci_low"], a.summary["ci_high"])],
+    )
+    cols = ["method", "n_trials", "n_participants", "n_images", "n_judged_real", "rate", "interval", "ci_method", "wilson", "p_cluster"]
+    if a.options.correction == "holm":
+        cols.append("p_adjusted")
+    cols.append("verdict")
+    if a.mode == "single":
+        table = table.assign(vs_real=[_points(lo, hi) for lo, hi in zip(table["diff_vs_real_low"], table["diff_vs_real_high"])])
+        cols[cols.index("p_cluster"):cols.index("p_cluster")] = ["diff_vs_real", "vs_real"]
+        cols += ["d_prime", "d_prime_low", "d_prime_high"]
+    fmt = {"rate": "pct", "diff_vs_real": "points", "p_cluster": "p", "p_adjusted": "p", "d_prime": "f2", "d_prime_low": "f2", "d_prime_high": "f2"}
+    heads = {
+        "n_trials": "trials",
+        "n_participants": "participants",
+        "n_images": "images",
+        "n_judged_real": "picked as real" if a.mode == "pair" else "judged real",
+        "rate": "fooling rate" if a.mode == "pair" else "judged real (%)",
+        "interval": "95% interval",
+        "ci_method": "interval from",
+        "wilson": "Wilson 95% (trials independent)",
+        "p_cluster": "p vs 50% (clustered)" if a.mode == "pair" else "p vs real photos (clustered)",
+        "p_adjusted": "p, Holm-adjusted",
+        "diff_vs_real": "minus real photos",
+        "vs_real": "95% interval of the difference",
+        "d_prime": "d'",
+        "d_prime_low": "d' 95% low",
+        "d_prime_high": "d' 95% high",
+    }
+    md = ["## Fooling rate per method", ""]
+    if a.mode == "single":
+        md += [
+            "Rows are fake methods (their rate is the fooling rate) and `real` (how often real photos were judged real). With one "
+            "image at a time 50% is not chance, so each method is compared with the real photos: the difference of the two "
+            "judged-real rates, and d'.",
+            "",
+        ]
+    md += [_md_table(table[cols], fmt, heads), "", *_method_sentences(a), "", "![Fooling rate per method](fooling_rate.png)", ""]
+    for note in a.notes:
+        md += [f"> Note: {md_text(note)}", ""]
+
+    md += ["## Method comparisons", ""]
+    if a.comparisons is None:
+        md += ["Fewer than two methods have answers, so there is nothing to compare.", ""]
+    else:
+        save_csv(a.comparisons, "comparisons.csv")
+        correction = (
+            f"Verdicts are Holm-corrected over the {len(a.comparisons)} comparisons; the intervals are the uncorrected 95% ones."
+            if a.options.correction == "holm" and len(a.comparisons) > 1
+            else "With one comparison there is nothing to correct for."
+            if a.options.correction == "holm"
+            else "Verdicts are not corrected for multiple comparisons (--correction none)."
+        )
+        md += [
+            f"Difference in fooling rate (higher minus lower) with its 95% interval and clustered p-value. {correction} "
+            "\"A beats B\" is said only when the (adjusted) p-value is below 0.05.",
+            "",
+            _md_table(
+                a.comparisons.drop(columns=["boot_low", "boot_high"]),
+                {"rate_a": "pct", "rate_b": "pct", "difference": "pct", "ci_low": "pct", "ci_high": "pct", "p_cluster": "p", "p_adjusted": "p"},
+                {"ci_low": "95% low", "ci_high": "95% high", "ci_method": "interval from", "p_cluster": "p (clustered)", "p_adjusted": "p, Holm-adjusted"},
+            ),
+            "",
+            *_comparison_sentences(a),
+            "",
+        ]
+
+    md += ["## Per-image results", ""]
+    save_png(per_image_figure(a.per_image, mode=a.mode), "per_image.png")
+    wide = a.per_image.pivot_table(index="image_key", columns="method", values="rate").reset_index()
+    wide_n = a.per_image.pivot_table(index="image_key", columns="method", values="n_trials", aggfunc="sum")
+    shown = wide
+    caption = "Rate per image and method (all images; `n/a`: not shown to an included participant). Full table with counts: `per_image.csv`."
+    if len(wide) > 30:
+        order = wide.set_index("image_key").mean(axis=1).sort_values()
+        keys = list(order.index[:10]) + list(order.index[-10:])
+        shown = wide.set_index("image_key").loc[keys].reset_index()
+        caption = "The 10 least and 10 most convincing images (mean over methods). Full table: `per_image.csv`."
+    md += [caption, "", _md_table(shown, {c: "pct" for c in shown.columns if c != "image_key"}), "", f"Trials per cell: median {float(np.nanmedian(wide_n.to_numpy())):.0f}.", "", "![Per-image rates](per_image.png)", ""]
+
+    md += ["## Agreement between raters", ""]
+    ag = a.agreement
+    if ag["items"] == 0:
+        md += ["No stimulus was answered by two or more included participants, so agreement cannot be measured.", ""]
+    else:
+        md += [
+            f"Fleiss' kappa = **{ag['kappa']:.3f}** over {ag['items']} of {ag['items_total']} stimuli (those answered by at least "
+            f"two included participants; raters per stimulus: min {ag['raters_min']}, median {ag['raters_median']:g}, max {ag['raters_max']}). "
+            "0 is the agreement expected by chance alone, 1 is perfect agreement"
+            + (" (in pair mode: agreement on whether the colorization or the real photo is the real one)." if a.mode == "pair" else "."),
+            "",
+        ]
+
+    md += ["## Gallery: most and least convincing colorizations", ""]
+    gallery = _gallery(a, fetch_png, gallery_size)
+    if gallery is None:
+        md += ["The stimulus images could not be read from the database, so there is no gallery.", ""]
+    elif not gallery:
+        md += ["No colorization has answers yet.", ""]
+    else:
+        save_png(gallery_figure(gallery), "gallery.png")
+        md += [
+            f"The {gallery_size} colorizations (image × method) most and least often taken for real, each beside its "
+            "real photo; ranked by the lower (most) and upper (least) Wilson bound, so one lucky answer does not top the list.",
+            "",
+            "![Gallery](gallery.png)",
+            "",
+        ]
+    return md
 
 
 def _gallery(a: Analysis, fetch_png, size: int):
@@ -885,11 +1163,47 @@ def _gallery(a: Analysis, fetch_png, size: int):
 # ----------------------------------------------------------------------------- database and CLI
 
 
+def add_analysis_arguments(parser: argparse.ArgumentParser, *, statistics: bool = True) -> None:
+    """The analysis flags (quality control; with `statistics`, also bootstrap, correction and study-size thresholds).
+
+    Shared by `survey.report` and `survey.admin export`, so an export makes the report's decisions.
+    """
+    default = ReportOptions()
+    parser.add_argument("--catch-threshold", type=float, default=default.catch_threshold,
+                        help="exclude participants whose catch-trial accuracy is below this")  # fmt: skip
+    parser.add_argument("--min-rt-ms", type=float, default=default.min_rt_ms, help="flag answers faster than this")
+    parser.add_argument("--drop-fast", action="store_true", help="drop the flagged too-fast answers from the analysis")
+    if not statistics:
+        return
+    parser.add_argument("--bootstrap", type=int, default=default.n_boot, help="bootstrap replicates")
+    parser.add_argument("--seed", type=int, default=default.seed, help="bootstrap seed")
+    parser.add_argument("--correction", choices=CORRECTIONS, default=default.correction,
+                        help="family-wise control of the verdicts (default: holm)")  # fmt: skip
+    parser.add_argument("--min-participants", type=int, default=default.min_participants,
+                        help="fewer participants: warn and give no verdicts")  # fmt: skip
+    parser.add_argument("--min-images", type=int, default=default.min_images, help="fewer images: warn and give no verdicts")
+
+
+def options_from_arguments(args: argparse.Namespace) -> ReportOptions:
+    """ReportOptions from the flags of add_analysis_arguments (defaults for those not given)."""
+    names = {"catch_threshold": "catch_threshold", "min_rt_ms": "min_rt_ms", "drop_fast": "drop_fast", "n_boot": "bootstrap",
+             "seed": "seed", "correction": "correction", "min_participants": "min_participants", "min_images": "min_images"}  # fmt: skip
+    return ReportOptions(**{field_name: getattr(args, flag) for field_name, flag in names.items() if hasattr(args, flag)})
+
+
+def study_options(options: ReportOptions, protocol) -> ReportOptions:
+    """`options` with the study's own analysis choice from its protocol (`Protocol` or its dict): whether
+    trials re-shown after their exposure are excluded. The report, the admin export and the app all use it."""
+    reshown = protocol["reshown_trials"] if isinstance(protocol, dict) else protocol.reshown_trials
+    return dataclasses.replace(options, exclude_reshown=reshown == "exclude")
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this report, every option spelled out, password hidden."""
     parts = ["python", "-m", "survey.report", "--db", strip_password(args.db), "--study", args.study, "--out", str(args.out)]
     parts += ["--catch-threshold", f"{args.catch_threshold:g}", "--min-rt-ms", f"{args.min_rt_ms:g}"]
-    parts += ["--bootstrap", str(args.bootstrap), "--seed", str(args.seed)]
+    parts += ["--bootstrap", str(args.bootstrap), "--seed", str(args.seed), "--correction", args.correction]
+    parts += ["--min-participants", str(args.min_participants), "--min-images", str(args.min_images)]
     if args.drop_fast:
         parts.append("--drop-fast")
     if args.simulated:
@@ -900,17 +1214,11 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    default = ReportOptions()
     parser = argparse.ArgumentParser(prog="python -m survey.report", description="Evaluation report of a real-or-fake study.")
     parser.add_argument("--db", default=None, help="database URL (default: SURVEY_DB_URL or sqlite:///survey.sqlite)")
     parser.add_argument("--study", required=True, help="study name")
     parser.add_argument("--out", default=None, type=Path, help="output folder (default: results/study-NAME/)")
-    parser.add_argument("--catch-threshold", type=float, default=default.catch_threshold,
-                        help="exclude participants whose catch-trial accuracy is below this")  # fmt: skip
-    parser.add_argument("--min-rt-ms", type=float, default=default.min_rt_ms, help="flag answers faster than this")
-    parser.add_argument("--drop-fast", action="store_true", help="drop the flagged too-fast answers from the analysis")
-    parser.add_argument("--bootstrap", type=int, default=default.n_boot, help="bootstrap replicates")
-    parser.add_argument("--seed", type=int, default=default.seed, help="bootstrap seed")
+    add_analysis_arguments(parser)
     parser.add_argument("--simulated", action="store_true",
                         help=f"label the report SIMULATED (automatic for studies named '{SIMULATED_PREFIX}...')")  # fmt: skip
     parser.add_argument("--data-command", default=None, help="the command that produced the data, recorded in the report")
@@ -927,10 +1235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out = args.out or Path("results") / f"study-{args.study}"
     args.simulated = args.simulated or args.study.startswith(SIMULATED_PREFIX)
     try:
-        options = ReportOptions(
-            catch_threshold=args.catch_threshold, min_rt_ms=args.min_rt_ms, drop_fast=args.drop_fast,
-            n_boot=args.bootstrap, seed=args.seed,
-        )  # fmt: skip
+        options = options_from_arguments(args)
         store = Store(args.db)
         summary = next((s for s in store.list_studies() if s.name == args.study), None)
         if summary is None:
@@ -939,7 +1244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if frame.empty:
             raise ReportError(f"The study '{args.study}' has no participants yet, so there is nothing to report.")
         protocol = store.get_protocol(args.study).to_dict()
-        options = dataclasses.replace(options, exclude_reshown=protocol["reshown_trials"] == "exclude")
+        options = study_options(options, protocol)
         analysis = analyse(frame, methods=summary.methods, options=options)
         path = write_report(
             analysis, args.out, study=args.study, command=command_line(args), db_url=args.db,

@@ -7,7 +7,14 @@ Nothing here reads the database or draws plots; `survey.report` does that and ca
 - `dprime`: signal-detection sensitivity with the log-linear correction (Hautus 1995).
 - `fleiss_kappa`: agreement between raters, generalised to unequal numbers of raters per item.
 - `TwoWayBootstrap`: a cluster bootstrap that resamples participants AND images (crossed design),
-  with the variance correction described in its docstring.
+  with the variance correction described in its docstring; its intervals invert to p-values.
+- `effective_wilson_interval`, `score_test`: Wilson's interval and the score test it inverts, on an
+  effective sample size (trials divided by a design effect), for rates of exactly 0% or 100%,
+  where every bootstrap replicate is the same and the bootstrap interval has no width.
+- `difference_interval`: an interval for a difference from the two estimates' own intervals
+  (MOVER, Zou & Donner 2008; Newcombe 1998's method 10 when those are Wilson intervals).
+- `inverted_p_value`: the p-value of any family of nested intervals (the level where one touches the null).
+- `holm_adjust`: Holm's (1979) step-down adjustment for a family of p-values.
 """
 
 from __future__ import annotations
@@ -24,8 +31,13 @@ __all__ = [
     "BootstrapInterval",
     "TwoWayBootstrap",
     "binomial_test",
+    "difference_interval",
     "dprime",
+    "effective_wilson_interval",
     "fleiss_kappa",
+    "holm_adjust",
+    "inverted_p_value",
+    "score_test",
     "wilson_interval",
 ]
 
@@ -72,6 +84,101 @@ def binomial_test(successes: int, trials: int, *, p: float = 0.5) -> float:
 def _binomtest(successes: int, trials: int, p: float) -> float:
     # Cached: the admin view and the coverage simulations ask for the same few (k, n) again and again.
     return float(_st.binomtest(successes, trials, p, alternative="two-sided").pvalue)
+
+
+def effective_wilson_interval(
+    successes: float, trials: float, effective_trials: float, *, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Wilson interval for the rate `successes / trials` as if it came from `effective_trials` independent trials.
+
+    Answers that share a participant or an image carry less information than their number; with
+    effective_trials = trials / design effect (Kish 1965) the interval widens accordingly. Unlike a
+    bootstrap it keeps its width at a rate of exactly 0 or 1. Returns (nan, nan) with no trials.
+    """
+    if trials == 0:
+        return (math.nan, math.nan)
+    if not 0.0 < effective_trials <= trials:
+        raise ValueError(f"need 0 < effective_trials <= trials, got {effective_trials} of {trials}.")
+    return wilson_interval(successes / trials * effective_trials, effective_trials, confidence=confidence)
+
+
+def score_test(successes: float, trials: float, *, p: float = 0.5, effective_trials: float | None = None) -> float:
+    """Two-sided score test of H0: rate == p, on `effective_trials` (default: `trials`) independent trials.
+
+    It is the test the Wilson interval inverts: the interval at level 1 - alpha excludes p exactly
+    when this p-value is below alpha. Returns nan with no trials.
+    """
+    if trials == 0:
+        return math.nan
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"the null rate must be strictly between 0 and 1, got {p}.")
+    n = trials if effective_trials is None else effective_trials
+    z = (successes / trials - p) / math.sqrt(p * (1.0 - p) / n)
+    return float(2.0 * _st.norm.sf(abs(z)))
+
+
+def difference_interval(
+    estimate_a: float, interval_a: tuple[float, float], estimate_b: float, interval_b: tuple[float, float]
+) -> tuple[float, float]:
+    """Interval for estimate_a - estimate_b built from each estimate's own interval (MOVER).
+
+    L = d - sqrt((a - low_a)^2 + (high_b - b)^2), U = d + sqrt((high_a - a)^2 + (b - low_b)^2)
+    (Zou & Donner 2008; with Wilson intervals this is Newcombe 1998's method 10). It treats the two
+    estimates as independent, which is conservative when, as here, they share participants and
+    images (a positive correlation makes the true difference less variable). nan in, nan out.
+    """
+    a, b = float(estimate_a), float(estimate_b)
+    (low_a, high_a), (low_b, high_b) = interval_a, interval_b
+    d = a - b
+    low = d - math.sqrt((a - low_a) ** 2 + (high_b - b) ** 2)
+    high = d + math.sqrt((high_a - a) ** 2 + (b - low_b) ** 2)
+    return (low, high)
+
+
+def inverted_p_value(interval_at: Callable[[float], tuple[float, float]], null: float, *, tol: float = 1e-7) -> float:
+    """Two-sided p-value of H0: value == null from a family of nested intervals.
+
+    `interval_at(confidence)` gives the interval at that level; the p-value is 1 - the level at
+    which the interval's nearer end reaches `null` (found by bisection), so "p < alpha" and "the
+    1 - alpha interval excludes the null" always agree. nan when the interval cannot be formed.
+    """
+    def excludes(confidence: float) -> bool:
+        low, high = interval_at(confidence)
+        return not (low <= null <= high)
+
+    narrow, wide = 1e-9, 1.0 - 1e-9
+    low, high = interval_at(narrow)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return math.nan
+    if not excludes(narrow):
+        return 1.0
+    if excludes(wide):
+        return 1.0 - wide
+    while wide - narrow > tol:  # excludes(narrow) is True, excludes(wide) is False
+        middle = 0.5 * (narrow + wide)
+        if excludes(middle):
+            narrow = middle
+        else:
+            wide = middle
+    return 1.0 - 0.5 * (narrow + wide)
+
+
+def holm_adjust(p_values) -> np.ndarray:
+    """Holm's (1979) step-down adjusted p-values; rejecting where adjusted p < alpha keeps the chance of
+    any false rejection in the family at most alpha, whatever the dependence between the tests.
+
+    nan entries (tests that could not be made) are left nan and do not count towards the family size.
+    """
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, math.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    m = len(finite)
+    if m == 0:
+        return adjusted
+    order = finite[np.argsort(p[finite], kind="stable")]
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    adjusted[order] = np.maximum.accumulate(scaled)
+    return adjusted
 
 
 def dprime(hits, n_signal, false_alarms, n_noise, *, correction: str | None = "loglinear"):
@@ -158,6 +265,12 @@ class BootstrapInterval:
     se: float  # two-way standard error after the correction
     se_pigeonhole: float  # standard error of the raw product resampling (conservative)
     reps_used: int  # replicates where the statistic was defined
+    p_value: float = math.nan  # two-sided, against `null` when interval() was given one
+
+    @property
+    def collapsed(self) -> bool:
+        """True when every replicate gave the same value (a rate of exactly 0 or 1): the interval has no width."""
+        return math.isfinite(self.low) and self.high - self.low <= 0.0
 
 
 class TwoWayBootstrap:
@@ -242,8 +355,14 @@ class TwoWayBootstrap:
         *,
         confidence: float = 0.95,
         bounds: tuple[float, float] = (-math.inf, math.inf),
+        null: float | None = None,
     ) -> BootstrapInterval:
-        """Estimate and two-way interval for `statistic(sums)`; see the class docstring."""
+        """Estimate and two-way interval for `statistic(sums)`; see the class docstring.
+
+        With `null`, also the two-sided p-value that inverts the same interval: twice the share of
+        rescaled replicates on the far side of `null`, so p < 1 - confidence exactly when the
+        interval excludes `null` (up to the resolution of 1 / n_boot).
+        """
         _z(confidence)
         with np.errstate(divide="ignore", invalid="ignore"):
             estimate = float(statistic(self.observed))
@@ -266,4 +385,7 @@ class TwoWayBootstrap:
         low, high = np.quantile(shrunk, [alpha / 2.0, 1.0 - alpha / 2.0])
         low = float(min(max(low, bounds[0]), bounds[1]))
         high = float(min(max(high, bounds[0]), bounds[1]))
-        return BootstrapInterval(estimate, low, high, math.sqrt(v), math.sqrt(v_both), int(ok.sum()))
+        p_value = math.nan
+        if null is not None:
+            p_value = float(min(1.0, 2.0 * min(np.mean(shrunk <= null), np.mean(shrunk >= null))))
+        return BootstrapInterval(estimate, low, high, math.sqrt(v), math.sqrt(v_both), int(ok.sum()), p_value)

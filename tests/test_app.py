@@ -321,6 +321,7 @@ def test_admin_needs_the_password_and_shows_status_table_plot_and_csv(app):
     frame = Store(app["db_url"]).trials_frame("tiny-single")
     assert len(exported) == 1 + int(frame["answered"].sum()) >= 5
     assert "token" not in exported[0]
+    assert {"phase", "used", "not_used_reason", "excluded_participant", "exclusion_reason"} <= set(exported[0].split(","))
 
 
 def test_app_starts_without_its_database_and_says_so(tmp_path):

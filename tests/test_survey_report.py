@@ -2,7 +2,9 @@
 
 The coverage tests draw many studies with `survey.simulate.simulate_frame` (the same response model
 the `survey.simulate` CLI uses, and the Store's own trial planner) and check that the 95% intervals
-contain the known true fooling rate about 95% of the time.
+contain the known true fooling rate about 95% of the time. The tests after "issue 15" check the
+report a reviewer accepts: intervals at 0% and 100%, small studies, clustered p-values, Holm,
+single mode against real photos, the export's decisions, and Markdown that no name can break.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from survey.report import (
     ReportError,
     ReportOptions,
     analyse,
+    annotated_trials,
     fooling_rate_figure,
     main,
     quality_control,
     strip_password,
+    study_options,
     summary_table,
     write_report,
 )
@@ -119,13 +123,13 @@ def test_comparisons_claim_a_winner_only_when_the_interval_excludes_zero():
     a = analyse(simulate_frame(far, participants=40, seed=5), options=FAST)
     row = a.comparisons.iloc[0]
     assert (row["method_a"], row["method_b"]) == ("good", "bad")
-    assert row["boot_low"] > 0 and row["verdict"] == "good beats bad"
+    assert row["ci_low"] > 0 and row["p_cluster"] < 0.05 and row["verdict"] == "good beats bad"
 
     same = SimulationConfig(true_rates={"one": 0.3, "two": 0.3}, careless_share=0.0, dropout_share=0.0)
     verdicts = []
     for seed in range(10):
         c = analyse(simulate_frame(same, participants=30, seed=seed), options=FAST).comparisons.iloc[0]
-        assert (c["boot_low"] > 0) == c["verdict"].endswith("beats " + c["method_b"])
+        assert (c["ci_low"] > 0) == (c["p_cluster"] < 0.05) == c["verdict"].endswith("beats " + c["method_b"])
         verdicts.append(c["verdict"])
     assert verdicts.count("no detectable difference") >= 8
 
@@ -209,7 +213,8 @@ def test_admin_helpers_give_table_and_figure_from_a_trials_frame():
     frame = _frame(participants=10)
     table = summary_table(frame, n_boot=100)
     expected = {"mode", "method", "stimulus", "n_trials", "n_participants", "rate", "wilson_low", "wilson_high",
-                "boot_low", "boot_high", "p_value"}  # fmt: skip
+                "boot_low", "boot_high", "ci_low", "ci_high", "ci_method", "p_cluster", "p_adjusted", "verdict",
+                "p_naive_binomial"}  # fmt: skip
     assert expected <= set(table.columns)
     for source in (table, frame):
         fig = fooling_rate_figure(source, title="live", n_boot=100) if source is frame else fooling_rate_figure(source)
@@ -279,7 +284,8 @@ def test_report_cli_writes_markdown_csvs_and_pngs(simulated_db, tmp_path, capsys
     assert set(per_method["method"]) == {"alpha", "beta"}
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == len(Store(simulated_db).trials_frame("simulated-cli"))
-    assert {"excluded_participant", "fast", "used"} <= set(trials.columns)
+    assert {"excluded_participant", "exclusion_reason", "fast", "used", "not_used_reason"} <= set(trials.columns)
+    assert "--correction holm --min-participants 10 --min-images 10" in text
     assert (out / "fooling_rate.png").stat().st_size < 200_000
 
 
@@ -291,3 +297,248 @@ def test_report_cli_explains_unknown_and_empty_studies(simulated_db, tmp_path, c
     assert main(["--db", simulated_db, "--study", "simulated-empty", "--out", str(tmp_path / "b")]) == 2
     assert "has no participants yet" in capsys.readouterr().err
     assert not (tmp_path / "b" / "report.md").exists()
+
+
+# -- issue 15: a report a reviewer accepts ---------------------------------------------------------
+
+CLUSTERED = dict(careless_share=0.0, dropout_share=0.0, participant_sd=0.8, image_sd=0.8)
+
+
+def test_a_rate_of_0_or_100_percent_gets_an_interval_with_width_and_the_report_says_which():
+    config = SimulationConfig(true_rates={"never": 0.0, "always": 1.0, "mid": 0.35}, **CLUSTERED)
+    analysis = analyse(simulate_frame(config, participants=40, images=30, seed=11), options=FAST)
+    rows = analysis.summary.set_index("method")
+    never, always, mid = rows.loc["never"], rows.loc["always"], rows.loc["mid"]
+    assert never["n_judged_real"] == 0 and always["n_judged_real"] == always["n_trials"]
+    # The bootstrap alone collapses to a point there; the reported interval does not.
+    assert (never["boot_low"], never["boot_high"]) == (0.0, 0.0) and (always["boot_low"], always["boot_high"]) == (1.0, 1.0)
+    assert never["ci_low"] == 0.0 and 0.005 < never["ci_high"] < 0.1
+    assert always["ci_high"] == 1.0 and 0.9 < always["ci_low"] < 0.995
+    # Wilson on an effective n (n / design effect) is at least as wide as Wilson on all trials.
+    assert never["ci_high"] >= never["wilson_high"] and always["ci_low"] <= always["wilson_low"]
+    assert never["ci_method"].startswith("Wilson, effective n") and mid["ci_method"] == "cluster bootstrap"
+    assert (mid["ci_low"], mid["ci_high"]) == (mid["boot_low"], mid["boot_high"])
+    both = analysis.comparisons.set_index(["method_a", "method_b"]).loc[("always", "never")]
+    assert both["boot_low"] == both["boot_high"] == 1.0  # what the report used to print: +100.0 to +100.0
+    assert both["ci_high"] == pytest.approx(1.0) and 0.85 < both["ci_low"] < 0.99
+    assert both["ci_method"].startswith("MOVER") and both["verdict"] == "always beats never"
+    assert any("no width" in note and "'never' (0 of" in note for note in analysis.notes)
+
+
+@pytest.mark.slow
+def test_the_boundary_interval_covers_a_rare_true_rate():
+    # A true rate of 1%: many studies see 0 of ~200 fooled. The reported interval must still cover 1% about 95% of
+    # the time; the bootstrap alone is a point at 0% in those studies and misses it.
+    config = SimulationConfig(true_rates={"rare": 0.01, "mid": 0.3}, **CLUSTERED)
+    covered = bootstrap_covered = zero_studies = 0
+    for seed in range(60):
+        row = summary_table(simulate_frame(config, participants=30, images=30, seed=seed), n_boot=200, seed=seed).set_index("method").loc["rare"]
+        covered += row["ci_low"] <= 0.01 <= row["ci_high"]
+        bootstrap_covered += row["boot_low"] <= 0.01 <= row["boot_high"]
+        zero_studies += row["n_judged_real"] == 0
+        assert row["ci_high"] > row["ci_low"]
+    assert zero_studies >= 5
+    assert covered >= 55 and bootstrap_covered <= covered - zero_studies
+
+
+def test_a_small_study_warns_at_the_top_and_declares_no_winner(tmp_path):
+    config = SimulationConfig(true_rates={"alpha": 0.1, "gamma": 0.6}, careless_share=0.0, dropout_share=0.0)
+    frame = simulate_frame(config, participants=2, images=24, seed=0)
+    small = analyse(frame, options=FAST)
+    assert small.small_study.startswith("Small study: 2 participant(s) and ")
+    assert "fewer than the 10 participants and 10 images" in small.small_study
+    assert small.comparisons["verdict"].tolist() == ["withheld (small study)"]
+    assert set(small.summary["verdict"]) == {"withheld (small study)"}
+    # The data do show the difference: with the thresholds lowered, the same analysis would declare it.
+    unguarded = analyse(frame, options=ReportOptions(n_boot=200, min_participants=2, min_images=2))
+    assert unguarded.small_study is None and unguarded.comparisons["verdict"].tolist() == ["gamma beats alpha"]
+
+    lines = write_report(small, tmp_path, study="s", command="cmd", db_url="sqlite://").read_text().splitlines()
+    assert lines[2].startswith("> **WARNING: Small study: 2 participant(s)")
+    text = "\n".join(lines)
+    assert "gamma beats alpha" not in text and "withheld (small study)" in text
+    assert "at least 10 participants and 10 images" in text
+
+    few_images = analyse(simulate_frame(config, participants=40, images=6, seed=0), options=FAST)
+    assert few_images.small_study and "6 image(s)" in few_images.small_study
+    large = analyse(simulate_frame(config, participants=40, images=24, seed=0), options=FAST)
+    assert large.small_study is None and large.comparisons["verdict"].tolist() == ["gamma beats alpha"]
+
+
+@pytest.mark.slow
+def test_clustered_p_values_hold_their_level_where_the_binomial_test_does_not():
+    # True rate exactly 50% with strong participant and image effects: a 5% test should reject ~5% of the time.
+    config = SimulationConfig(true_rates={"even": 0.5}, careless_share=0.0, dropout_share=0.0, participant_sd=1.0, image_sd=1.0)
+    clustered = naive = 0
+    datasets = 60
+    for seed in range(datasets):
+        row = summary_table(simulate_frame(config, participants=30, images=20, seed=seed), n_boot=300, seed=seed).iloc[0]
+        clustered += row["p_cluster"] < 0.05
+        naive += row["p_naive_binomial"] < 0.05
+        # the p-value inverts the reported interval (up to the bootstrap's resolution)
+        if abs(row["p_cluster"] - 0.05) > 0.01:
+            assert (row["p_cluster"] < 0.05) == (not row["ci_low"] <= 0.5 <= row["ci_high"])
+    assert clustered / datasets <= 0.12
+    assert naive / datasets >= clustered / datasets + 0.1, (naive, clustered)
+
+
+def test_the_report_labels_the_binomial_p_as_naive_and_does_not_show_it(tmp_path):
+    analysis = analyse(_frame(participants=24), options=FAST)
+    text = write_report(analysis, tmp_path, study="s", command="cmd", db_url="sqlite://").read_text()
+    assert "p vs 50% (clustered)" in text and "p, Holm-adjusted" in text
+    assert "binomial test against 50%: p" not in text and "p (binomial" not in text
+    assert "`p_naive_binomial` for reference only" in text
+    assert "p_naive_binomial" in pd.read_csv(tmp_path / "per_method.csv").columns
+
+
+@pytest.mark.slow
+def test_holm_keeps_false_winners_among_equal_methods_rare():
+    config = SimulationConfig(true_rates={"one": 0.3, "two": 0.3, "three": 0.3}, **CLUSTERED)
+    uncorrected = holm = 0
+    datasets = 70
+    for seed in range(datasets):
+        comparisons = analyse(simulate_frame(config, participants=30, images=30, seed=seed), options=ReportOptions(n_boot=200, seed=seed)).comparisons
+        uncorrected += (comparisons["p_cluster"] < 0.05).any()
+        holm += comparisons["verdict"].str.contains(" beats ").any()
+        for c in comparisons.itertuples():
+            assert c.p_adjusted >= c.p_cluster
+            if c.p_cluster < 0.05 <= c.p_adjusted:  # the uncorrected interval excludes 0, Holm does not agree
+                assert c.verdict.startswith("no detectable difference after Holm correction")
+    assert holm < uncorrected and holm / datasets <= 0.08, (holm, uncorrected)
+    # Without correction, the report says so instead.
+    plain = analyse(simulate_frame(config, participants=30, images=30, seed=0), options=ReportOptions(n_boot=200, correction="none"))
+    assert (plain.comparisons["p_adjusted"] == plain.comparisons["p_cluster"]).all()
+    assert any("without correction for multiplicity" in note for note in plain.notes)
+
+
+def test_single_mode_compares_fakes_with_real_photos_not_with_50_percent(tmp_path):
+    config = SimulationConfig(true_rates={"same": 0.75, "worse": 0.35}, real_rate=0.75, careless_share=0.0, dropout_share=0.0,
+                              participant_sd=0.5, image_sd=0.5)  # fmt: skip
+    analysis = analyse(simulate_frame(config, participants=60, images=30, seed=12, protocol=SINGLE), options=FAST)
+    rows = analysis.summary.set_index("method")
+    same, worse = rows.loc["same"], rows.loc["worse"]
+    assert worse["diff_vs_real_low"] <= 0.35 - 0.75 <= worse["diff_vs_real_high"] < 0
+    assert worse["verdict"] == "judged real less often than real photos" and worse["p_cluster"] < 0.001
+    assert same["diff_vs_real_low"] <= 0 <= same["diff_vs_real_high"]
+    assert same["verdict"] == "no detectable difference from real photos"
+    assert same["d_prime_low"] <= 0 <= same["d_prime_high"]
+    true_d = 0.674489750 - (-0.385320466)  # z(0.75) - z(0.35)
+    assert worse["d_prime_low"] <= true_d <= worse["d_prime_high"]
+    assert set(rows["test"]) == {"rate = real photos' rate", ""} and "p_naive_binomial" not in rows.columns
+
+    text = write_report(analysis, tmp_path, study="s", command="cmd", db_url="sqlite://").read_text()
+    assert "Against real photos (judged real in" in text and "Against 50%" not in text
+    figure = fooling_rate_figure(analysis.summary)
+    reference = [line for line in figure.axes[0].get_lines() if "real photos" in line.get_label()]
+    assert len(reference) == 1 and reference[0].get_ydata()[0] == pytest.approx(rows.loc["real", "rate"])
+    assert not any("chance" in line.get_label() for line in figure.axes[0].get_lines())
+
+
+def _read_export(path) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    return frame.assign(not_used_reason=frame["not_used_reason"].fillna(""), exclusion_reason=frame["exclusion_reason"].fillna(""))
+
+
+def test_admin_export_carries_each_answers_decision_and_reason(tmp_path):
+    from survey.admin import main as admin_main
+
+    url = f"sqlite:///{tmp_path / 'survey.sqlite'}"
+    store = Store(url)
+    protocol = Protocol(practice_trials=2, test_trials=12, catch_rate=0.2, image_size=32, seed=3)
+    build_synthetic_study(store, "simulated-export", ["alpha", "beta"], images=16, protocol=protocol, seed=3)
+    config = SimulationConfig(true_rates=RATES, careless_share=0.2, dropout_share=0.2, careless_catch_accuracy=0.0, fast_share=0.1)
+    simulate_study(store, "simulated-export", config, participants=15, seed=3)
+
+    out = tmp_path / "export.csv"
+    assert admin_main(["--db", url, "export", "--study", "simulated-export", "--out", str(out)]) == 0
+    exported = _read_export(out)
+    assert {"phase", "used", "not_used_reason", "excluded_participant", "exclusion_reason", "fast"} <= set(exported.columns)
+    assert set(exported["phase"]) == {"practice", "catch", "test"}
+    reasons = exported.groupby("phase")["not_used_reason"].agg(set)
+    assert reasons["practice"] == {"practice trial"} and reasons["catch"] == {"catch trial (attention check)"}
+    excluded = exported[exported["excluded_participant"]]
+    assert len(excluded) and excluded["exclusion_reason"].str.contains("did not finish|failed catch trials").all()
+    assert (excluded.loc[excluded["phase"] == "test", "not_used_reason"] == "participant excluded").all()
+    included_test = exported[~exported["excluded_participant"] & (exported["phase"] == "test")]
+    assert included_test["used"].all() and (included_test["exclusion_reason"] == "").all()
+
+    # Re-analysing from the export alone gives the report's numbers, without redoing quality control.
+    analysis = analyse(store.trials_frame("simulated-export"), options=FAST)
+    used = exported[exported["used"]]
+    from_export = used.groupby("method")["fooled"].mean()
+    for row in analysis.summary.itertuples():
+        assert from_export[row.method] == pytest.approx(row.rate)
+        assert (used["method"] == row.method).sum() == row.n_trials
+
+    # --drop-fast marks the included participants' fast answers with their own reason.
+    assert admin_main(["--db", url, "export", "--study", "simulated-export", "--out", str(out), "--drop-fast"]) == 0
+    dropped = _read_export(out)
+    fast_test = dropped[dropped["fast"] & (dropped["phase"] == "test") & ~dropped["excluded_participant"]]
+    assert len(fast_test) and (fast_test["not_used_reason"] == "faster than 300 ms (dropped with --drop-fast)").all()
+    assert not fast_test["used"].any()
+
+
+def test_annotated_trials_give_the_reason_for_each_trial_left_out():
+    frame = _frame(participants=6)
+    test_rows = frame.index[(frame["phase"] == "test") & frame["answered"]]
+    frame.loc[test_rows[:3], "reshown"] = True
+    flagged = annotated_trials(frame)
+    assert flagged.loc[test_rows[:3], "used"].all()  # the protocol's default: re-shown trials are only flagged
+    excluded = annotated_trials(frame, options=ReportOptions(exclude_reshown=True))
+    assert not excluded.loc[test_rows[:3], "used"].any()
+    assert set(excluded.loc[test_rows[:3], "not_used_reason"]) == {"shown again after its exposure (the protocol excludes re-shown trials)"}
+    assert study_options(ReportOptions(), {"reshown_trials": "exclude"}).exclude_reshown
+    assert list(annotated_trials(frame.iloc[0:0]).columns)[-5:] == ["used", "not_used_reason", "excluded_participant", "exclusion_reason", "fast"]
+
+
+MARKDOWN_NAMES = ["<b>x</b>", "a*b_c", "ours | v2"]
+
+
+def _rendered_tables(markdown: str) -> list[list[list[str]]]:
+    """Every table in `markdown` as rendered by a CommonMark + GFM-table parser: rows of cell texts."""
+    from html.parser import HTMLParser
+
+    from markdown_it import MarkdownIt
+
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tables, self.cell, self.tags = [], None, []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            if tag == "table":
+                self.tables.append([])
+            elif tag == "tr":
+                self.tables[-1].append([])
+            elif tag in ("td", "th"):
+                self.cell = ""
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th"):
+                self.tables[-1][-1].append(self.cell)
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+    parser = Cells()
+    parser.feed(MarkdownIt("commonmark").enable("table").render(markdown))
+    return parser.tables, parser.tags
+
+
+def test_method_names_are_escaped_in_markdown(tmp_path):
+    config = SimulationConfig(true_rates=dict(zip(MARKDOWN_NAMES, (0.3, 0.2, 0.4))), careless_share=0.0, dropout_share=0.0)
+    analysis = analyse(simulate_frame(config, participants=24, images=24, seed=13), options=FAST)
+    text = write_report(analysis, tmp_path, study="<i>s</i> | *", command="cmd `x`", db_url="sqlite://").read_text()
+    tables, tags = _rendered_tables(text)
+    assert "b" not in tags and "i" not in tags and "em" not in tags and "strong" in tags  # only the report's own bold
+    for table in tables:
+        assert len({len(row) for row in table}) == 1, table  # no name split a row into extra cells
+    per_method = next(t for t in tables if t[0][0] == "method")
+    assert [row[0] for row in per_method[1:]] == sorted(MARKDOWN_NAMES)
+    comparisons = next(t for t in tables if t[0][0] == "method_a")
+    assert {cell for row in comparisons[1:] for cell in row[:2]} == set(MARKDOWN_NAMES)
+    assert "Colorizations by **\\<b\\>x\\</b\\>**" in text and "Colorizations by **a\\*b\\_c**" in text
+    assert "# Study report: \\<i\\>s\\</i\\> \\| \\*" in text and "- Command: `` cmd `x` ``" in text

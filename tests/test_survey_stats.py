@@ -1,4 +1,5 @@
-"""survey.stats against textbook values: Wilson, exact binomial test, d', Fleiss' kappa, the two-way bootstrap."""
+"""survey.stats against textbook values: Wilson, exact binomial test, d', Fleiss' kappa, the two-way bootstrap,
+the boundary fallback (Wilson on an effective n, the score test), MOVER differences and Holm's adjustment."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from survey.stats import TwoWayBootstrap, binomial_test, dprime, fleiss_kappa, wilson_interval
+from survey.stats import (
+    TwoWayBootstrap,
+    binomial_test,
+    difference_interval,
+    dprime,
+    effective_wilson_interval,
+    fleiss_kappa,
+    holm_adjust,
+    inverted_p_value,
+    score_test,
+    wilson_interval,
+)
 
 
 # Newcombe (1998), "Two-sided confidence intervals for the single proportion", Table II, method 3 (score).
@@ -143,3 +155,69 @@ def test_fooling_rate_figure_draws_a_zero_rate():
     bars = [segment[:, 1] for container in figure.axes[0].containers for segment in container.lines[2][0].get_segments()]
     # both intervals drawn from the zero rate up; the bootstrap's bound a hair above it is drawn flat
     assert sorted((round(low, 6), round(high, 6)) for low, high in bars) == sorted([(0.0, round(high, 6)), (0.0, 0.2)])
+
+
+# -- the boundary fallback, clustered p-values and multiple comparisons (issue 15) ---------------
+
+
+def test_effective_wilson_interval_is_wilson_on_fewer_trials_and_keeps_its_width_at_the_boundary():
+    assert effective_wilson_interval(0, 100, 25) == pytest.approx(wilson_interval(0, 25))
+    assert effective_wilson_interval(40, 100, 50) == pytest.approx(wilson_interval(20, 50))
+    low, high = effective_wilson_interval(100, 100, 40)
+    assert high == 1.0 and low == pytest.approx(wilson_interval(40, 40)[0]) and low < wilson_interval(100, 100)[0]
+    assert effective_wilson_interval(0, 100, 100) == wilson_interval(0, 100)
+    assert all(math.isnan(v) for v in effective_wilson_interval(0, 0, 1))
+    with pytest.raises(ValueError):
+        effective_wilson_interval(3, 10, 11)
+
+
+@pytest.mark.parametrize(("k", "n", "n_eff"), [(3, 40, 40), (0, 60, 20), (31, 50, 12.5), (50, 50, 30)])
+def test_score_test_is_the_test_the_wilson_interval_inverts(k, n, n_eff):
+    for p0 in np.linspace(0.02, 0.98, 49):
+        low, high = effective_wilson_interval(k, n, n_eff)
+        p = score_test(k, n, p=p0, effective_trials=n_eff)
+        if abs(p - 0.05) > 1e-9:
+            assert (p < 0.05) == (not low <= p0 <= high), (p0, p, low, high)
+    wilson_p = inverted_p_value(lambda c: effective_wilson_interval(k, n, n_eff, confidence=c), 0.5)
+    assert wilson_p == pytest.approx(score_test(k, n, p=0.5, effective_trials=n_eff), abs=1e-6)
+    assert math.isnan(score_test(0, 0))
+
+
+# Newcombe (1998), "Interval estimation for the difference between independent proportions",
+# Table II, method 10 (the hybrid score interval: MOVER with Wilson intervals).
+@pytest.mark.parametrize(
+    ("a", "m", "b", "n", "low", "high"),
+    [(56, 70, 48, 80, 0.0524, 0.3339), (9, 10, 3, 10, 0.1705, 0.8090), (6, 7, 2, 7, 0.0582, 0.8062), (5, 56, 0, 29, -0.0381, 0.1926)],
+)
+def test_difference_interval_matches_newcombe_1998_method_10(a, m, b, n, low, high):
+    lo, hi = difference_interval(a / m, wilson_interval(a, m), b / n, wilson_interval(b, n))
+    assert (lo, hi) == pytest.approx((low, high), abs=1e-4)
+
+
+def test_difference_interval_keeps_width_when_both_rates_sit_at_the_boundary():
+    lo, hi = difference_interval(1.0, wilson_interval(30, 30), 0.0, wilson_interval(0, 30))
+    assert hi == pytest.approx(1.0) and 0.8 < lo < 0.95
+
+
+def test_holm_adjust_textbook_and_nan():
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> running max 0.02, 0.03, 0.06, 0.06
+    assert holm_adjust([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    adjusted = holm_adjust([0.02, math.nan, 0.5])
+    assert adjusted[0] == pytest.approx(0.04) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.5)
+    assert holm_adjust([0.6, 0.7]) == pytest.approx([1.0, 1.0])
+    assert holm_adjust([]).shape == (0,)
+
+
+def test_bootstrap_p_value_inverts_its_own_interval():
+    rng = np.random.default_rng(4)
+    values, people, images = _crossed(rng, people=20, images=15, rate=0.4)
+    boot = TwoWayBootstrap(values, people, images, n_boot=2000, seed=1)
+    stat = lambda s: s[..., 1] / s[..., 0]  # noqa: E731
+    for null in np.linspace(0.25, 0.55, 31):
+        result = boot.interval(stat, bounds=(0, 1), null=null)
+        if abs(result.p_value - 0.05) > 2 / boot.n_boot:  # away from the resolution of the replicates
+            assert (result.p_value < 0.05) == (not result.low <= null <= result.high), (null, result)
+    assert math.isnan(boot.interval(stat).p_value)  # no null, no p-value
+    never = TwoWayBootstrap(np.column_stack([np.ones(30), np.zeros(30)]), np.arange(30) % 5, np.arange(30) % 6, n_boot=100)
+    collapsed = never.interval(stat, bounds=(0, 1))
+    assert collapsed.collapsed and (collapsed.low, collapsed.high) == (0.0, 0.0)

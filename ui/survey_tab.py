@@ -15,7 +15,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from survey import SurveyError
-from survey.admin import dashboard
+from survey.admin import dashboard, export_answers
 from survey.participant import IN_STUDY, NO_STUDY, SCREENS, ParticipantFlow, Screen
 from survey.settings import admin_password, check_admin
 
@@ -102,7 +102,7 @@ class SurveyTab:
         try:
             board = dashboard(self.flow.store, study)
             export = self.scratch.folder() / f"{stem(study)}-responses.csv"
-            self.flow.store.export_responses_csv(study, export)
+            export_answers(self.flow.store, study, export)  # with the report's quality-control decision on every answer
         except SurveyError as error:
             raise user_error(error) from None
         return board.status, board.table, board.figure, str(export), (board.table is not None, board.figure is not None)
