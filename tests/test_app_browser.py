@@ -35,6 +35,7 @@ TIMEOUT_MS = 60_000
 PHONE = (390, 844)
 DESKTOP = (1280, 900)
 TABS = {"colorize": "Colorize", "batch": "Batch", "survey": "Real or fake?"}
+NOTE = "#colorize-render-note [data-testid=markdown]"  # the note's text, not a progress timer beside it
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +230,7 @@ def test_render_size_follows_the_model_and_says_when_it_leaves_the_trained_range
     page = browser_page
     open_app(page, server["url"])
     size = page.locator("#colorize-render-size input[type=number]")
-    note = page.locator("#colorize-render-note")
+    note = page.locator(NOTE)
     assert size.input_value() == "256"  # the shipped (here: untrained) model's own size
 
     choose_model(page, "colorize", "small")
@@ -237,13 +238,13 @@ def test_render_size_follows_the_model_and_says_when_it_leaves_the_trained_range
     assert note.inner_text().strip() == ""
     size.fill("256")
     size.press("Enter")
-    page.wait_for_function("document.querySelector('#colorize-render-note').innerText.includes('trained at 64 px')")
+    page.wait_for_function(f"document.querySelector('{NOTE}').innerText.includes('trained at 64 px')")
     page.screenshot(path=shots / "05-render-note.png", full_page=True)
     assert "at 256 px it sees objects larger than it learned them" in note.inner_text()
 
     choose_model(page, "colorize", "tiny")  # no training size recorded: the default, and no note
     page.wait_for_function("document.querySelector('#colorize-render-size input[type=number]').value === '256'")
-    page.wait_for_function("document.querySelector('#colorize-render-note').innerText.trim() === ''")
+    page.wait_for_function(f"document.querySelector('{NOTE}').innerText.trim() === ''")
 
 
 def test_example_colorizes_with_one_click(browser_page, server, shots):
