@@ -54,8 +54,7 @@ import platform
 import shlex
 import sys
 import time
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -64,11 +63,13 @@ import torch
 from PIL import Image
 
 from .checkpoint import CONFIG_FILE, TRAINING_STATE_FILE, CheckpointError, load_training_state, read_config
+from .cli import add_arguments, given, option, options
 from .config import ConfigError, parse_duration
 from .data import DatasetError, ExclusionMatcher, center_crop, read_exclusion_list
-from .evaluate import evaluate, gray_version, json_safe, summarize
+from .evaluate import evaluate, json_safe, summarize
 from .imageio import find_images, load_image
 from .models import ModelConfig, count_parameters
+from .pixels import gray_version, to_8bit
 
 logger = logging.getLogger(__name__)
 
@@ -115,45 +116,39 @@ ROWS: dict[str, Row] = {
 # ----------------------------------------------------------------------------- configuration
 
 
-def _opt(default: Any, help: str, **extra: Any) -> Any:
-    if isinstance(default, (list, tuple)):
-        return field(default=tuple(default), metadata={"help": help, **extra})
-    return field(default=default, metadata={"help": help, **extra})
-
-
 @dataclass(frozen=True)
 class AblationConfig:
     """Everything `python -m colorize.ablation` needs; the CLI is generated from these fields."""
 
-    data: tuple[str, ...] = _opt((), "training image folder; repeat for several", repeat=True)
-    exclude: tuple[str, ...] = _opt((), "exclusion list for the training folders (e.g. near_gray.txt); repeat for several", repeat=True)
-    val: str = _opt("", "validation image folder: the same images score every row")
-    val_exclude: tuple[str, ...] = _opt((), "exclusion list for the validation folder; repeat for several", repeat=True)
-    out: str = _opt("runs/ablation", "folder of the training runs, one sub-folder per row")
-    report: str = _opt("results/ablation.md", "markdown report; grids, ablation.csv and ablation.json go beside it in a folder of its stem")
-    rows: str = _opt(",".join(ROWS), f"comma-separated rows, in any order (table order is fixed): {', '.join(ROWS)}")
-    image_size: int = _opt(64, "training crop size in pixels")
-    steps: int = _opt(150, "training steps (batches) per row, in total")
-    l1_steps: int = _opt(50, "of which L1 pre-training steps, before the adversarial ones")
-    batch_size: int = _opt(8, "images per step")
-    max_images: int = _opt(1000, "training images (a seeded choice, the same for every row; 0 = all)")
-    val_images: int = _opt(100, "validation images scored (evenly spaced over the sorted folder; 0 = all)")
-    base_channels: int = _opt(16, "generator width of the first level")
-    depth: int = _opt(0, "generator down-samplings (0 = the largest that fits the image size, at most 7)")
-    discriminator_channels: int = _opt(0, "PatchGAN width of the first layer (0 = 2 x base-channels, the default recipe's 64 : 32)")
-    seed: int = _opt(0, "seed of every run (weights, data order, augmentation) and of the untrained row")
-    eval_size: int = _opt(0, "side of the center square scored (0 = --image-size)")
-    grid_images: int = _opt(6, "validation images in each row's sample grid")
-    grid_size: int = _opt(96, "side of each image in the sample grids")
-    grid_data: str = _opt("", "photos of the report's sample grids: '' = the validation images, a folder, or 'skimage' = "
+    data: tuple[str, ...] = option((), "training image folder; repeat for several")
+    exclude: tuple[str, ...] = option((), "exclusion list for the training folders (e.g. near_gray.txt); repeat for several")
+    val: str = option("", "validation image folder: the same images score every row")
+    val_exclude: tuple[str, ...] = option((), "exclusion list for the validation folder; repeat for several")
+    out: str = option("runs/ablation", "folder of the training runs, one sub-folder per row")
+    report: str = option("results/ablation.md", "markdown report; grids, ablation.csv and ablation.json go beside it in a folder of its stem")
+    rows: str = option(",".join(ROWS), f"comma-separated rows, in any order (table order is fixed): {', '.join(ROWS)}")
+    image_size: int = option(64, "training crop size in pixels")
+    steps: int = option(150, "training steps (batches) per row, in total")
+    l1_steps: int = option(50, "of which L1 pre-training steps, before the adversarial ones")
+    batch_size: int = option(8, "images per step")
+    max_images: int = option(1000, "training images (a seeded choice, the same for every row; 0 = all)")
+    val_images: int = option(100, "validation images scored (evenly spaced over the sorted folder; 0 = all)")
+    base_channels: int = option(16, "generator width of the first level")
+    depth: int = option(0, "generator down-samplings (0 = the largest that fits the image size, at most 7)")
+    discriminator_channels: int = option(0, "PatchGAN width of the first layer (0 = 2 x base-channels, the default recipe's 64 : 32)")
+    seed: int = option(0, "seed of every run (weights, data order, augmentation) and of the untrained row")
+    eval_size: int = option(0, "side of the center square scored (0 = --image-size)")
+    grid_images: int = option(6, "validation images in each row's sample grid")
+    grid_size: int = option(96, "side of each image in the sample grids")
+    grid_data: str = option("", "photos of the report's sample grids: '' = the validation images, a folder, or 'skimage' = "
                           "scikit-image's public-domain/CC0 sample photos (for data sets whose photos may not be committed); "
                           "grids on the validation images are written under --out/val-grids/ in any case")
-    preload: bool = _opt(True, "decode the training images once into RAM (train.py --preload)")
-    num_workers: int = _opt(0, "data loading worker processes of the training runs")
-    device: str = _opt("auto", "training and scoring device: auto, cpu, cuda or mps")
-    threads: int = _opt(0, "torch CPU threads (0 = torch's default; 1 avoids oversubscription on a machine other jobs share)")
-    time_limit: float = _opt(0.0, "start no new training row after this long ('20m', '1h'; 0 = no limit); rerun to continue", parse=parse_duration)
-    train: bool = _opt(True, "train the rows whose runs are missing or unfinished (--no-train: report the finished rows, list the rest as missing)")
+    preload: bool = option(True, "decode the training images once into RAM (train.py --preload)")
+    num_workers: int = option(0, "data loading worker processes of the training runs")
+    device: str = option("auto", "training and scoring device: auto, cpu, cuda or mps")
+    threads: int = option(0, "torch CPU threads (0 = torch's default; 1 avoids oversubscription on a machine other jobs share)")
+    time_limit: float = option(0.0, "start no new training row after this long ('20m', '1h'; 0 = no limit); rerun to continue", parse=parse_duration)
+    train: bool = option(True, "train the rows whose runs are missing or unfinished (--no-train: report the finished rows, list the rest as missing)")
 
     def __post_init__(self) -> None:
         for name in ("image_size", "steps", "batch_size", "base_channels", "grid_images", "grid_size"):
@@ -209,25 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train every ablation row on the same data and step budget, score them on the same "
         "validation images, and write a markdown table with sample grids.",
     )
-    hints = typing.get_type_hints(AblationConfig)
-    for f in dataclasses.fields(AblationConfig):
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f.metadata["help"]
-        if f.metadata.get("repeat"):
-            parser.add_argument(flag, dest=f.name, action="append", default=[], metavar="PATH", help=help_text)
-        elif hints[f.name] is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
-        else:
-            kind = f.metadata.get("parse") or hints[f.name]
-            shown = f" (default: {f.default})" if f.default not in ("", 0, 0.0) else ""
-            parser.add_argument(flag, dest=f.name, type=kind, default=f.default, help=help_text + shown)
+    add_arguments(parser, options(AblationConfig))
     return parser
 
 
 def parse_args(argv: Sequence[str] | None = None) -> AblationConfig:
-    values = vars(build_parser().parse_args(argv))
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return AblationConfig(**values)
+    return AblationConfig(**given(build_parser().parse_args(argv)))
 
 
 # ----------------------------------------------------------------------------- training one row
@@ -398,19 +380,15 @@ def grid_sources(config: AblationConfig, val_paths: list[Path]) -> list:
     return [paths[(i * len(paths)) // count] for i in range(count)]
 
 
-def _to_8bit(rgb: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
-
-
 def sample_grid(colorizer, photos: Sequence, *, size: int, render_size: int | None = None) -> Image.Image:
     """Rows: gray input | output | real; one column per photo (path or PIL image); `colorizer=None` is the gray baseline."""
     reals = [np.asarray(center_crop(load_image(p), size), dtype=np.float32) / 255.0 for p in photos]
-    grays = [_to_8bit(gray_version(real)) for real in reals]
+    grays = [to_8bit(gray_version(real)) for real in reals]
     if colorizer is None:
         outputs = grays
     else:
         outputs = [np.asarray(o) for o in colorizer.colorize_batch([Image.fromarray(g) for g in grays], render_size=render_size)]
-    rows = [np.concatenate(images, axis=1) for images in (grays, outputs, [_to_8bit(r) for r in reals])]
+    rows = [np.concatenate(images, axis=1) for images in (grays, outputs, [to_8bit(r) for r in reals])]
     return Image.fromarray(np.concatenate(rows, axis=0))
 
 

@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -50,7 +50,9 @@ import torch
 from PIL import Image
 
 from . import __version__, fastpath
+from .catalog import shipped_or_untrained
 from .checkpoint import CONFIG_FILE, SHIPPED_MODEL_DIR
+from .cli import add_arguments, given, option, options
 from .imageio import DEFAULT_MAX_PIXELS
 from .infer import Colorizer, network_input, render_shape
 from .models import REFERENCE_PIX2PIX, ModelConfig, build_discriminator, build_generator, count_parameters
@@ -77,13 +79,13 @@ MAX_PREPARE_S = 5.0  # a network path must be ready this soon after loading to b
 class BenchSettings:
     """What `python -m colorize.bench` runs; the command line is generated from these fields."""
 
-    quick: bool = field(default=False, metadata={"help": "tiny sizes, few repeats: checks the code runs (seconds)"})
-    model: str = field(default="", metadata={"help": "checkpoint folder (default: the shipped model, else the default architecture untrained)"})
-    out: str = field(default="results/bench.json", metadata={"help": "JSON output; the Markdown report goes next to it (.md)"})
-    repeats: int = field(default=7, metadata={"help": "timed runs per latency figure, after warm-up (batch and training use about half)"})
-    compare_paths: bool = field(default=False, metadata={"help": "also compare ways to run the network (eager, folded, ONNX Runtime, TorchScript, torch.compile, bf16, threads)"})
-    huge: bool = field(default=False, metadata={"help": "also colourise a synthetic 50-megapixel image and check a 60-megapixel one is refused"})
-    threads: int = field(default=0, metadata={"help": "torch intra-op threads (0 = one per physical core)"})
+    quick: bool = option(False, "tiny sizes, few repeats: checks the code runs (seconds)")
+    model: str = option("", "checkpoint folder (default: the shipped model, else the default architecture untrained)")
+    out: str = option("results/bench.json", "JSON output; the Markdown report goes next to it (.md)")
+    repeats: int = option(7, "timed runs per latency figure, after warm-up (batch and training use about half)")
+    compare_paths: bool = option(False, "also compare ways to run the network (eager, folded, ONNX Runtime, TorchScript, torch.compile, bf16, threads)")
+    huge: bool = option(False, "also colourise a synthetic 50-megapixel image and check a 60-megapixel one is refused")
+    threads: int = option(0, "torch intra-op threads (0 = one per physical core)")
 
 
 @dataclass(frozen=True)
@@ -253,10 +255,10 @@ def build_colorizers(model: str, *, only: str | None = None, **kwargs: Any) -> d
     """{"shipped": the model under test, "reference": pix2pix unet_256 with random weights}."""
     colorizers = {}
     if only in (None, "shipped"):
-        if model or (SHIPPED_MODEL_DIR / CONFIG_FILE).is_file():
-            colorizers["shipped"] = Colorizer.from_pretrained(model or None, device="cpu", **kwargs)
+        if model:
+            colorizers["shipped"] = Colorizer.from_pretrained(model, device="cpu", **kwargs)
         else:
-            colorizers["shipped"] = Colorizer.untrained(model_config=ModelConfig(), **kwargs)
+            colorizers["shipped"] = shipped_or_untrained(device="cpu", **kwargs)[0]
     if only in (None, "reference"):
         colorizers["reference"] = Colorizer.untrained(model_config=REFERENCE_PIX2PIX, **kwargs)
     return colorizers
@@ -1039,13 +1041,7 @@ def print_summary(result: dict[str, Any]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m colorize.bench", description="Speed and memory benchmark of the colorizer against the pix2pix reference U-Net.")
-    for item in fields(BenchSettings):
-        flag = "--" + item.name.replace("_", "-")
-        if item.type in (bool, "bool"):
-            parser.add_argument(flag, action="store_true", default=item.default, help=item.metadata["help"])
-        else:
-            kind = int if item.type in (int, "int") else str
-            parser.add_argument(flag, type=kind, default=item.default, help=f"{item.metadata['help']} (default: {item.default!r})")
+    add_arguments(parser, options(BenchSettings))
     parser.add_argument("--memory-case", default=None, help=argparse.SUPPRESS)  # internal: one subprocess case
     return parser
 
@@ -1109,7 +1105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.memory_case is not None:
         print(json.dumps(_memory_child(json.loads(args.memory_case))), flush=True)
         return 0
-    settings = BenchSettings(**{item.name: getattr(args, item.name) for item in fields(BenchSettings)})
+    del args.memory_case
+    settings = BenchSettings(**given(args))
     if settings.repeats < 1 or settings.threads < 0:
         print("error: --repeats must be at least 1 and --threads 0 or more.", file=sys.stderr)
         return 2

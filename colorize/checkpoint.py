@@ -20,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .devices import unwrap
 from .models import ModelConfig, SizeAgnosticGenerator, build_generator
 
 FORMAT_VERSION = 1
@@ -61,7 +62,7 @@ def save_model(
 ) -> Path:
     """Write the generator's weights and its config; returns the folder."""
     folder = Path(folder)
-    module = generator.module if hasattr(generator, "module") else generator
+    module = unwrap(generator)
     dtype = torch.float16 if half_precision else torch.float32
     tensors = {
         name: (value.detach().to("cpu", dtype) if value.is_floating_point() else value.detach().cpu()).contiguous()

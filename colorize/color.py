@@ -12,16 +12,17 @@ import torch
 L_SCALE = 50.0
 AB_SCALE = 110.0
 
-_D65_WHITE = (0.95047, 1.0, 1.08883)
-_XYZ_FROM_RGB = (
+# The CIE constants (as in skimage.color), public because `compose` builds its fast tables from them.
+D65_WHITE = (0.95047, 1.0, 1.08883)
+XYZ_FROM_RGB = (
     (0.412453, 0.357580, 0.180423),
     (0.212671, 0.715160, 0.072169),
     (0.019334, 0.119193, 0.950227),
 )
-_LAB_EPSILON = 0.008856
-_LAB_KAPPA = 7.787
-_LAB_OFFSET = 16.0 / 116.0
-_LAB_INVERSE_KNEE = 0.2068966
+LAB_EPSILON = 0.008856
+LAB_KAPPA = 7.787
+LAB_OFFSET = 16.0 / 116.0
+LAB_INVERSE_KNEE = 0.2068966
 
 
 def _matrix(values, like: torch.Tensor) -> torch.Tensor:
@@ -29,7 +30,7 @@ def _matrix(values, like: torch.Tensor) -> torch.Tensor:
 
 
 def _rgb_from_xyz(like: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.inv(_matrix(_XYZ_FROM_RGB, like).double()).to(like.dtype)
+    return torch.linalg.inv(_matrix(XYZ_FROM_RGB, like).double()).to(like.dtype)
 
 
 def _apply_matrix(matrix: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
@@ -37,7 +38,7 @@ def _apply_matrix(matrix: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
 
 
 def _white(like: torch.Tensor) -> torch.Tensor:
-    return _matrix(_D65_WHITE, like).view(3, 1, 1)
+    return _matrix(D65_WHITE, like).view(3, 1, 1)
 
 
 def _working_dtype(image: torch.Tensor) -> torch.Tensor:
@@ -61,9 +62,9 @@ def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """sRGB in [0, 1], shape (..., 3, H, W) -> Lab with L in [0, 100], a/b roughly in [-110, 110]."""
     rgb = _working_dtype(rgb)
-    xyz = _apply_matrix(_matrix(_XYZ_FROM_RGB, rgb), srgb_to_linear(rgb)) / _white(rgb)
+    xyz = _apply_matrix(_matrix(XYZ_FROM_RGB, rgb), srgb_to_linear(rgb)) / _white(rgb)
     f = torch.where(
-        xyz > _LAB_EPSILON, xyz.clamp(min=_LAB_EPSILON) ** (1 / 3), _LAB_KAPPA * xyz + _LAB_OFFSET
+        xyz > LAB_EPSILON, xyz.clamp(min=LAB_EPSILON) ** (1 / 3), LAB_KAPPA * xyz + LAB_OFFSET
     )
     fx, fy, fz = f.unbind(-3)
     return torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), dim=-3)
@@ -77,7 +78,7 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     fx = a / 500.0 + fy
     fz = (fy - b / 200.0).clamp(min=0.0)
     f = torch.stack((fx, fy, fz), dim=-3)
-    xyz = torch.where(f > _LAB_INVERSE_KNEE, f**3, (f - _LAB_OFFSET) / _LAB_KAPPA) * _white(lab)
+    xyz = torch.where(f > LAB_INVERSE_KNEE, f**3, (f - LAB_OFFSET) / LAB_KAPPA) * _white(lab)
     return linear_to_srgb(_apply_matrix(_rgb_from_xyz(lab), xyz))
 
 

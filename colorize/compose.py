@@ -47,7 +47,7 @@ e.g. a saturated colour at near-black or near-white L."""
 _LEVELS = np.arange(256, dtype=np.float64) / 255.0
 _LINEAR = np.where(_LEVELS > 0.04045, ((_LEVELS + 0.055) / 1.055) ** 2.4, _LEVELS / 12.92)
 # Y of XYZ (D65 white has Y = 1) is a weighted sum of the linearised channels: one table each.
-_Y_TABLES = tuple((_LINEAR * weight).astype(np.float32) for weight in color._XYZ_FROM_RGB[1])
+_Y_TABLES = tuple((_LINEAR * weight).astype(np.float32) for weight in color.XYZ_FROM_RGB[1])
 
 # Linear light is carried scaled by _ENCODE_STEPS, so that truncation gives the table index;
 # entry i holds round(255 * srgb) of the middle of its step. 2^20 steps make the table exact
@@ -63,8 +63,8 @@ _ENCODE_TABLE = (
 )
 # (fx^3, Y, fz^3) -> scaled linear sRGB, with the D65 white folded in.
 _SCALED_RGB_FROM_FXYZ = (
-    torch.linalg.inv(torch.tensor(color._XYZ_FROM_RGB, dtype=torch.float64))
-    * torch.tensor(color._D65_WHITE, dtype=torch.float64)
+    torch.linalg.inv(torch.tensor(color.XYZ_FROM_RGB, dtype=torch.float64))
+    * torch.tensor(color.D65_WHITE, dtype=torch.float64)
     * _ENCODE_STEPS
 ).float()
 _GAMUT_TOLERANCE = 1e-5 * _ENCODE_STEPS
@@ -86,9 +86,9 @@ def _lab_f(y: torch.Tensor) -> torch.Tensor:
     """The Lab companding function f of CIE 1976 for Y >= 0 (as in `color.rgb_to_lab`), new tensor."""
     f = y.pow(1.0 / 3.0)
     flat_y = y.reshape(-1)
-    dark = (flat_y <= color._LAB_EPSILON).nonzero().squeeze(1)  # few pixels: fix them rather than branch everywhere
+    dark = (flat_y <= color.LAB_EPSILON).nonzero().squeeze(1)  # few pixels: fix them rather than branch everywhere
     if dark.numel():
-        f.view(-1).index_copy_(0, dark, flat_y.index_select(0, dark).mul_(color._LAB_KAPPA).add_(color._LAB_OFFSET))
+        f.view(-1).index_copy_(0, dark, flat_y.index_select(0, dark).mul_(color.LAB_KAPPA).add_(color.LAB_OFFSET))
     return f
 
 
@@ -98,9 +98,9 @@ def _lab_f_inverse_(f: torch.Tensor) -> torch.Tensor:
     Written as clamp(f, min=knee)^3 + min(f - knee, 0) / kappa: the linear piece is the cube's
     tangent at the knee, so this equals the two-piece definition and needs no mask.
     """
-    knee = color._LAB_INVERSE_KNEE
+    knee = color.LAB_INVERSE_KNEE
     below = torch.clamp(f, max=knee).sub_(knee)
-    return f.clamp_(min=knee).pow_(3).add_(below, alpha=1.0 / color._LAB_KAPPA)
+    return f.clamp_(min=knee).pow_(3).add_(below, alpha=1.0 / color.LAB_KAPPA)
 
 
 def luminance(rgb8: np.ndarray) -> torch.Tensor:
@@ -166,7 +166,7 @@ class _GamutBoundary:
         hue = torch.arange(self.HUE_STEPS, dtype=torch.float64) * (2 * math.pi / self.HUE_STEPS)
         grid_l, grid_h = (t.reshape(-1) for t in torch.meshgrid(lightness, hue, indexing="ij"))
         fy = (grid_l + 16.0) / 116.0
-        y = torch.where(fy > color._LAB_INVERSE_KNEE, fy**3, (fy - color._LAB_OFFSET) / color._LAB_KAPPA)
+        y = torch.where(fy > color.LAB_INVERSE_KNEE, fy**3, (fy - color.LAB_OFFSET) / color.LAB_KAPPA)
         y, fy, cos, sin = (t.float() for t in (y, fy, grid_h.cos(), grid_h.sin()))
         low = _largest_fitting_scale(y, fy, cos, sin, self.MAX_CHROMA, self.BISECTION_STEPS)
         table = low.view(self.LIGHTNESS_STEPS, self.HUE_STEPS)

@@ -1,7 +1,8 @@
 """Training configuration: one frozen dataclass, its command line and its TOML file.
 
-The argparse parser is generated from the fields of `TrainConfig` and `ModelConfig` (type,
-default and help text come from the field), so a flag and its default live in one place.
+The argparse parser is generated from the fields of `TrainConfig` and `ModelConfig` by
+`colorize.cli` (type, default and help text come from the field), so a flag and its default
+live in one place.
 Values are layered: dataclass defaults < `--config file.toml` < flags given on the command line.
 
 A TOML file uses the field names (snake_case) at the top level; the architecture goes either
@@ -27,12 +28,12 @@ import dataclasses
 import math
 import re
 import tomllib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .models import GENERATOR_NAMES, NORM_NAMES, ModelConfig
+from .cli import Option, add_arguments, given, option, options
+from .models import ModelConfig
 
 GAN_MODES = ("vanilla", "lsgan", "wgan-gp", "none")
 RECONSTRUCTION_LOSS_NAMES = ("l1", "l2")
@@ -68,57 +69,50 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
-def _opt(default: Any, help: str, **extra: Any) -> Any:
-    metadata = {"help": help, **extra}
-    if isinstance(default, (list, tuple)):
-        return field(default=tuple(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything `python -m colorize.train` needs; saved with every checkpoint."""
 
     # data
-    data: tuple[str, ...] = _opt((), "training image folder (any tree of jpg/png/webp/bmp/tiff); repeat for several", repeat=True)
-    val: str = _opt("", "validation image folder: fixed sample grid and metrics each epoch")
-    out: str = _opt("runs/colorize", "output folder: model.safetensors, config.json, training_state.pt, samples/, metrics.csv")
-    exclude: tuple[str, ...] = _opt((), "text file of images to leave out (one path per line, relative to a data folder or its parent, or a bare file name); repeat for several", repeat=True)
-    image_size: int = _opt(256, "training crop size in pixels")
-    max_images: int = _opt(0, "use at most this many training images (a seeded random choice; 0 = all)")
-    preload: bool = _opt(False, "decode every training image once into RAM at 1.15 x image-size short side (uint8)")
-    gray_threshold: float = _opt(3.0, "skip images whose mean Lab chroma sqrt(a^2+b^2) on a small copy is below this (0 = keep all)")
-    num_workers: int = _opt(2, "data loading worker processes (0 = load in the main process)")
-    val_images: int = _opt(100, "validation images used for the metrics (0 = all)")
-    sample_images: int = _opt(8, "validation images shown in each sample grid")
+    data: tuple[str, ...] = option((), "training image folder (any tree of jpg/png/webp/bmp/tiff); repeat for several")
+    val: str = option("", "validation image folder: fixed sample grid and metrics each epoch")
+    out: str = option("runs/colorize", "output folder: model.safetensors, config.json, training_state.pt, samples/, metrics.csv")
+    exclude: tuple[str, ...] = option((), "text file of images to leave out (one path per line, relative to a data folder or its parent, or a bare file name); repeat for several")
+    image_size: int = option(256, "training crop size in pixels")
+    max_images: int = option(0, "use at most this many training images (a seeded random choice; 0 = all)")
+    preload: bool = option(False, "decode every training image once into RAM at 1.15 x image-size short side (uint8)")
+    gray_threshold: float = option(3.0, "skip images whose mean Lab chroma sqrt(a^2+b^2) on a small copy is below this (0 = keep all)")
+    num_workers: int = option(2, "data loading worker processes (0 = load in the main process)")
+    val_images: int = option(100, "validation images used for the metrics (0 = all)")
+    sample_images: int = option(8, "validation images shown in each sample grid")
     # optimisation
-    batch_size: int = _opt(16, "images per step (per process under torchrun)")
-    epochs_l1: int = _opt(5, "pre-training epochs with the L1 loss only")
-    epochs_gan: int = _opt(20, "adversarial epochs after the L1 pre-training")
-    lr: float = _opt(2e-4, "Adam learning rate (generator and discriminator)")
-    beta1: float = _opt(0.5, "Adam beta1")
-    beta2: float = _opt(0.999, "Adam beta2")
-    gan_mode: str = _opt("vanilla", "adversarial objective", choices=GAN_MODES)
-    lambda_l1: float = _opt(100.0, "weight of the reconstruction loss on ab (0 = adversarial loss only)")
-    reconstruction_loss: str = _opt("l1", "reconstruction loss on normalised ab: l1 (pix2pix) or l2 (mean squared error, same weight)", choices=RECONSTRUCTION_LOSS_NAMES)
-    lambda_gan: float = _opt(1.0, "weight of the generator's adversarial loss (0 = L1 only, no discriminator)")
-    gp_weight: float = _opt(10.0, "gradient penalty weight (wgan-gp)")
-    n_critic: int = _opt(5, "critic updates per generator update (wgan-gp; vanilla and lsgan alternate 1:1)")
-    resnet18_weights: str = _opt("", "torchvision-format resnet18 state dict for the resnet18-unet encoder")
-    lambda_diversity: float = _opt(0.0, "weight of the diversity-sensitive term (needs --noise-channels): every image is generated with two noise draws and the mean |ab difference| of their region means (8x8 grid) is rewarded, up to diversity_cap, so samples differ where the colour is ambiguous while L1 keeps them together where it is not (0 = off)")
-    diversity_cap: float = _opt(0.15, "largest rewarded mean |ab difference| between two noise draws of one image (normalised ab units, 1 = 110)")
-    ema_decay: float = _opt(0.0, "keep an exponential moving average of the generator's weights with this decay per step (e.g. 0.995) and save, validate and export the average instead of the last step's weights (0 = off)")
-    init_from: str = _opt("", "model folder (model.safetensors + config.json) whose generator weights start this run: fine-tuning, or continuing a shipped model whose training state is gone; the architecture flags must match it")
+    batch_size: int = option(16, "images per step (per process under torchrun)")
+    epochs_l1: int = option(5, "pre-training epochs with the L1 loss only")
+    epochs_gan: int = option(20, "adversarial epochs after the L1 pre-training")
+    lr: float = option(2e-4, "Adam learning rate (generator and discriminator)")
+    beta1: float = option(0.5, "Adam beta1")
+    beta2: float = option(0.999, "Adam beta2")
+    gan_mode: str = option("vanilla", "adversarial objective", choices=GAN_MODES)
+    lambda_l1: float = option(100.0, "weight of the reconstruction loss on ab (0 = adversarial loss only)")
+    reconstruction_loss: str = option("l1", "reconstruction loss on normalised ab: l1 (pix2pix) or l2 (mean squared error, same weight)", choices=RECONSTRUCTION_LOSS_NAMES)
+    lambda_gan: float = option(1.0, "weight of the generator's adversarial loss (0 = L1 only, no discriminator)")
+    gp_weight: float = option(10.0, "gradient penalty weight (wgan-gp)")
+    n_critic: int = option(5, "critic updates per generator update (wgan-gp; vanilla and lsgan alternate 1:1)")
+    resnet18_weights: str = option("", "torchvision-format resnet18 state dict for the resnet18-unet encoder")
+    lambda_diversity: float = option(0.0, "weight of the diversity-sensitive term (needs --noise-channels): every image is generated with two noise draws and the mean |ab difference| of their region means (8x8 grid) is rewarded, up to diversity_cap, so samples differ where the colour is ambiguous while L1 keeps them together where it is not (0 = off)")
+    diversity_cap: float = option(0.15, "largest rewarded mean |ab difference| between two noise draws of one image (normalised ab units, 1 = 110)")
+    ema_decay: float = option(0.0, "keep an exponential moving average of the generator's weights with this decay per step (e.g. 0.995) and save, validate and export the average instead of the last step's weights (0 = off)")
+    init_from: str = option("", "model folder (model.safetensors + config.json) whose generator weights start this run: fine-tuning, or continuing a shipped model whose training state is gone; the architecture flags must match it")
     # run control
-    seed: int = _opt(0, "random seed: initialisation, data order, augmentation, dropout")
-    device: str = _opt("auto", "auto = CUDA > MPS > CPU", choices=DEVICES)
-    amp: bool = _opt(True, "bfloat16 autocast on CUDA, and on CPUs with native bf16 arithmetic (avx512_bf16 / amx_bf16)")
-    max_steps: int = _opt(0, "stop after this many steps in total, writing a checkpoint (0 = no limit)")
-    time_limit: float = _opt(0.0, "stop after this long, writing a checkpoint: seconds or '30m', '2h' (0 = no limit)", parse=parse_duration)
-    save_every_steps: int = _opt(1000, "also write a checkpoint every this many steps (0 = at epoch ends only)")
-    sample_every_steps: int = _opt(0, "also write a sample grid and a metrics.csv row every this many steps (0 = at epoch ends only)")
-    log_every: int = _opt(10, "refresh the progress bar's losses every this many steps")
-    resume: bool = _opt(False, "continue the run in --out from its training_state.pt")
+    seed: int = option(0, "random seed: initialisation, data order, augmentation, dropout")
+    device: str = option("auto", "auto = CUDA > MPS > CPU", choices=DEVICES)
+    amp: bool = option(True, "bfloat16 autocast on CUDA, and on CPUs with native bf16 arithmetic (avx512_bf16 / amx_bf16)")
+    max_steps: int = option(0, "stop after this many steps in total, writing a checkpoint (0 = no limit)")
+    time_limit: float = option(0.0, "stop after this long, writing a checkpoint: seconds or '30m', '2h' (0 = no limit)", parse=parse_duration)
+    save_every_steps: int = option(1000, "also write a checkpoint every this many steps (0 = at epoch ends only)")
+    sample_every_steps: int = option(0, "also write a sample grid and a metrics.csv row every this many steps (0 = at epoch ends only)")
+    log_every: int = option(10, "refresh the progress bar's losses every this many steps")
+    resume: bool = option(False, "continue the run in --out from its training_state.pt")
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
@@ -178,56 +172,13 @@ class TrainConfig:
         return _build(_check_values(values, source="the configuration"))
 
 
-_MODEL_HELP = {
-    "generator": "generator architecture",
-    "base_channels": "width of the generator's first level (doubles per level up to max-channels)",
-    "depth": "generator down-samplings (unet/resunet/encdec); 8 gives pix2pix's 1x1 bottleneck at 256 px",
-    "max_channels": "widest generator level",
-    "norm": "generator normalisation",
-    "dropout": "dropout rate in the innermost decoder blocks (the pix2pix noise)",
-    "dropout_layers": "decoder blocks with dropout",
-    "discriminator_layers": "PatchGAN layers (3 = 70x70 receptive field)",
-    "discriminator_channels": "PatchGAN width of the first layer",
-    "discriminator_norm": "discriminator normalisation (wgan-gp switches 'batch' to 'instance')",
-    "conditional": "the discriminator sees L with ab (conditional GAN) or ab alone",
-    "noise_channels": "size of the per-image noise vector z injected (with per-pixel noise maps) into the coarsest decoder blocks; 0 = none, dropout is the noise",
-    "noise_levels": "decoder blocks, from the bottleneck out, that receive the injected noise",
-}
-_MODEL_CHOICES = {"generator": GENERATOR_NAMES, "norm": NORM_NAMES, "discriminator_norm": NORM_NAMES}
+TRAIN_OPTIONS = options(TrainConfig, skip=("model",))
+MODEL_OPTIONS = options(ModelConfig)
+OPTIONS = {option.name: option for option in (*TRAIN_OPTIONS, *MODEL_OPTIONS)}
+_MODEL_FIELDS = frozenset(option.name for option in MODEL_OPTIONS)
 
 
-@dataclass(frozen=True)
-class _Option:
-    name: str  # field name
-    section: str  # "train" or "model"
-    kind: type  # bool, int, float, str or tuple (of str)
-    default: Any
-    help: str
-    choices: tuple[str, ...] | None = None
-    parse: Any = None
-
-
-def _options() -> list[_Option]:
-    options = []
-    for section, cls in (("train", TrainConfig), ("model", ModelConfig)):
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            if f.name == "model":
-                continue
-            hint = hints[f.name]
-            kind = tuple if typing.get_origin(hint) is tuple else hint
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            meta = f.metadata
-            help_text = meta.get("help") or _MODEL_HELP.get(f.name, "")
-            choices = meta.get("choices") or _MODEL_CHOICES.get(f.name)
-            options.append(_Option(f.name, section, kind, default, help_text, choices, meta.get("parse")))
-    return options
-
-
-OPTIONS = {option.name: option for option in _options()}
-
-
-def _convert(option: _Option, value: Any, source: str) -> Any:
+def _convert(option: Option, value: Any, source: str) -> Any:
     """Type-check one value from TOML (or a saved config); raises ConfigError."""
     where = f"'{option.name}' in {source}"
     if option.parse is not None:
@@ -264,7 +215,7 @@ def _check_values(values: dict[str, Any], *, source: str) -> dict[str, Any]:
         if key == "model" and isinstance(value, dict):
             for model_key, model_value in value.items():
                 option = OPTIONS.get(model_key)
-                if option is None or option.section != "model":
+                if option is None or model_key not in _MODEL_FIELDS:
                     raise ConfigError(f"Unknown model setting '{model_key}' in {source}.")
                 flat[model_key] = _convert(option, model_value, source)
             continue
@@ -276,8 +227,8 @@ def _check_values(values: dict[str, Any], *, source: str) -> dict[str, Any]:
 
 
 def _build(flat: dict[str, Any]) -> TrainConfig:
-    train_values = {k: v for k, v in flat.items() if OPTIONS[k].section == "train"}
-    model_values = {k: v for k, v in flat.items() if OPTIONS[k].section == "model"}
+    train_values = {k: v for k, v in flat.items() if k not in _MODEL_FIELDS}
+    model_values = {k: v for k, v in flat.items() if k in _MODEL_FIELDS}
     try:
         model = ModelConfig(**model_values)
     except ValueError as error:
@@ -299,25 +250,6 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     return _check_values(values, source=str(path))
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _cli_type(option: _Option):
-    if option.parse is not None:
-        parse = option.parse
-
-        def parse_flag(text: str) -> Any:
-            try:
-                return parse(text)
-            except ConfigError as error:
-                raise argparse.ArgumentTypeError(str(error)) from None
-
-        parse_flag.__name__ = option.name
-        return parse_flag
-    return {tuple: str}.get(option.kind, option.kind)
-
-
 def build_parser(**kwargs: Any) -> argparse.ArgumentParser:
     """An argparse parser with one flag per config field; unset flags stay absent from the result."""
     parser = argparse.ArgumentParser(
@@ -327,42 +259,17 @@ def build_parser(**kwargs: Any) -> argparse.ArgumentParser:
         **kwargs,
     )
     parser.add_argument("--config", metavar="FILE.toml", help="TOML file of settings; flags given here override it")
-    groups = {
-        "train": parser.add_argument_group("training"),
-        "model": parser.add_argument_group("model architecture"),
-    }
-    for option in OPTIONS.values():
-        group = groups[option.section]
-        default = option.default
-        shown = list(default) if isinstance(default, tuple) else default
-        help_text = f"{option.help} (default: {shown!r})" if shown not in ("", ()) else option.help
-        if option.kind is bool:
-            group.add_argument(_flag(option.name), dest=option.name, action=argparse.BooleanOptionalAction, help=help_text)
-        elif option.kind is tuple:
-            group.add_argument(_flag(option.name), dest=option.name, action="append", metavar="PATH", help=help_text)
-        else:
-            group.add_argument(
-                _flag(option.name),
-                dest=option.name,
-                type=_cli_type(option),
-                choices=option.choices,
-                metavar=None if option.choices else option.name.upper(),
-                help=help_text,
-            )
+    add_arguments(parser.add_argument_group("training"), TRAIN_OPTIONS)
+    add_arguments(parser.add_argument_group("model architecture"), MODEL_OPTIONS)
     return parser
 
 
 def explicit_settings(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | None = None) -> dict[str, Any]:
     """The settings the user gave (TOML file, then flags on top), checked; raises ConfigError."""
     parser = parser or build_parser()
-    arguments = vars(parser.parse_args(argv))
-    flat: dict[str, Any] = {}
+    arguments = given(parser.parse_args(argv))
     config_file = arguments.pop("config", None)
-    if config_file:
-        flat.update(load_toml(config_file))
-    for name, value in arguments.items():
-        flat[name] = tuple(value) if OPTIONS[name].kind is tuple else value
-    return flat
+    return {**(load_toml(config_file) if config_file else {}), **arguments}
 
 
 def config_from_settings(settings: dict[str, Any], *, base: dict[str, Any] | None = None) -> TrainConfig:

@@ -33,8 +33,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from .color import normalized_from_rgb, rgb_to_lab
+from .color import normalized_from_rgb
 from .imageio import ImageLoadError, find_images, load_image
+from .pixels import mean_chroma
 
 logger = logging.getLogger(__name__)
 
@@ -90,13 +91,11 @@ class ExclusionMatcher:
         return any(parts[-n:] in self._suffixes for n in self._lengths if n <= len(parts))
 
 
-def mean_chroma(image: Image.Image) -> float:
-    """Mean Lab chroma sqrt(a^2 + b^2) of an RGB image, on a copy of at most GRAY_CHECK_SIZE px."""
+def thumbnail_chroma(image: Image.Image) -> float:
+    """`pixels.mean_chroma` of an RGB image on a copy of at most GRAY_CHECK_SIZE px: enough to tell gray from colour."""
     small = image.copy()
     small.thumbnail((GRAY_CHECK_SIZE, GRAY_CHECK_SIZE), Image.Resampling.BILINEAR)
-    rgb = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    ab = rgb_to_lab(rgb)[1:]
-    return float(ab.square().sum(0).sqrt().mean())
+    return mean_chroma(small)
 
 
 def _open_reduced(path: Path, short_side: int | None) -> Image.Image:
@@ -263,7 +262,7 @@ class ColorizationDataset(Dataset):
         if min(image.size) < MIN_SIDE:
             return _ScanResult(path, "too_small", f"{image.size[0]}x{image.size[1]} pixels is below {MIN_SIDE} px")
         if self.gray_threshold > 0:
-            chroma = mean_chroma(image)
+            chroma = thumbnail_chroma(image)
             if chroma < self.gray_threshold:
                 return _ScanResult(path, "gray", f"mean chroma {chroma:.2f} is below {self.gray_threshold:g} (nearly gray)")
         pixels = None

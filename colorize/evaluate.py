@@ -40,12 +40,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import color
 from .checkpoint import CheckpointError, atomic_write_text, read_config
 from .data import DatasetError, ExclusionMatcher, center_crop, read_exclusion_list
+from .devices import DeviceError
 from .imageio import ImageLoadError, find_images, load_image
 from .metrics import FALSE_COLOUR_IMAGE_LIMIT, image_metrics
 from .models import ModelConfig
+from .pixels import gray_version, to_8bit
 
 DEFAULT_SIZE = 256
 BATCH_SIZE = 16
@@ -59,22 +60,6 @@ MEANED_KEYS = (
     "real_colorfulness", "real_mean_chroma", *GRAY_KEYS,
 )
 DEFAULT_DIVERSITY_SAMPLES = 4
-
-
-def gray_version(real: np.ndarray) -> np.ndarray:
-    """Float RGB (H, W, 3) in [0, 1] with real's Lab lightness and a = b = 0, exactly R = G = B.
-
-    Lab (L, 0, 0) is the D65 white scaled to the luminance Y of L, i.e. linear R = G = B = Y.
-    """
-    rgb = torch.from_numpy(np.ascontiguousarray(real, dtype=np.float32)).permute(2, 0, 1)
-    f = (color.rgb_to_luminance(rgb)[0] + 16.0) / 116.0
-    y = torch.where(f > color._LAB_INVERSE_KNEE, f**3, (f - color._LAB_OFFSET) / color._LAB_KAPPA)
-    gray = color.linear_to_srgb(y).numpy()
-    return np.repeat(gray[..., None], 3, axis=-1)
-
-
-def _to_8bit(rgb: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
 def _mean(values: list[float]) -> float:
@@ -180,14 +165,14 @@ def evaluate(
         if colorizer is None:
             outputs = [gray for _, _, gray in pending]
         else:
-            images = [Image.fromarray(_to_8bit(gray)) for _, _, gray in pending]
+            images = [Image.fromarray(to_8bit(gray)) for _, _, gray in pending]
             outputs = [np.asarray(o) for o in colorizer.colorize_batch(images, render_size=render_size)]
         for (path, real, gray), output in zip(pending, outputs):
             metrics = image_metrics(output, real)
             metrics["diversity"] = float("nan")
             if colorizer is not None and diversity_samples >= 2:
                 metrics["diversity"] = colorizer.noise_diversity(
-                    Image.fromarray(_to_8bit(gray)), count=diversity_samples, render_size=render_size
+                    Image.fromarray(to_8bit(gray)), count=diversity_samples, render_size=render_size
                 )
             if colorizer is None:
                 baseline = metrics
@@ -275,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         colorizer, method = _colorizer(args)
         paths, excluded_count = scored_images(args.data, args.exclude)
-    except (CheckpointError, DatasetError) as error:
+    except (CheckpointError, DatasetError, DeviceError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -140,6 +140,14 @@ def recommended_threads(info: CpuInfo | None = None) -> int:
     return max(1, min(info.physical_cores, available_cpus()))
 
 
+def use_recommended_threads() -> int:
+    """Set torch's intra-op threads to `recommended_threads()` (not `os.cpu_count()`: a container or
+    `taskset` may allow fewer CPUs than the machine has); returns the number."""
+    threads = recommended_threads()
+    torch.set_num_threads(threads)
+    return threads
+
+
 @functools.cache
 def onnx_runtime_available() -> bool:
     """Whether the ONNX path can run here: onnxruntime to run it, onnx for torch's exporter."""

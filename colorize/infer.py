@@ -59,6 +59,7 @@ from PIL import Image
 from . import color, fastpath
 from .compose import DEFAULT_CHUNK_PIXELS, GAMUT_MODES, compose, luminance
 from .checkpoint import CONFIG_FILE, SHIPPED_MODEL_DIR, CheckpointError, load_model
+from .devices import DeviceError, resolve_device
 from .imageio import ImageLoadError, ImageSource, find_images, is_image_file, load_image
 from .defaults import InferenceSettings
 from .models import ModelConfig, build_generator, set_dropout_sampling
@@ -138,14 +139,6 @@ def hue_agreement(samples: torch.Tensor, *, eps: float = 1e-6) -> torch.Tensor:
     resultant = torch.linalg.vector_norm(samples.sum(dim=0), dim=-3, keepdim=True)
     total = torch.linalg.vector_norm(samples, dim=-3, keepdim=True).sum(dim=0)
     return resultant / (total + eps)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("cpu")
-    return torch.device(device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -536,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         colorizer = Colorizer.from_pretrained(args.model, device=args.device, precision=args.precision)
-    except CheckpointError as error:
+    except (CheckpointError, DeviceError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .devices import unwrap
+
 
 class GANObjective:
     """Base: `discriminator_loss(real, fake)` and `generator_loss(fake)` on score maps."""
@@ -124,13 +126,11 @@ RECONSTRUCTION_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Te
 
 def critic_inputs(discriminator: nn.Module, lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """What `discriminator` sees, as one tensor: cat(L, ab) if conditional, else ab."""
-    module = discriminator.module if hasattr(discriminator, "module") else discriminator
-    return torch.cat((lightness, ab), dim=1) if getattr(module, "conditional", True) else ab
+    return torch.cat((lightness, ab), dim=1) if getattr(unwrap(discriminator), "conditional", True) else ab
 
 
 def critic_from_inputs(discriminator: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     """`x -> D(x)` for the tensors of `critic_inputs` (to take gradients w.r.t. L and ab together)."""
-    module = discriminator.module if hasattr(discriminator, "module") else discriminator
-    if getattr(module, "conditional", True):
+    if getattr(unwrap(discriminator), "conditional", True):
         return lambda x: discriminator(x[:, :1], x[:, 1:])
     return lambda x: discriminator(None, x)

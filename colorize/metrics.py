@@ -1,7 +1,8 @@
 """Image-quality and colour statistics for colourised images.
 
 Every function takes RGB in [0, 1] as a numpy array (H, W, 3), a torch tensor (3, H, W) or
-(H, W, 3), an 8-bit array (scaled by 1/255) or a PIL image. Pairs must have the same size.
+(H, W, 3), an 8-bit array (scaled by 1/255) or a PIL image (`pixels.as_rgb`). Pairs must have
+the same size. `mean_chroma` and the Lab conversion come from `colorize.pixels`.
 
 - `psnr`: on RGB, data range 1, capped at `PSNR_CAP_DB` so identical images give a finite
   number that can be averaged (an 8-bit difference of 1 level in one pixel of 256x256 is ~96 dB).
@@ -24,33 +25,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
-from PIL import Image
-from skimage.color import deltaE_ciede2000, rgb2lab
+from skimage.color import deltaE_ciede2000
 from skimage.metrics import structural_similarity
+
+from .pixels import as_rgb, lab, mean_chroma
 
 PSNR_CAP_DB = 100.0
 FALSE_COLOUR_CHROMA = 25.0  # ab units: clearly coloured
 FALSE_COLOUR_DISTANCE = 30.0  # ab units from the real colour: another colour, not a shade of it
 FALSE_COLOUR_IMAGE_LIMIT = 0.10  # an image with more than this share of false colour counts as spoiled
 GRAY_CAST = 0.01  # a mean (a, b) shorter than this has no hue: rgb2lab puts exact grays within 0.005 of 0
-
-
-def as_rgb(image) -> np.ndarray:
-    """Float RGB (H, W, 3) in [0, 1] from any of the accepted forms (see the module docstring)."""
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
-    if isinstance(image, torch.Tensor):
-        array = image.detach().cpu()
-        if array.ndim == 3 and array.shape[0] == 3 and array.shape[-1] != 3:
-            array = array.permute(1, 2, 0)
-        image = array.numpy() if array.dtype != torch.bfloat16 else array.float().numpy()
-    array = np.asarray(image)
-    if array.ndim != 3 or array.shape[-1] != 3:
-        raise ValueError(f"Expected an RGB image shaped (H, W, 3) or (3, H, W), not {array.shape}.")
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    return array.astype(np.float32, copy=False)
 
 
 def _pair(pred, real) -> tuple[np.ndarray, np.ndarray]:
@@ -77,11 +61,6 @@ def ssim(pred, real) -> float:
     if window < 3:
         return float("nan")
     return float(structural_similarity(pred, real, channel_axis=-1, data_range=1.0, win_size=window))
-
-
-def lab(image) -> np.ndarray:
-    """CIE Lab (H, W, 3) of an RGB image, via skimage.color.rgb2lab."""
-    return rgb2lab(as_rgb(image))
 
 
 def ciede2000(pred, real, *, pred_lab: np.ndarray | None = None, real_lab: np.ndarray | None = None) -> float:
@@ -118,11 +97,6 @@ def colour_cast(rgb=None, *, lab_values: np.ndarray | None = None) -> tuple[floa
 def mean_hue(rgb) -> float:
     """Chroma-weighted circular mean of the Lab hue in degrees [0, 360); NaN for a gray image."""
     return colour_cast(rgb)[0]
-
-
-def mean_chroma(rgb=None, *, lab_values: np.ndarray | None = None) -> float:
-    lab_values = lab(rgb) if lab_values is None else lab_values
-    return float(np.hypot(lab_values[..., 1], lab_values[..., 2]).mean())
 
 
 def false_colour_share(pred=None, real=None, *, pred_lab: np.ndarray | None = None, real_lab: np.ndarray | None = None) -> float:

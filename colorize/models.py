@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cli import option
+
 GENERATOR_NAMES = ("unet", "resunet", "resnet18-unet", "encdec")
 NORM_NAMES = ("batch", "instance", "none")
 
@@ -23,19 +25,19 @@ NORM_NAMES = ("batch", "instance", "none")
 class ModelConfig:
     """Architecture of a colorizer; saved in every checkpoint's config.json."""
 
-    generator: str = "unet"
-    base_channels: int = 32  # width of the first level; doubles per level up to max_channels
-    depth: int = 7  # down-samplings; 8 gives the 1x1 bottleneck of pix2pix at 256 px
-    max_channels: int = 256
-    norm: str = "batch"
-    dropout: float = 0.5  # the noise z of pix2pix, in the innermost decoder blocks
-    dropout_layers: int = 3
-    discriminator_layers: int = 3  # 3 layers = 70x70 receptive field
-    discriminator_channels: int = 64
-    discriminator_norm: str = "batch"  # WGAN-GP needs "instance" or "none"
-    conditional: bool = True  # discriminator sees L and ab (cGAN) or ab only
-    noise_channels: int = 0  # size of the per-image noise vector z injected in the decoder (0 = none: dropout is the noise)
-    noise_levels: int = 4  # innermost decoder blocks that receive z and a per-pixel noise map
+    generator: str = option("unet", "generator architecture", choices=GENERATOR_NAMES)
+    base_channels: int = option(32, "width of the generator's first level (doubles per level up to max-channels)")
+    depth: int = option(7, "generator down-samplings (unet/resunet/encdec); 8 gives pix2pix's 1x1 bottleneck at 256 px")
+    max_channels: int = option(256, "widest generator level")
+    norm: str = option("batch", "generator normalisation", choices=NORM_NAMES)
+    dropout: float = option(0.5, "dropout rate in the innermost decoder blocks (the pix2pix noise)")
+    dropout_layers: int = option(3, "decoder blocks with dropout")
+    discriminator_layers: int = option(3, "PatchGAN layers (3 = 70x70 receptive field)")
+    discriminator_channels: int = option(64, "PatchGAN width of the first layer")
+    discriminator_norm: str = option("batch", "discriminator normalisation (wgan-gp switches 'batch' to 'instance')", choices=NORM_NAMES)
+    conditional: bool = option(True, "the discriminator sees L with ab (conditional GAN) or ab alone")
+    noise_channels: int = option(0, "size of the per-image noise vector z injected (with per-pixel noise maps) into the coarsest decoder blocks; 0 = none, dropout is the noise")
+    noise_levels: int = option(4, "decoder blocks, from the bottleneck out, that receive the injected noise")
 
     def __post_init__(self) -> None:
         if self.generator not in GENERATOR_NAMES:

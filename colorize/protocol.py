@@ -40,18 +40,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
 from .checkpoint import CheckpointError, atomic_write_text
 from .data import DatasetError, center_crop
 from .evaluate import (
-    DEFAULT_DIVERSITY_SAMPLES, DEFAULT_SIZE, evaluate, gray_version, json_safe, scored_images, slug, summarize,
+    DEFAULT_DIVERSITY_SAMPLES, DEFAULT_SIZE, evaluate, json_safe, scored_images, slug, summarize,
     write_evaluation,
 )
 from .imageio import load_image
 from .infer import Colorizer
+from .pixels import gray_image
 
 
 @dataclass(frozen=True)
@@ -122,10 +122,7 @@ def contact_sheet(
 ) -> Image.Image:
     """Pairs (real | ours) of centre crops, `columns` pairs a row; the model sees only the gray version."""
     reals = [center_crop(load_image(photo), size) for photo in photos]
-    grays = [
-        Image.fromarray(np.clip(np.round(gray_version(np.asarray(real, dtype=np.float32) / 255.0) * 255), 0, 255).astype(np.uint8))
-        for real in reals
-    ]
+    grays = [gray_image(real) for real in reals]
     with torch.inference_mode():
         outputs = colorizer.colorize_batch(grays)
     gap, caption = 6, 14 if labels else 0

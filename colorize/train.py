@@ -32,7 +32,6 @@ import dataclasses
 import logging
 import math
 import os
-import platform
 import random
 import signal
 import sys
@@ -62,8 +61,10 @@ from .checkpoint import (
 from .color import AB_SCALE, rgb_from_normalized
 from .config import OPTIONS, ConfigError, TrainConfig, config_from_settings, explicit_settings, flatten
 from .data import ColorizationDataset, DatasetError, EpochSampler
+from .devices import DeviceError, describe_device, resolve_device, unwrap
 from .losses import RECONSTRUCTION_LOSSES, build_objective, critic_from_inputs, critic_inputs, gradient_penalty
 from .models import ModelConfig, build_discriminator, build_generator, count_parameters, load_resnet18_encoder_weights
+from .pixels import to_8bit
 
 logger = logging.getLogger(__name__)
 
@@ -80,36 +81,6 @@ SESSION_SETTINGS = ("max_steps", "time_limit", "resume", "device", "num_workers"
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def resolve_device(name: str, *, local_rank: int = 0) -> torch.device:
-    """'auto' = CUDA > MPS > CPU; raises ConfigError for a device this machine lacks."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda was asked for, but this machine has no usable CUDA GPU.")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
-        raise ConfigError("--device mps was asked for, but MPS is not available here.")
-    return torch.device(name)
-
-
-def device_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "mps":
-        return f"Apple MPS ({platform.machine()})"
-    return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
-
-
-def _unwrap(module: nn.Module) -> nn.Module:
-    return module.module if hasattr(module, "module") else module
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
@@ -400,7 +371,7 @@ class Trainer:
         min(mean |ab1 - ab2|, diversity_cap), with ab1 and ab2 the draws' region means on a
         DIVERSITY_GRID x DIVERSITY_GRID grid.
         """
-        noisy = _unwrap(self.generator).has_injected_noise
+        noisy = unwrap(self.generator).has_injected_noise
         if not (noisy and self.config.lambda_diversity > 0):
             return self.generator(lightness, noise=True if noisy else None), None
         fake = self.generator(torch.cat((lightness, lightness)), noise=True)
@@ -441,7 +412,7 @@ class Trainer:
             return
         updates = self.global_step + 1
         decay = min(self.config.ema_decay, (1 + updates) / (10 + updates))
-        live = _unwrap(self.generator)
+        live = unwrap(self.generator)
         for average, current in zip(self.ema.parameters(), live.parameters()):
             average.lerp_(current.detach(), 1.0 - decay)
         for average, current in zip(self.ema.buffers(), live.buffers()):
@@ -450,7 +421,7 @@ class Trainer:
     @property
     def exported_generator(self) -> nn.Module:
         """What validation, samples and model.safetensors use: the weight average if there is one."""
-        return self.ema if self.ema is not None else _unwrap(self.generator)
+        return self.ema if self.ema is not None else unwrap(self.generator)
 
     def _l1_step(self, lightness: torch.Tensor, ab: torch.Tensor) -> dict[str, torch.Tensor]:
         self.opt_g.zero_grad(set_to_none=True)
@@ -572,7 +543,7 @@ class Trainer:
             rgb_from_normalized(lightness, self.val_ab[:count].to(self.device)),
         ]
         grid = torch.cat([torch.cat(list(row.cpu()), dim=2) for row in rows], dim=1)  # (3, 3S, count*S)
-        pixels = (grid.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        pixels = to_8bit(grid.permute(1, 2, 0).numpy())
         path = self.out / SAMPLES_DIR / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.tmp")
@@ -631,7 +602,7 @@ class Trainer:
             "n_critic": config.n_critic if config.gan_mode == "wgan-gp" else None,
             "last_losses": self.last_losses,
             "val_metrics": self.last_val,
-            "device": device_description(self.device),
+            "device": describe_device(self.device),
             "amp_bf16": self.use_amp,
             "wall_time_s": round(self._wall_time(), 1),
             "torch_version": torch.__version__,
@@ -643,7 +614,7 @@ class Trainer:
             return
         state = {
             "version": STATE_VERSION,
-            "generator": _unwrap(self.generator).state_dict(),
+            "generator": unwrap(self.generator).state_dict(),
             "discriminator": self.discriminator.state_dict() if self.discriminator is not None else None,
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
@@ -858,7 +829,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with logging_redirect_tqdm():
             summary = train(config, resume_state=state)
-    except (ConfigError, DatasetError, CheckpointError) as error:
+    except (ConfigError, DatasetError, CheckpointError, DeviceError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,4 +1,4 @@
-"""`python -m survey.admin`: the study's state and its responses, from the command line.
+"""A study's state for its organisers: `python -m survey.admin`, and the app's admin view (`dashboard`).
 
     python -m survey.admin --db sqlite:///survey.sqlite status                 # every study
     python -m survey.admin --db sqlite:///survey.sqlite status --study demo    # one, per method
@@ -12,12 +12,24 @@ same quality-control flags as `python -m survey.report`, so a re-analysis need n
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
-from typing import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import pandas as pd
 
 from . import SurveyError
-from .report import add_analysis_arguments, export_responses, options_from_arguments, study_options
+from .report import (
+    ReportOptions, add_analysis_arguments, export_responses, fooling_rate_figure, options_from_arguments, study_options,
+    summary_table,
+)
 from .store import Store
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+logger = logging.getLogger(__name__)
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -42,15 +54,18 @@ def studies_table(store: Store) -> str:
     )
 
 
+def status_lines(status: dict) -> list[str]:
+    """Two sentences on a study (`Store.study_status`): what it is, and how far its participants are."""
+    return [
+        f"Study '{status['study']}': {status['mode']} mode, {status['images']} images, methods {', '.join(status['methods'])}.",
+        f"Participants: {status['participants_started']} started, {status['participants_consented']} consented, "
+        f"{status['participants_finished']} finished; responses: {status['responses']} of {status['trials_assigned']} assigned trials.",
+    ]
+
+
 def status_text(store: Store, study: str) -> str:
     status = store.study_status(study)
-    lines = [
-        f"Study '{status['study']}' ({status['mode']} mode, {status['images']} images)",
-        f"participants: {status['participants_started']} started, {status['participants_consented']} consented, "
-        f"{status['participants_finished']} finished",
-        f"responses: {status['responses']} of {status['trials_assigned']} assigned trials",
-        "",
-    ]
+    lines = [*status_lines(status), ""]
     per_method = status["per_method"]
     if per_method:
         lines.append(
@@ -60,6 +75,77 @@ def status_text(store: Store, study: str) -> str:
             )
         )
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """What the app's admin view shows of a study; `table` and `figure` are None until there is something to summarise."""
+
+    status: str  # Markdown paragraphs
+    table: pd.DataFrame | None
+    figure: Figure | None
+
+
+def dashboard(store: Store, study: str, *, n_boot: int = 500) -> Dashboard:
+    """The study's status, its readable summary table and its fooling-rate plot, made with the
+    report's choices for this study (`report.study_options`). Raises SurveyError.
+
+    Fewer bootstrap replicates than the report's: the admin view refreshes live.
+    """
+    status = store.study_status(study)
+    lines = status_lines(status)
+    if not status["responses"]:
+        lines.append("No answers yet: the summary and the plot appear with the first answers.")
+        return Dashboard("\n\n".join(lines), None, None)
+    options = study_options(ReportOptions(n_boot=n_boot), store.get_protocol(study))
+    try:
+        summary = summary_table(store.trials_frame(study), n_boot=options.n_boot, exclude_reshown=options.exclude_reshown)
+    except SurveyError as error:  # e.g. every answer so far is a practice answer
+        lines.append(f"No summary yet: {error}")
+        return Dashboard("\n\n".join(lines), None, None)
+    try:
+        figure = fooling_rate_figure(summary, title=f"{study}: fooling rate per method")
+    except ValueError as error:  # a plotting corner case must not hide the status and the table
+        logger.warning("The fooling-rate plot of %s failed: %s", study, error)
+        lines.append("The plot could not be drawn for these numbers.")
+        figure = None
+    return Dashboard("\n\n".join(lines), readable_summary(summary), figure)
+
+
+def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """`report.summary_table` as people read it: percentages and intervals as text.
+
+    `rate` is the fooling rate for fakes (pair: picked as the real photo; single: judged real)
+    and, in single mode, the share of real photos judged real.
+    """
+
+    def pct(value: float) -> str:
+        return "n/a" if value != value else f"{100 * value:.0f}%"
+
+    return pd.DataFrame(
+        [
+            {
+                "method": row["method"],
+                "trials": int(row["n_trials"]),
+                "participants": int(row["n_participants"]),
+                "shown": row["stimulus"],
+                "rate": pct(row["rate"]),
+                "95% interval": f"{pct(row['ci_low'])} to {pct(row['ci_high'])}",
+                "interval from": row["ci_method"],
+                "Wilson 95% (trials independent)": f"{pct(row['wilson_low'])} to {pct(row['wilson_high'])}",
+                "p (clustered)": "n/a" if row["p_cluster"] != row["p_cluster"] else f"{row['p_cluster']:.3g}",
+                "verdict": row["verdict"],
+            }
+            for _, row in summary.iterrows()
+        ]
+    )
+
+
+def export_answers(store: Store, study: str, path_or_buffer, *, options: ReportOptions | None = None) -> int:
+    """The study's answers as CSV with the report's quality-control decision on each (the study's own
+    choices on top of `options`); returns how many rows were written."""
+    options = study_options(options or ReportOptions(), store.get_protocol(study))
+    return export_responses(store.trials_frame(study), path_or_buffer, options=options)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,9 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             print(status_text(store, args.study) if args.study else studies_table(store))
         else:
-            frame = store.trials_frame(args.study)
-            options = study_options(options_from_arguments(args), store.get_protocol(args.study))
-            rows = export_responses(frame, args.out if args.out else sys.stdout, options=options)
+            rows = export_answers(store, args.study, args.out if args.out else sys.stdout, options=options_from_arguments(args))
             if args.out:
                 print(f"Wrote {rows} responses of '{args.study}' to {args.out}.")
     except SurveyError as error:

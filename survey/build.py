@@ -26,8 +26,10 @@ from typing import Callable, Mapping, Sequence
 from PIL import Image
 from tqdm.auto import tqdm
 
+from colorize.pixels import gray_image
+
 from . import SurveyError
-from .stimuli import catch_version, gray_version, square_crop, suits_catch
+from .stimuli import catch_version, square_crop, suits_catch
 from .store import StimulusImage, Store, StudySummary
 from .inputs import quoted
 from .study import CATCH, REAL, RESERVED_METHODS, RESHOWN_TRIALS, Protocol
@@ -165,7 +167,7 @@ def build_study(
     stimuli: list[StimulusImage] = []
     for key, photo in tqdm(sources, desc="Colorizing", unit="image", disable=not progress):
         real = square_crop(photo, size)
-        gray = gray_version(real)
+        gray = gray_image(real)
         stimuli.append(StimulusImage(key, REAL, real))
         for method, make_fake in makers.items():
             fake = make_fake(gray)

@@ -15,13 +15,12 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from colorize.pixels import gray_image
+
 from . import SurveyError
 from .build import FakeMaker, build_study
-from .stimuli import gray_version
 from .store import Store, StudySummary
 from .study import Protocol
-
-logger = logging.getLogger(__name__)
 
 DEMO_STUDY = "demo"
 # One practice trial and four test trials, one of them a catch trial: five photos are enough.
@@ -45,30 +44,25 @@ def demo_sources() -> list[tuple[str, Image.Image]]:
     return [(key, Image.fromarray(load()).convert("RGB")) for key, load in _demo_photos().items()]
 
 
-def shipped_or_untrained() -> tuple[str, FakeMaker]:
-    """The shipped model as ("shipped", maker) at its own inference settings; the untrained generator if none is installed."""
-    from colorize import Colorizer  # lazy: torch only here
-    from colorize.checkpoint import CheckpointError
+def demo_method() -> tuple[str, FakeMaker]:
+    """("shipped", its maker) at the model's own inference settings; ("untrained", ...) if no model is installed."""
+    from colorize.catalog import SHIPPED, shipped_or_untrained  # lazy: torch only here
 
-    try:
-        colorizer, name = Colorizer.from_pretrained(), "shipped"
-    except CheckpointError as error:
-        logger.warning("The shipped model cannot be loaded (%s); the demo uses the untrained generator instead.", error)
-        colorizer, name = Colorizer.untrained(seed=0), "untrained"
-    return name, lambda gray: colorizer.colorize(gray)
+    colorizer, problem = shipped_or_untrained()
+    return (SHIPPED if problem is None else colorizer.name), lambda gray: colorizer.colorize(gray)
 
 
 def create_demo(store: Store, *, progress: bool = True) -> StudySummary | None:
     """Create the demo study; None if it already exists."""
     if any(study.name == DEMO_STUDY for study in store.list_studies()):
         return None
-    name, maker = shipped_or_untrained()
+    name, maker = demo_method()
     try:
         return build_study(
             store,
             name=DEMO_STUDY,
             sources=demo_sources(),
-            makers={name: maker, "gray": gray_version},
+            makers={name: maker, "gray": gray_image},
             protocol=DEMO_PROTOCOL,
             progress=progress,
         )

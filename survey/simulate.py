@@ -351,13 +351,13 @@ def build_synthetic_study(
     not from the pixels.
     """
     from .build import build_study
-    from .stimuli import gray_version
+    from colorize.pixels import gray_image
 
     if not name.startswith(SIMULATED_PREFIX):
         raise SurveyError(f"A simulated study's name must start with '{SIMULATED_PREFIX}' (e.g. '{SIMULATED_PREFIX}{name}'), so its report is labelled.")
     protocol = protocol or Protocol(practice_trials=2, test_trials=20, catch_rate=0.1, image_size=64, seed=seed)
     sources = synthetic_sources(images, size=protocol.image_size, seed=seed)
-    makers = {method: gray_version for method in methods}
+    makers = {method: gray_image for method in methods}
     return build_study(store, name=name, sources=sources, makers=makers, protocol=protocol, progress=False)
 
 

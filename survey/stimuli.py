@@ -13,6 +13,9 @@ Each trial gets its own `Presentation` (a crop of at most 3% and a +-1-level dit
 identically to both images of the pair: no pixel of a shown image repeats its stored value
 predictably, and no two trials send the same bytes.
 
+The gray fake is `colorize.pixels.gray_image`: the photo's Lab lightness with no colour, exactly
+what the colorization models see (`colorize.pixels` is torch-free, like this module).
+
 numpy, Pillow and scikit-image only: this module must never import torch.
 """
 
@@ -28,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from colorize.pixels import lab, mean_chroma, to_8bit
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # A Presentation crops away at most this share of the side before scaling back: at 256 pixels
@@ -49,31 +54,14 @@ def square_crop(image: Image.Image, size: int) -> Image.Image:
     return Image.fromarray(_rgb_array(fitted), mode="RGB")
 
 
-def _to_lab(image: Image.Image) -> np.ndarray:
-    from skimage.color import rgb2lab  # lazy: scikit-image is slow to import and only needed at build time
-
-    return rgb2lab(_rgb_array(image).astype(np.float64) / 255.0)
-
-
-def _from_lab(lab: np.ndarray) -> Image.Image:
+def _from_lab(lab_values: np.ndarray) -> Image.Image:
     from skimage.color import lab2rgb
 
     with warnings.catch_warnings():
         # A flipped hue can leave the sRGB gamut; clipping it is what we want, not news.
         warnings.filterwarnings("ignore", message=".*negative Z values", category=UserWarning)
-        rgb = np.clip(lab2rgb(lab) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        rgb = to_8bit(lab2rgb(lab_values))
     return Image.fromarray(rgb, mode="RGB")
-
-
-def gray_version(image: Image.Image) -> Image.Image:
-    """The lightness L of `image` with no colour (a = b = 0), as RGB.
-
-    This is what the colorization models see, and also the "gray" baseline: the fake that
-    keeps the photo's exact lightness and adds no colour at all.
-    """
-    lab = _to_lab(image)
-    lab[..., 1:] = 0.0
-    return _from_lab(lab)
 
 
 def catch_version(image: Image.Image) -> Image.Image:
@@ -81,15 +69,9 @@ def catch_version(image: Image.Image) -> Image.Image:
 
     Lightness is kept, so it is the colours alone (blue faces, green-purple skies) that give it away.
     """
-    lab = _to_lab(image)
-    lab[..., 1:] *= -1.0
-    return _from_lab(lab)
-
-
-def mean_chroma(image: Image.Image) -> float:
-    """Mean Lab chroma sqrt(a^2 + b^2): about 0 for a gray photo, 20-40 for a colourful one."""
-    lab = _to_lab(image)
-    return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
+    lab_values = lab(image)
+    lab_values[..., 1:] *= -1.0
+    return _from_lab(lab_values)
 
 
 def suits_catch(image: Image.Image) -> bool:

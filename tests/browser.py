@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -25,6 +26,8 @@ from colorize.checkpoint import save_model
 from colorize.models import ModelConfig, build_generator
 
 ROOT = Path(__file__).resolve().parents[1]
+# Screenshots and other files a reviewer looks at after a run (git ignores the folder).
+ARTIFACTS = Path(os.environ.get("COLORIZE_TEST_ARTIFACTS") or ROOT / "artifacts")
 CHROMIUM = os.environ.get("COLORIZE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -57,11 +60,19 @@ def wait_for_http(url: str, *, timeout: float, process: subprocess.Popen | None 
     raise TimeoutError(f"{url} did not answer within {timeout} s:\n{log.read_text() if log else ''}")
 
 
+@dataclass(frozen=True)
+class RunningApp:
+    url: str
+    started_s: float  # seconds from launch to the first answer of its page
+    process: subprocess.Popen
+    log: Path  # everything it printed
+
+
 @contextlib.contextmanager
 def running_app(
     *, models_dir: Path, db_url: str, workdir: Path, env: dict[str, str] | None = None, timeout: float = 60.0
-) -> Iterator[tuple[str, float]]:
-    """`python app.py` on a free port, as a user starts it; yields (url, seconds to first answer)."""
+) -> Iterator[RunningApp]:
+    """`python app.py` on a free port, as a user starts it; stopped with SIGTERM at the end."""
     port = free_port()
     log = workdir / f"app-{port}.log"
     environment = {
@@ -77,7 +88,7 @@ def running_app(
         try:
             url = f"http://127.0.0.1:{port}/"
             started = wait_for_http(url, timeout=timeout, process=process, log=log)
-            yield url, started
+            yield RunningApp(url, started, process, log)
         finally:
             process.terminate()
             try:
@@ -88,17 +99,27 @@ def running_app(
 
 
 @contextlib.contextmanager
-def chromium(*, width: int = 1280, height: int = 900):
-    """A headless system Chromium page."""
+def chromium():
+    """A headless system Chromium; open pages in it with `new_page`."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
-            yield context.new_page()
+            yield browser
         finally:
             browser.close()
+
+
+def new_page(browser, *, width: int = 1280, height: int = 900, timeout_ms: int = 60_000):
+    """A page of the given viewport in its own browser context (390 x 844: a phone, touch and all)."""
+    phone = width < 600
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, is_mobile=phone, has_touch=phone, accept_downloads=True
+    )
+    page = context.new_page()
+    page.set_default_timeout(timeout_ms)
+    return page
 
 
 def fetch_image(url: str) -> Image.Image:
@@ -106,21 +127,17 @@ def fetch_image(url: str) -> Image.Image:
         return Image.open(io.BytesIO(response.read())).convert("RGB")
 
 
-def mean_chroma(image: Image.Image) -> float:
-    """Mean Lab chroma sqrt(a^2 + b^2) of an RGB image: about 0 for gray, 15+ for a coloured photo."""
-    from skimage.color import rgb2lab
+def save_tiny_checkpoint(folder: Path, *, trained_at: int | None = None) -> Path:
+    """A real checkpoint folder, 18 kB: a tiny U-Net whose output bias paints everything warm.
 
-    lab = rgb2lab(np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0)
-    return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
-
-
-def save_tiny_checkpoint(folder: Path) -> Path:
-    """A real checkpoint folder, 18 kB: a tiny U-Net whose output bias paints everything warm."""
+    trained_at: the training crop size its config records (so its render size defaults to it).
+    """
     config = ModelConfig(base_channels=4, depth=3, max_channels=8, dropout=0.5, dropout_layers=1)
     generator = build_generator(config)
     with torch.no_grad():
         generator.head[1].bias.copy_(torch.tensor([0.25, 0.35]))  # a, b > 0: orange-ish
-    return save_model(folder, generator, config, metadata={"name": folder.name})
+    metadata = {"name": folder.name, **({"training": {"image_size": trained_at}} if trained_at else {})}
+    return save_model(folder, generator, config, metadata=metadata)
 
 
 def gray_photo(size: tuple[int, int] = (96, 64)) -> Image.Image:
@@ -141,10 +158,10 @@ def colourful_photo(seed: int, size: int = 96) -> Image.Image:
 def build_tiny_studies(store) -> None:
     """Two small studies with the gray baseline as the only fake: "tiny-pair" and "tiny-single"."""
     from survey.build import build_study
-    from survey.stimuli import gray_version
+    from colorize.pixels import gray_image
     from survey.study import Protocol
 
     sources = [(f"photo{i}", colourful_photo(i)) for i in range(4)]
     for name, mode in (("tiny-pair", "pair"), ("tiny-single", "single")):
         protocol = Protocol(mode=mode, exposure_ms=400, practice_trials=1, test_trials=3, catch_rate=0.0, image_size=64)
-        build_study(store, name=name, sources=sources, makers={"gray": gray_version}, protocol=protocol, progress=False)
+        build_study(store, name=name, sources=sources, makers={"gray": gray_image}, protocol=protocol, progress=False)

@@ -48,6 +48,7 @@ def _table(report: str) -> tuple[list[str], dict[str, list[str]]]:
     return header, rows
 
 
+@pytest.mark.slow
 def test_study_table_grids_schedule_and_rerun(folders, tmp_path, capsys):
     assert main(_argv(folders, tmp_path)) == 0
     report = (tmp_path / "results" / "ablation.md").read_text(encoding="utf-8")

@@ -6,9 +6,13 @@ temporary models folder, a study built into a temporary SQLite file. No mocks.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 import urllib.request
 import zipfile
@@ -20,10 +24,13 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from browser import build_tiny_studies, gray_photo, mean_chroma, running_app, save_tiny_checkpoint
+from browser import build_tiny_studies, gray_photo, running_app, save_tiny_checkpoint
+from colorize.pixels import mean_chroma
 from survey.store import Store
 
 
+
+pytestmark = pytest.mark.slow  # each test starts, or talks to, a real `python app.py`
 
 ADMIN_PASSWORD = "correct horse battery staple"
 
@@ -40,7 +47,8 @@ def app(tmp_path_factory):
     no_weights.mkdir()
     env = {"SURVEY_ADMIN_PASSWORD": ADMIN_PASSWORD, "COLORIZE_SHIPPED_MODEL": str(no_weights)}
     load_before = os.getloadavg()[0]
-    with running_app(models_dir=models, db_url=db_url, workdir=workdir, env=env) as (url, started):
+    with running_app(models_dir=models, db_url=db_url, workdir=workdir, env=env) as running:
+        url, started = running.url, running.started_s
         launched = time.monotonic() - started
         client = Client(url, verbose=False)
         photo = workdir / "first.png"
@@ -50,7 +58,7 @@ def app(tmp_path_factory):
         load = max(load_before, os.getloadavg()[0])
         yield {
             "url": url, "client": client, "started_s": started, "first_result_s": first_result,
-            "load": load, "workdir": workdir, "db_url": db_url,
+            "load": load, "workdir": workdir, "db_url": db_url, "log": running.log,
         }  # fmt: skip
 
 
@@ -305,7 +313,10 @@ def test_admin_needs_the_password_and_shows_status_table_plot_and_csv(app):
     status, table, plot, csv_path = client.predict(ADMIN_PASSWORD, "tiny-single", api_name="/survey_admin")
     assert "single mode" in status and "finished" in status
     assert [row[0] for row in table["data"]] == ["gray", "real"]  # one row per method, and real photos
-    assert plot is not None
+    assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/")
+    drawn = np.asarray(Image.open(io.BytesIO(base64.b64decode(plot["plot"].split(",", 1)[1]))).convert("RGB"), dtype=int)
+    red = (drawn[..., 0] > 170) & (drawn[..., 1] < 90) & (drawn[..., 2] < 90)
+    assert drawn.shape[1] > 300 and red.sum() > 20  # the fake method's fooling rate, drawn as a red point
     exported = Path(csv_path).read_text().splitlines()
     frame = Store(app["db_url"]).trials_frame("tiny-single")
     assert len(exported) == 1 + int(frame["answered"].sum()) >= 5
@@ -331,9 +342,36 @@ def test_admin_is_off_without_a_password(tmp_path, monkeypatch):
     assert not [d for d in config["dependencies"] if d.get("api_name") == "survey_admin"]
 
 
-def test_settings_use_the_packaged_weights_unless_told_otherwise(tmp_path):
-    from app import Settings
+def test_the_app_runs_one_torch_thread_per_core_it_may_use(app):
+    from colorize.fastpath import recommended_threads
 
-    assert Settings.from_args([], environ={}).shipped_model is None
-    assert Settings.from_args([], environ={"COLORIZE_SHIPPED_MODEL": str(tmp_path)}).shipped_model == tmp_path
-    assert Settings.from_args(["--shipped-model", "x"], environ={}).shipped_model == Path("x")
+    log = app["log"].read_text()
+    assert f"Colorizing with {recommended_threads()} torch threads" in log
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to give the process fewer")
+def test_threads_follow_the_cpu_affinity_not_the_machine():
+    code = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "import torch; from colorize.fastpath import use_recommended_threads\n"
+        "print(use_recommended_threads(), torch.get_num_threads(), os.cpu_count())\n"
+    )
+    threads, torch_threads, cpus = map(int, subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split())
+    assert threads == torch_threads == 1 < cpus
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_temporary_files_are_removed_when_the_app_stops(stop, tmp_path):
+    save_tiny_checkpoint(tmp_path / "models" / "tiny")
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {"TMPDIR": str(temporary), "GRADIO_TEMP_DIR": str(temporary / "gradio"), "COLORIZE_SHIPPED_MODEL": str(tmp_path / "models" / "tiny")}
+    with running_app(models_dir=tmp_path / "models", db_url=f"sqlite:///{tmp_path / 's.sqlite'}", workdir=tmp_path, env=env) as running:
+        photo = tmp_path / "p.png"
+        gray_photo().save(photo)
+        Client(running.url, verbose=False).predict(handle_file(str(photo)), api_name="/colorize")
+        (scratch,) = temporary.glob("colorize-app-*")
+        assert any(path.suffix == ".png" for path in scratch.rglob("*"))
+        running.process.send_signal(stop)
+        assert running.process.wait(30) == 0, running.log.read_text()
+    assert not list(temporary.glob("colorize-app-*"))

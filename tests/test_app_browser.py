@@ -1,11 +1,13 @@
-"""The app in a real browser (Debian's Chromium through Playwright), as a visitor uses it.
+"""The app in a real browser (Debian's Chromium through Playwright), as a visitor uses it, at desktop and phone widths.
 
-Screenshots of each step go to the test's temporary folder (printed with -s), to look at.
+Screenshots of every tab at both widths, and of each step, go to the artifacts folder
+(`artifacts/browser/`, or $COLORIZE_TEST_ARTIFACTS/browser), for a reviewer to look at.
 """
 
 from __future__ import annotations
 
 import io
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -14,24 +16,33 @@ import pytest
 from PIL import Image
 
 from browser import (
+    ARTIFACTS,
     build_tiny_studies,
     chromium,
+    colourful_photo,
     fetch_image,
     gray_photo,
-    mean_chroma,
+    new_page,
     running_app,
     save_tiny_checkpoint,
 )
+from colorize.pixels import mean_chroma
 from survey.store import Store
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TIMEOUT_MS = 60_000
+PHONE = (390, 844)
+DESKTOP = (1280, 900)
+TABS = {"colorize": "Colorize", "batch": "Batch", "survey": "Real or fake?"}
+NOTE = "#colorize-render-note [data-testid=markdown]"  # the note's text, not a progress timer beside it
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("screenshots")
+def shots() -> Path:
+    folder = ARTIFACTS / "browser"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     print(f"\nscreenshots in {folder}")
     return folder
 
@@ -40,26 +51,37 @@ def shots(tmp_path_factory) -> Path:
 def server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("browser-app")
     save_tiny_checkpoint(workdir / "models" / "tiny")
+    save_tiny_checkpoint(workdir / "models" / "small", trained_at=64)  # its render size is 64, not 256
     db_url = f"sqlite:///{workdir / 'survey.sqlite'}"
     build_tiny_studies(Store(db_url))
     # an empty 'shipped' folder: the app must still start, on the untrained model, and say so.
     no_weights = workdir / "no-weights"
     no_weights.mkdir()
     env = {"SURVEY_ADMIN_PASSWORD": "open sesame", "COLORIZE_SHIPPED_MODEL": str(no_weights)}
-    with running_app(models_dir=workdir / "models", db_url=db_url, workdir=workdir, env=env) as (url, _):
-        yield {"url": url, "workdir": workdir, "db_url": db_url}
+    with running_app(models_dir=workdir / "models", db_url=db_url, workdir=workdir, env=env) as running:
+        yield {"url": running.url, "workdir": workdir, "db_url": db_url}
 
 
 @pytest.fixture(scope="module")
-def browser_page(server):
-    with chromium() as page:
-        page.set_default_timeout(TIMEOUT_MS)
-        yield page
+def browser():
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def browser_page(browser, server):
+    return new_page(browser, width=DESKTOP[0], height=DESKTOP[1], timeout_ms=TIMEOUT_MS)
+
+
+@pytest.fixture(scope="module")
+def phone_page(browser, server):
+    return new_page(browser, width=PHONE[0], height=PHONE[1], timeout_ms=TIMEOUT_MS)
 
 
 def open_app(page, url: str) -> None:
     page.goto(url)
-    page.wait_for_selector("#colorize-button")
+    for selector in ("#input-image", "#colorize-model", "#colorize-button"):  # the page renders in pieces
+        page.wait_for_selector(selector)
 
 
 def choose_model(page, prefix: str, name: str) -> None:
@@ -69,21 +91,94 @@ def choose_model(page, prefix: str, name: str) -> None:
     page.get_by_role("option", name=name, exact=True).click()
 
 
-def test_upload_colorize_and_download_full_size_colour(browser_page, server, tmp_path, shots):
+def upload(page, path: Path) -> None:
+    """Upload a photo and wait until the input shows it as the model sees it: gray."""
+    page.locator("#input-image input[type=file]").set_input_files(str(path))
+    page.wait_for_function(
+        """(name) => {
+          const img = document.querySelector('#input-image img');
+          if (!img || !img.complete || !img.naturalWidth || !img.src.includes(name)) return false;
+          const canvas = document.createElement('canvas');
+          [canvas.width, canvas.height] = [img.naturalWidth, img.naturalHeight];
+          const context = canvas.getContext('2d');
+          context.drawImage(img, 0, 0);
+          const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+          for (let i = 0; i < pixels.length; i += 4) if (pixels[i] !== pixels[i + 1] || pixels[i + 1] !== pixels[i + 2]) return false;
+          return true;
+        }""",
+        arg=path.stem,
+    )
+
+
+def open_with_photo(page, url: str, photo: Path, size: tuple[int, int]) -> Path:
+    """The app with the tiny model chosen and a gray photo of `size` uploaded."""
+    open_app(page, url)
+    gray_photo(size).save(photo)
+    choose_model(page, "colorize", "tiny")
+    upload(page, photo)
+    return photo
+
+
+def slider_images(page) -> list[str]:
+    return page.locator("#result-slider img").evaluate_all("images => images.map((image) => image.src)")
+
+
+def wait_for_new_result(page, previous: list[str]) -> list[str]:
+    page.wait_for_function(
+        "(previous) => { const srcs = Array.from(document.querySelectorAll('#result-slider img')).map((i) => i.src);"
+        " return srcs.length === 2 && srcs.join() !== previous.join(); }",
+        arg=previous,
+    )
+    return slider_images(page)
+
+
+def watch_colorize_button(page) -> None:
+    """Record, from the click on, whether the button was ever disabled and progress ever shown on the slider."""
+    page.evaluate(
+        """() => {
+          window.seen = {disabled: false, progress: false};
+          const button = document.querySelector('#colorize-button');
+          const slider = document.querySelector('#result-slider');
+          const look = () => {
+            window.seen.disabled ||= button.disabled;
+            window.seen.progress ||= /Colorizing/.test(slider.innerText);
+          };
+          new MutationObserver(look).observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+        }"""
+    )
+
+
+def test_a_colour_upload_is_shown_gray_and_the_button_waits_while_progress_shows(browser_page, server, tmp_path, shots):
     page = browser_page
     open_app(page, server["url"])
     page.screenshot(path=shots / "01-start.png", full_page=True)
     assert page.get_by_text("No trained weights found: showing an untrained model").is_visible()
 
-    photo = tmp_path / "street.png"
-    gray_photo((300, 200)).save(photo)
-    choose_model(page, "colorize", "tiny")
-    page.locator("#input-image input[type=file]").set_input_files(str(photo))
+    photo = tmp_path / "garden.png"
+    colourful_photo(3, 300).crop((0, 0, 300, 200)).save(photo)
+    assert mean_chroma(Image.open(photo)) > 20
+    upload(page, photo)
+    shown = fetch_image(page.locator("#input-image img").first.get_attribute("src"))
+    assert shown.size == (300, 200) and mean_chroma(shown) < 1  # the input shows what the model sees
+
+    watch_colorize_button(page)
     page.click("#colorize-button")
+    before, _ = wait_for_new_result(page, [])
+    page.wait_for_function("!document.querySelector('#colorize-button').disabled")
+    page.screenshot(path=shots / "02-colorized-gray-before.png", full_page=True)
+    assert page.evaluate("window.seen") == {"disabled": True, "progress": True}
+    gray = fetch_image(before)
+    assert gray.size == (300, 200) and mean_chroma(gray) < 1  # the slider's "before" is the gray input too
+
+
+def test_upload_colorize_and_download_full_size_colour(browser_page, server, tmp_path, shots):
+    page = browser_page
+    photo = open_with_photo(page, server["url"], tmp_path / "street.png", (300, 200))
+    page.click("#colorize-button")
+    _, after = wait_for_new_result(page, [])
     page.wait_for_selector("#download-button", state="visible")
-    link = page.locator("#result-slider a[data-testid=download-link]")
-    result = fetch_image(link.get_attribute("href"))
-    page.screenshot(path=shots / "02-colorized.png", full_page=True)
+    result = fetch_image(after)
+    page.screenshot(path=shots / "03-colorized.png", full_page=True)
 
     assert result.size == (300, 200)
     assert mean_chroma(result) > 15 > 3 > mean_chroma(Image.open(photo))
@@ -94,14 +189,71 @@ def test_upload_colorize_and_download_full_size_colour(browser_page, server, tmp
     assert np.array_equal(np.asarray(downloaded.convert("RGB")), np.asarray(result))
 
 
+def test_variations_of_a_new_photo_replace_the_previous_result(browser_page, server, tmp_path, shots):
+    page = browser_page
+    open_app(page, server["url"])
+    choose_model(page, "colorize", "tiny")
+    first, second = tmp_path / "first.png", tmp_path / "second.png"
+    gray_photo((300, 200)).save(first)
+    gray_photo((160, 240)).save(second)
+    upload(page, first)
+    page.click("#colorize-button")
+    previous = wait_for_new_result(page, [])
+
+    page.locator("#variations").get_by_text("Variations").first.click()
+    seed = page.locator("#seed textarea, #seed input").first
+    seed.wait_for()
+    assert seed.input_value() == "" and seed.get_attribute("placeholder") == "none"  # empty means no seed, shown empty
+
+    upload(page, second)
+    page.click("#variations-button")
+    page.wait_for_selector("#variations-gallery", state="visible")
+    before, after = wait_for_new_result(page, previous)
+    page.screenshot(path=shots / "04-variations.png", full_page=True)
+    assert fetch_image(before).size == (160, 240)  # the new photo, not the one colorized before
+    thumbnails = page.locator("#variations-gallery img").evaluate_all("images => images.map((image) => image.src)")
+    assert len(thumbnails) == 4
+    first_variation = np.asarray(fetch_image(thumbnails[0]))
+    assert first_variation.shape == (240, 160, 3) and np.array_equal(np.asarray(fetch_image(after)), first_variation)
+    with page.expect_download() as download:
+        page.click("#download-button")
+    assert np.array_equal(np.asarray(Image.open(download.value.path()).convert("RGB")), first_variation)
+
+    seed.fill("seven")
+    page.click("#variations-button")
+    toast = page.locator("[data-testid=toast-body]").filter(has_text="'seven' is not a seed")
+    toast.wait_for()
+    assert "a seed is a whole number such as 7, or empty" in toast.inner_text()
+
+
+def test_render_size_follows_the_model_and_says_when_it_leaves_the_trained_range(browser_page, server, shots):
+    page = browser_page
+    open_app(page, server["url"])
+    size = page.locator("#colorize-render-size input[type=number]")
+    note = page.locator(NOTE)
+    assert size.input_value() == "256"  # the shipped (here: untrained) model's own size
+
+    choose_model(page, "colorize", "small")
+    page.wait_for_function("document.querySelector('#colorize-render-size input[type=number]').value === '64'")
+    assert note.inner_text().strip() == ""
+    size.fill("256")
+    size.press("Enter")
+    page.wait_for_function(f"document.querySelector('{NOTE}').innerText.includes('trained at 64 px')")
+    page.screenshot(path=shots / "05-render-note.png", full_page=True)
+    assert "at 256 px it sees objects larger than it learned them" in note.inner_text()
+
+    choose_model(page, "colorize", "tiny")  # no training size recorded: the default, and no note
+    page.wait_for_function("document.querySelector('#colorize-render-size input[type=number]').value === '256'")
+    page.wait_for_function(f"document.querySelector('{NOTE}').innerText.trim() === ''")
+
+
 def test_example_colorizes_with_one_click(browser_page, server, shots):
     page = browser_page
     open_app(page, server["url"])
     page.locator(".gallery-item").first.click()
-    page.wait_for_selector("#download-button", state="visible")
-    result = fetch_image(page.locator("#result-slider a[data-testid=download-link]").get_attribute("href"))
-    page.screenshot(path=shots / "03-example.png", full_page=True)
-    assert result.size == (512, 512)  # skimage's cameraman, at its own size
+    _, after = wait_for_new_result(page, [])
+    page.screenshot(path=shots / "06-example.png", full_page=True)
+    assert fetch_image(after).size == (512, 512)  # skimage's cameraman, at its own size
 
 
 def test_not_an_image_shows_one_plain_sentence(browser_page, server, tmp_path, shots):
@@ -110,12 +262,11 @@ def test_not_an_image_shows_one_plain_sentence(browser_page, server, tmp_path, s
     fake = tmp_path / "holiday.png"
     fake.write_text("this is a text file with a picture's name")
     page.locator("#input-image input[type=file]").set_input_files(str(fake))
-    page.click("#colorize-button")
     toast = page.locator("[data-testid=toast-body]").filter(has_text="holiday.png")
-    toast.wait_for()
+    toast.first.wait_for()
     page.wait_for_timeout(300)  # let the toast slide in, for the screenshot
-    page.screenshot(path=shots / "04-error.png")
-    text = toast.inner_text()
+    page.screenshot(path=shots / "07-error.png")
+    text = toast.first.inner_text()
     assert "'holiday.png' is not an image this program can read." in text
     assert "Traceback" not in text
 
@@ -132,7 +283,7 @@ def test_batch_of_two_files_gives_a_zip(browser_page, server, tmp_path, shots):
     page.wait_for_function("document.querySelector('#batch-files').innerText.includes('.jpg')")
     page.click("#batch-button")
     page.wait_for_function("document.querySelector('#batch-report textarea').value.startsWith('Colorized')")
-    page.screenshot(path=shots / "05-batch.png", full_page=True)
+    page.screenshot(path=shots / "08-batch.png", full_page=True)
     assert page.locator("#batch-report textarea").input_value() == "Colorized 2 images.\n"
     with page.expect_download() as download:
         page.locator("#batch-output a").first.click()
@@ -166,6 +317,7 @@ def test_a_whole_short_study(browser_page, server, shots):
     page.click("#survey-choice-0")
     page.wait_for_selector("#survey-next", state="visible")
     assert page.locator("#survey-feedback").inner_text().startswith(("Correct!", "Not quite."))
+    assert page.locator(".stimulus img").count() == 2 and page.locator(".stimulus img").first.is_visible()  # shown again
     page.screenshot(path=shots / "14-feedback.png", full_page=True)
     page.click("#survey-next")
 
@@ -192,15 +344,59 @@ def test_a_whole_short_study(browser_page, server, shots):
     assert frame["participant"].nunique() == 1 and bool(frame["answered"].all())
 
 
-def test_admin_view(browser_page, server, shots):
+def show_admin(page, study: str) -> None:
+    page.locator("#admin-study input").click()
+    page.get_by_role("option", name=study, exact=True).click()
+    page.click("#admin-show")
+    page.wait_for_function(
+        "(study) => document.querySelector('#admin-status')?.innerText.includes(`Study '${study}'`)", arg=study
+    )
+
+
+def test_admin_view_says_no_answers_yet_then_shows_the_summary(browser_page, server, shots):
     page = browser_page
     open_app(page, server["url"])
     page.get_by_role("tab", name="Real or fake?").click()
     page.get_by_text("Study admin").click()
     page.locator("#admin-password input").fill("open sesame")
-    page.locator("#admin-study input").click()
-    page.get_by_role("option", name="tiny-pair", exact=True).click()
-    page.click("#admin-show")
+
+    show_admin(page, "tiny-single")  # nobody has taken part yet
     page.wait_for_selector("#admin-export", state="visible")
-    page.screenshot(path=shots / "17-admin.png", full_page=True)
-    assert "Participants:" in page.locator("#admin-status").inner_text()
+    page.screenshot(path=shots / "17-admin-empty.png", full_page=True)
+    assert "No answers yet" in page.locator("#admin-status").inner_text()
+    assert not page.locator("#admin-table").is_visible() and not page.locator("#admin-plot").is_visible()
+
+    show_admin(page, "tiny-pair")  # answered in the study above
+    page.wait_for_selector("#admin-table", state="visible")
+    page.wait_for_selector("#admin-plot", state="visible")
+    page.screenshot(path=shots / "18-admin.png", full_page=True)
+    assert "No answers yet" not in page.locator("#admin-status").inner_text()
+    assert "gray" in page.locator("#admin-table").inner_text()
+
+
+@pytest.mark.parametrize("width, height", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_every_tab_fits_the_screen(width, height, browser_page, phone_page, server, shots):
+    page = phone_page if width == PHONE[0] else browser_page
+    open_app(page, server["url"])
+    for key, name in TABS.items():
+        page.get_by_role("tab", name=name).click()
+        page.wait_for_timeout(300)
+        page.screenshot(path=shots / f"tab-{key}-{width}px.png", full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"the {name} tab is {overflow} px wider than a {width} px screen"
+
+
+def test_on_a_phone_the_result_is_brought_into_view(phone_page, server, tmp_path, shots):
+    page = phone_page
+    open_with_photo(page, server["url"], tmp_path / "portrait.png", (200, 300))
+    # scrolled as far as a visitor needs to reach the button: it sits at the bottom of the screen
+    page.evaluate("document.querySelector('#colorize-button').scrollIntoView({block: 'end'})")
+    top = page.evaluate("document.querySelector('#result-slider').getBoundingClientRect().top")
+    assert top > PHONE[1]  # the result's place is below the fold when the button is pressed
+    page.click("#colorize-button")
+    wait_for_new_result(page, [])
+    page.wait_for_function(
+        "() => { const box = document.querySelector('#result-slider').getBoundingClientRect();"
+        " return box.top >= -1 && box.top < window.innerHeight / 2; }"
+    )
+    page.screenshot(path=shots / "20-phone-result.png")

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from skimage import color as skcolor
 from skimage import data
 
 from colorize import Colorizer, calibrate
@@ -17,6 +16,7 @@ from colorize.color import denormalize_ab, normalize_ab
 from colorize.checkpoint import CheckpointError, save_model
 from colorize.infer import CHROMA_PIVOT, apply_chroma_gamma
 from colorize.models import ModelConfig, build_generator, init_weights
+from colorize.pixels import mean_chroma
 
 TINY = ModelConfig(base_channels=4, depth=3, max_channels=8)
 
@@ -37,11 +37,6 @@ def photos(tmp_path_factory):
     for name in ("astronaut", "chelsea", "coffee"):
         Image.fromarray(getattr(data, name)()).resize((64, 48)).save(folder / f"{name}.png")
     return folder
-
-
-def _mean_chroma(image: Image.Image) -> float:
-    lab = skcolor.rgb2lab(np.asarray(image))
-    return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
 
 
 def test_sweep_trades_colourfulness_for_accuracy_and_choose_follows_the_rule(model, photos):
@@ -76,7 +71,7 @@ def test_cli_writes_the_scale_that_colorizer_then_applies(model, photos, tmp_pat
     after = Colorizer.from_pretrained(model)
     assert after.chroma_scale == 0.4
     scaled = after.colorize(photo, render_size=32)
-    assert _mean_chroma(scaled) < 0.6 * _mean_chroma(full)
+    assert mean_chroma(scaled) < 0.6 * mean_chroma(full)
     same = np.asarray(after.colorize(photo, render_size=32, saturation=2.5)).astype(int)  # saturation multiplies it
     assert np.abs(same - np.asarray(before.colorize(photo, render_size=32)).astype(int)).max() <= 2
 

@@ -13,12 +13,12 @@ from colorize import color, compose
 
 def test_companding_and_its_inverse_match_the_two_piece_definitions():
     y = torch.cat((torch.linspace(0.0, 0.02, 2001), torch.linspace(0.02, 1.0, 2001)))
-    expected = torch.where(y > color._LAB_EPSILON, y.pow(1 / 3), y * color._LAB_KAPPA + color._LAB_OFFSET)
+    expected = torch.where(y > color.LAB_EPSILON, y.pow(1 / 3), y * color.LAB_KAPPA + color.LAB_OFFSET)
     assert torch.allclose(compose._lab_f(y), expected, atol=1e-6)
     assert torch.allclose(compose._lab_f(y.view(2, -1)).view(-1), expected, atol=1e-6)  # any shape
 
     f = torch.linspace(-0.2, 1.3, 5001)
-    expected = torch.where(f > color._LAB_INVERSE_KNEE, f**3, (f - color._LAB_OFFSET) / color._LAB_KAPPA)
+    expected = torch.where(f > color.LAB_INVERSE_KNEE, f**3, (f - color.LAB_OFFSET) / color.LAB_KAPPA)
     assert torch.allclose(compose._lab_f_inverse_(f.clone()), expected, atol=1e-6)
 
 

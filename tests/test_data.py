@@ -14,7 +14,7 @@ from colorize.data import (
     DatasetError,
     EpochSampler,
     ExclusionMatcher,
-    mean_chroma,
+    thumbnail_chroma,
     read_exclusion_list,
 )
 
@@ -106,9 +106,9 @@ def test_gray_threshold_zero_keeps_gray_images(tmp_path):
     assert len(dataset) == 3 and dataset.skipped["gray"] == 0
 
 
-def test_mean_chroma_separates_gray_from_colour():
-    assert mean_chroma(_photo("coffee")) > 10
-    assert mean_chroma(_photo("coffee").convert("L").convert("RGB")) < 0.5
+def test_thumbnail_chroma_separates_gray_from_colour():
+    assert thumbnail_chroma(_photo("coffee")) > 10
+    assert thumbnail_chroma(_photo("coffee").convert("L").convert("RGB")) < 0.5
 
 
 def test_empty_folder_and_folder_without_usable_images_are_clear_errors(tmp_path):

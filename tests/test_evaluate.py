@@ -91,12 +91,12 @@ def test_json_summary_and_gray_baseline_match_skimage(photos, checkpoint, tmp_pa
 
     # false colour per image, recomputed from the output the CLI's colorizer gives, and its summary
     from colorize import Colorizer
-    from colorize.evaluate import gray_version
+    from colorize.pixels import gray_image
 
     colorizer = Colorizer.from_pretrained(checkpoint)
     for name, real8 in crops.items():
         real = real8 / 255.0
-        gray8 = Image.fromarray(np.clip(np.round(gray_version(real.astype(np.float32)) * 255), 0, 255).astype(np.uint8))
+        gray8 = gray_image(real)
         output_lab = rgb2lab(np.asarray(colorizer.colorize(gray8)) / 255.0)
         real_lab = rgb2lab(real)
         vivid = np.hypot(output_lab[..., 1], output_lab[..., 2]) > 25

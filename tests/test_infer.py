@@ -289,6 +289,7 @@ def test_cli_all_good_exits_zero_and_skips_its_own_output_folder(tmp_path, check
     assert infer.main([str(tmp_path / "empty"), str(tmp_path / "nothing-*.png"), "--out", str(out), "--model", str(checkpoint)]) == 1
 
 
+@pytest.mark.slow
 def test_cli_missing_model_is_one_sentence_and_exit_2(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
     result = subprocess.run(

@@ -10,7 +10,7 @@ from skimage import data
 
 from colorize import Colorizer
 from colorize.checkpoint import SHIPPED_MODEL_DIR
-from colorize.evaluate import gray_version
+from colorize.pixels import gray_version
 from colorize.metrics import ciede2000, colorfulness
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")

@@ -54,6 +54,7 @@ def coverage(config: SimulationConfig, *, datasets: int, participants: int = 40,
     return wilson / total, boot / total
 
 
+@pytest.mark.slow
 def test_intervals_cover_the_true_rate_when_answers_are_independent():
     config = SimulationConfig(true_rates=RATES, careless_share=0.0, dropout_share=0.1)
     wilson, boot = coverage(config, datasets=200)
@@ -61,6 +62,7 @@ def test_intervals_cover_the_true_rate_when_answers_are_independent():
     assert 0.88 <= boot <= 0.99, boot
 
 
+@pytest.mark.slow
 def test_bootstrap_covers_with_participant_and_image_effects_where_wilson_does_not():
     # People and images differ (logit SD 0.7 each): answers are correlated within both, so the
     # Wilson interval, which assumes independent trials, is too narrow; the two-way bootstrap is not.
@@ -189,7 +191,11 @@ def test_one_participant_gets_wilson_but_no_cluster_interval(tmp_path):
     assert any("Only 1 participant" in note for note in analysis.notes)
     text = write_report(analysis, tmp_path, study="s", command="cmd", db_url="sqlite://").read_text()
     assert "Only 1 participant" in text
-    assert fooling_rate_figure(table) is not None
+    axes = fooling_rate_figure(table).axes[0]
+    assert [label.get_text().split("\n")[0] for label in axes.get_xticklabels()] == table["method"].tolist()
+    bars = [segment[:, 1] for container in axes.containers for segment in container.lines[2][0].get_segments()]
+    expected = table[["wilson_low", "wilson_high"]].to_numpy()  # Wilson bars only: no bootstrap with one person
+    assert np.allclose(sorted(map(tuple, bars)), sorted(map(tuple, expected)))
 
 
 def test_a_method_nobody_saw_gets_an_empty_row_and_a_note(tmp_path):
@@ -224,6 +230,7 @@ def test_strip_password():
 # -- through the real Store and the CLI --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_store_round_trip_estimates_the_true_rate():
     """The end-to-end run: synthetic study, simulated participants through Store calls, report numbers."""
     store = Store("sqlite://")
@@ -256,6 +263,7 @@ def simulated_db(tmp_path_factory) -> str:
     return url
 
 
+@pytest.mark.slow
 def test_report_cli_writes_markdown_csvs_and_pngs(simulated_db, tmp_path, capsys):
     out = tmp_path / "study-simulated-cli"
     code = main(["--db", simulated_db, "--study", "simulated-cli", "--out", str(out), "--bootstrap", "100", "--seed", "1"])

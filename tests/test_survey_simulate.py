@@ -86,14 +86,15 @@ def test_simulation_goes_through_the_store_and_only_into_simulated_studies():
         simulate_study(store, "simulated-s", SimulationConfig(true_rates={"m1": 0.3}), participants=1)
     from survey.build import build_study
     from survey.simulate import synthetic_sources
-    from survey.stimuli import gray_version
+    from colorize.pixels import gray_image
 
-    build_study(store, name="demo", sources=synthetic_sources(4, size=32), makers={"m1": gray_version}, protocol=protocol, progress=False)
+    build_study(store, name="demo", sources=synthetic_sources(4, size=32), makers={"m1": gray_image}, protocol=protocol, progress=False)
     with pytest.raises(SurveyError, match="starts with 'simulated-'"):
         simulate_study(store, "demo", SimulationConfig(true_rates={"m1": 0.3}), participants=1)
     assert store.trials_frame("demo").empty  # a real study is never touched
 
 
+@pytest.mark.slow
 def test_cli_builds_and_simulates(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 's.sqlite'}"
     common = ["--db", url, "--study", "simulated-x", "--true-rate", "gray=0.4", "--participants", "3", "--trials", "5",
@@ -111,6 +112,7 @@ def test_cli_builds_and_simulates(tmp_path, capsys):
     assert "METHOD=RATE" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_report_and_simulation_never_import_torch():
     import subprocess
     import sys

@@ -23,11 +23,12 @@ import pytest
 from PIL import Image
 from sqlalchemy import MetaData, Table, create_engine, insert, inspect, select, text
 
+from colorize.pixels import gray_image
 from survey import SurveyError
 from survey.models import ADDED_COLUMNS, Base, ClientStart, Participant, SchemaVersion
 from survey.report import ReportOptions, analyse
 from survey.report import main as report_main
-from survey.stimuli import catch_version, gray_version
+from survey.stimuli import catch_version
 from survey.store import StimulusImage, Store, TrialView
 from survey.study import Protocol
 
@@ -65,7 +66,7 @@ def make_study(store: Store, name: str = "s", *, n_images: int = 16, methods=("g
     stimuli = []
     for i in range(n_images):
         real = synthetic_photo(rng)
-        gray = gray_version(real)
+        gray = gray_image(real)
         stimuli.append(StimulusImage(f"img{i:02d}", "real", real))
         stimuli.append(StimulusImage(f"img{i:02d}", "catch", catch_version(real)))
         stimuli += [StimulusImage(f"img{i:02d}", m, real.copy() if m == "copy" else FAKE_METHODS[m](gray)) for m in methods]
@@ -442,6 +443,7 @@ def test_creating_a_study_is_all_or_nothing(store):
 # -- many people at once -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fifty_concurrent_participants_lose_and_duplicate_nothing(store):
     # Few trials each: the point is 50 people writing at once, not long sessions.
     make_study(store, n_images=8, practice_trials=1, test_trials=4, catch_rate=0.25)

@@ -25,7 +25,8 @@ from survey import SurveyError, settings
 from survey.admin import main as admin_main
 from survey.build import MethodSpec, build_study, find_source_images, load_fake_maker, load_source_images, main as build_main
 from survey.models import Stimulus
-from survey.stimuli import encode_png, gray_version, png_chunk_types, square_crop
+from colorize.pixels import gray_image
+from survey.stimuli import encode_png, png_chunk_types, square_crop
 from survey.store import Store
 from survey.study import Protocol, plan_trials
 
@@ -132,7 +133,7 @@ def test_encoding_strips_metadata_and_gives_every_stimulus_the_same_bytes_layout
     photo.info["dpi"] = (300, 300)
     photo.info["icc_profile"] = b"fake profile"
     noisy = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
-    encoded = [encode_png(image) for image in (photo, gray_version(photo), noisy, Image.new("RGB", (64, 64)))]
+    encoded = [encode_png(image) for image in (photo, gray_image(photo), noisy, Image.new("RGB", (64, 64)))]
     assert len({len(data) for data in encoded}) == 1  # the file size says nothing about the content
     for data in encoded:
         assert set(png_chunk_types(data)) == {"IHDR", "IDAT", "IEND"}
@@ -144,6 +145,7 @@ def test_encoding_strips_metadata_and_gives_every_stimulus_the_same_bytes_layout
 # -- building a study ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_build_cli_makes_an_anonymised_study(photo_folder, tmp_path):
     url = f"sqlite:///{tmp_path / 'study.sqlite'}"
     done = run_module(
@@ -179,7 +181,7 @@ def test_build_cli_makes_an_anonymised_study(photo_folder, tmp_path):
     expected = square_crop(Image.open(photo_folder / "jpeg2.jpg"), SIZE)
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(real.png))), np.asarray(expected))
     assert np.abs(
-        np.asarray(Image.open(io.BytesIO(fake.png)), dtype=int) - np.asarray(gray_version(expected), dtype=int)
+        np.asarray(Image.open(io.BytesIO(fake.png)), dtype=int) - np.asarray(gray_image(expected), dtype=int)
     ).max() == 0
 
     protocol = Store(url).get_protocol("birds")
@@ -255,12 +257,13 @@ def test_demo_is_created_once(tmp_path, capsys):
 # -- admin, settings, and staying torch-free ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_admin_cli_shows_status_and_exports_csv(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'study.sqlite'}"
     store = Store(url)
     rng = np.random.default_rng(2)
     sources = [(f"p{i}", Image.fromarray(colourful(rng, 40, 40))) for i in range(6)]
-    build_study(store, name="pilot", sources=sources, makers={"gray": gray_version},
+    build_study(store, name="pilot", sources=sources, makers={"gray": gray_image},
                 protocol=Protocol(image_size=SIZE, practice_trials=1, test_trials=4), progress=False)  # fmt: skip
     token = store.start_participant("pilot")
     store.consent(token)

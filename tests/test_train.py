@@ -17,7 +17,7 @@ from skimage import data
 
 from colorize.checkpoint import load_model
 from colorize.config import ConfigError, TrainConfig, parse_args, parse_duration
-from colorize.models import ResNet18Encoder
+from colorize.models import ResNet18Encoder, build_discriminator
 from colorize.train import Trainer, main
 
 torch.set_num_threads(1)
@@ -89,7 +89,11 @@ def test_two_step_run_writes_checkpoint_samples_and_metrics(folders, tmp_path):
     state = _state(out)
     assert state["global_step"] == 2 and state["epoch"] == 1 and state["step_in_epoch"] == 0
     assert set(state["rng"]) >= {"python", "numpy", "torch"}
-    assert state["discriminator"] is not None and state["opt_d"] is not None
+    discriminator = build_discriminator(TrainConfig.from_dict(state["train_config"]).model).state_dict()
+    assert {name: value.shape for name, value in state["discriminator"].items()} == {name: value.shape for name, value in discriminator.items()}
+    (group,) = state["opt_d"]["param_groups"]
+    assert group["lr"] == 2e-4 and group["betas"] == (0.5, 0.999)
+    assert state["opt_d"]["state"] == {}  # both steps were L1 pre-training: the discriminator has not stepped yet
 
     generator, _ = load_model(out)
     weights = load_file(str(out / "model.safetensors"))
@@ -272,6 +276,7 @@ def test_user_errors_are_one_sentence_and_exit_2(folders, tmp_path, capsys, case
     assert re.search(message, err[-1]), err[-1]
 
 
+@pytest.mark.slow
 def test_cli_process_malformed_toml_exit_code_2_without_traceback(tmp_path):
     toml = tmp_path / "bad.toml"
     toml.write_text("[model\n")
@@ -340,6 +345,7 @@ def test_export_half(folders, tmp_path):
         assert (full(lightness) - half(lightness)).abs().max() < 1e-2
 
 
+@pytest.mark.slow
 def test_torchrun_world_size_1_on_cpu_writes_a_checkpoint(folders, tmp_path):
     out = tmp_path / "ddp"
     command = [

@@ -1,0 +1,87 @@
+"""The ui package's own pieces, without a server: settings, field values, the stimulus HTML, the scratch folder."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from gradio.data_classes import ImageData
+
+from ui.colorize_tabs import render_size_value, seed_value
+from ui.components import PhotoInput, static_text
+from ui.files import Scratch, stem
+from ui.settings import Settings
+from ui.survey_tab import stimulus_html
+
+
+def test_settings_use_the_packaged_weights_unless_told_otherwise(tmp_path):
+    assert Settings.from_args([], environ={}).shipped_model is None
+    assert Settings.from_args([], environ={"COLORIZE_SHIPPED_MODEL": str(tmp_path)}).shipped_model == tmp_path
+    assert Settings.from_args(["--shipped-model", "x"], environ={}).shipped_model == Path("x")
+
+
+def test_settings_on_spaces_listen_everywhere_and_build_the_demo():
+    on_spaces = Settings.from_args([], environ={"SPACE_ID": "someone/colorize"})
+    assert on_spaces.host == "0.0.0.0" and on_spaces.create_demo
+    local = Settings.from_args([], environ={})
+    assert local.host == "127.0.0.1" and not local.create_demo and local.port == 7860
+
+
+@pytest.mark.parametrize("given, expected", [("", None), (None, None), ("  ", None), ("7", 7), (7, 7), (6.0, 6), (" -3 ", -3)])
+def test_an_empty_seed_is_no_seed(given, expected):
+    assert seed_value(given) == expected
+
+
+@pytest.mark.parametrize("given", ["seven", "1.5", "nan"])
+def test_a_seed_that_is_not_a_whole_number_is_one_sentence(given):
+    import gradio as gr
+
+    with pytest.raises(gr.Error) as caught:
+        seed_value(given)
+    assert caught.value.message == f"'{given}' is not a seed; a seed is a whole number such as 7, or empty for the model's steady colours."
+
+
+def test_an_empty_render_size_is_the_models_own():
+    assert [render_size_value(value) for value in (None, "", 0, 320.0)] == [None, None, None, 320]
+
+
+def test_stimulus_html_carries_the_images_inline_and_nothing_else():
+    html = stimulus_html((b"\x89PNG-left", b"\x89PNG-right"), exposure_ms=400, mode="pair")
+    assert html.count("data:image/png;base64,") == 2 and 'data-exposure="400"' in html
+    assert "Left" in html and "Right" in html and "file=" not in html
+    single = stimulus_html((b"\x89PNG",), exposure_ms=None, mode="single")
+    assert 'data-exposure="0"' in single and "The photo is hidden now" in single
+    assert stimulus_html((), exposure_ms=400, mode="pair") == ""
+    assert stimulus_html((b"x",), exposure_ms=1, mode="single") != stimulus_html((b"x",), exposure_ms=1, mode="single")  # a new trial redraws
+
+
+def test_photo_input_hands_over_the_uploaded_file_unopened(tmp_path):
+    not_a_picture = tmp_path / "notes.png"
+    not_a_picture.write_text("hello")  # Gradio's own preprocessing would fail on this with its own words
+    component = PhotoInput(type="filepath", image_mode=None, format="png")
+    assert component.preprocess(ImageData(path=str(not_a_picture), orig_name="notes.png")) == str(not_a_picture)
+    assert component.preprocess(None) is None
+
+
+def test_scratch_folders_are_private_swept_when_old_and_removed_at_the_end():
+    scratch = Scratch(max_age_s=60)
+    try:
+        old, new = scratch.folder(), scratch.folder()
+        assert old != new and old.parent == new.parent == scratch.root
+        os.utime(old, (time.time() - 120, time.time() - 120))
+        scratch.folder()
+        assert not old.exists() and new.exists()
+    finally:
+        scratch.remove()
+    assert not scratch.root.exists()
+
+
+def test_stem_keeps_names_safe():
+    assert stem("/x/My photo (1).JPG") == "My-photo--1" and stem(None) == "image" and stem("../..") == "image"
+
+
+def test_static_files_are_there():
+    assert "#warning-banner" in static_text("app.css")
+    assert "scrollIntoView" in static_text("reveal.js") and "expired" in static_text("stimulus.js")
