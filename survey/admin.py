@@ -25,6 +25,7 @@ from .report import (
     summary_table,
 )
 from .store import Store
+from .study import CATCH
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -63,6 +64,19 @@ def status_lines(status: dict) -> list[str]:
     ]
 
 
+def balance_line(status: dict) -> str:
+    """How evenly the methods are spread over the test trials of those who finished (`Store.finished_balance`)."""
+    counts = {method: c["finished_trials"] for method, c in status["per_method"].items() if method != CATCH}
+    if not status["participants_finished"] or not counts:
+        return "Method balance: nobody has finished yet."
+    spread = max(counts.values()) - min(counts.values())
+    listed = ", ".join(f"{method} {count}" for method, count in counts.items())
+    return (
+        f"Method balance among the {status['participants_finished']} who finished (test trials, catch trials aside): "
+        f"{listed}; {'even' if spread == 0 else f'{spread} apart'}."
+    )
+
+
 def status_text(store: Store, study: str) -> str:
     status = store.study_status(study)
     lines = [*status_lines(status), ""]
@@ -93,7 +107,7 @@ def dashboard(store: Store, study: str, *, n_boot: int = 500) -> Dashboard:
     Fewer bootstrap replicates than the report's: the admin view refreshes live.
     """
     status = store.study_status(study)
-    lines = status_lines(status)
+    lines = [*status_lines(status), balance_line(status)]
     if not status["responses"]:
         lines.append("No answers yet: the summary and the plot appear with the first answers.")
         return Dashboard("\n\n".join(lines), None, None)

@@ -203,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="answers slower than this are flagged slow and counted in the report; 0 = no limit")
     parser.add_argument("--reshown-trials", choices=RESHOWN_TRIALS, default=default.reshown_trials,
                         help="what the report does with trials served again after their exposure window")  # fmt: skip
+    parser.add_argument("--one-method-per-image", action="store_true",
+                        help="tie each photo to one method for the whole study (for public studies: repeated "
+                             "participations cannot find the real photo by matching images; methods are then "
+                             "compared on different photos)")  # fmt: skip
     parser.add_argument("--max-images", type=int, default=None, help="use a random subset of this many images")
     parser.add_argument("--consent-file", type=Path, default=None, help="text file with your own consent text")
     parser.add_argument("--instructions-file", type=Path, default=None, help="text file with your own instructions")
@@ -233,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             max_response_ms=args.max_response_ms or None,
             reshown_trials=args.reshown_trials,
+            one_method_per_image=args.one_method_per_image,
             instructions_text=_read_text(args.instructions_file),
             **({"consent_text": consent} if consent else {}),
         )

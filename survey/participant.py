@@ -12,19 +12,23 @@ holds two things only:
 - the public part of the screen it shows (`Screen.public()`): what to show and the opaque id
   of the trial on screen, never which image is real or which method made a fake.
 
-A trial's images are PNG bytes on the `Screen` (`images`), for the front end to show and keep
-on its server side (to show them again with the practice feedback); they are not part of
-`public()`. Gradio-free and torch-free.
+A trial's images are PNG bytes on the `Screen` (`images`), for the front end to show; they are
+not part of `public()`. They are always the trial's own presentation (`TrialView.images`, or
+`Store.trial_images` with a practice trial's feedback, after the answer), never a stored
+stimulus. A trial served again after its exposure window (a reload) comes without images and
+with `notice` asking for an answer from memory: the store sends them once. Gradio-free and
+torch-free.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from . import SurveyError
 from .store import Store, TrialView
-from .texts import score_text
+from .inputs import parse_id
+from .texts import from_memory_text, score_text
 
 # The screens, in the order a participant meets them; "closed" stands in for all when there is no study.
 SCREENS = ("closed", "consent", "instructions", "trial", "feedback", "done")
@@ -47,6 +51,7 @@ class Screen:
     prompt: str = ""
     choices: tuple[str, ...] = ()
     exposure_ms: int | None = None
+    notice: str = ""  # trial: why no images are shown (already shown: answer from memory)
     feedback: str = ""  # feedback only
     correct: bool | None = None
     score: str = ""  # done: the participant's result in a sentence
@@ -66,6 +71,8 @@ class Screen:
             return {"screen": "done", "study": self.study, "score": self.score}
         keys = ("study", "trial_id", "phase", "progress", "mode", "prompt", "exposure_ms")
         public = {"screen": self.kind, **{key: getattr(self, key) for key in keys}, "choices": list(self.choices)}
+        if self.notice:
+            public["notice"] = self.notice
         if self.kind == "feedback":
             public.update(feedback=self.feedback, correct=self.correct)
         return public
@@ -98,6 +105,7 @@ def trial_screen(study: str, trial: TrialView) -> Screen:
         prompt=trial.prompt,
         choices=tuple(trial.choices),
         exposure_ms=trial.exposure_ms,
+        notice=from_memory_text(trial.mode) if trial.exposure_over else "",
         images=tuple(trial.images),
     )
 
@@ -151,17 +159,19 @@ class ParticipantFlow:
         except SurveyError as error:
             return Step(kept, self.closed(str(error)))
 
-    def consent(self, study: str | None, tokens: Any) -> Step:
-        """The participant agrees: registered (every trial assigned) and shown the instructions.
+    def consent(self, study: str | None, tokens: Any, *, client_key: str | None = None) -> Step:
+        """The participant agrees: registered and shown the instructions.
 
         A browser with a valid token for the study keeps it, so agreeing twice registers one
-        participant, and a finished one stays finished. Raises SurveyError.
+        participant, and a finished one stays finished. `client_key` (the front end passes the
+        visitor's address) is counted against the store's limit of starts per client. Raises
+        SurveyError.
         """
         study = self._running(study)
         tokens = dict(tokens) if isinstance(tokens, Mapping) else {}
         token = token_for(tokens, study)
         if token is None or not self._known(token):
-            token = tokens[study] = self.store.start_participant(study)
+            token = tokens[study] = self.store.start_participant(study, client_key=client_key)
         self.store.consent(token)
         return Step(tokens, self._where(study, token))
 
@@ -173,26 +183,42 @@ class ParticipantFlow:
             raise SurveyError("Please agree to take part first.")
         return Step(None, self._current(study, token))
 
-    def answer(self, study: str | None, tokens: Any, screen: Any, choice: str, *, shown: tuple[bytes, ...] = ()) -> Step:
+    def answer(self, study: str | None, tokens: Any, screen: Any, choice: Any) -> Step:
         """Store the answer to the trial on `screen` (the first answer wins); a practice trial gets feedback.
 
         `screen` is the public screen the browser sent back, `choice` an answer or a button's
-        label ("left" | "right", "real" | "fake"), `shown` the images that were on screen, to
-        show again beside the feedback. Raises SurveyError.
+        label ("left" | "right", "real" | "fake"). A practice trial's feedback shows its images
+        again (`Store.trial_images`: the trial's own presentation), now that it is answered.
+        Raises SurveyError.
         """
         study = self._running(study)
         token = token_for(tokens, study)
         if token is None or not isinstance(screen, Mapping) or screen.get("screen") != "trial":
             raise SurveyError("There is no trial on screen to answer; reload the page to continue.")
-        result = self.store.answer(token, screen.get("trial_id"), str(choice).strip().lower())
+        trial_id = parse_id(screen.get("trial_id"))
+        result = self.store.answer(token, trial_id, choice.strip().lower() if isinstance(choice, str) else choice)
         if result.feedback is None:
             return Step(None, self._current(study, token))
-        on_screen = Screen(
-            "trial",
-            **{key: screen.get(key) for key in ("study", "trial_id", "phase", "progress", "mode", "prompt", "exposure_ms")},
-            choices=tuple(screen.get("choices") or ()),
+        # Written from the store, not from what the browser sent: only practice trials get feedback,
+        # and they are answered in order, so this is practice trial number `practice_done`.
+        protocol, progress = self.store.get_protocol(study), self.store.progress(token)
+        return Step(
+            None,
+            Screen(
+                "feedback",
+                study=study,
+                trial_id=trial_id,
+                phase="practice",
+                progress=f"Practice {progress.practice_done} / {progress.practice_total}",
+                mode=protocol.mode,
+                prompt=protocol.prompt,
+                choices=protocol.choices,
+                exposure_ms=protocol.exposure_ms,
+                feedback=result.feedback,
+                correct=result.correct,
+                images=self.store.trial_images(trial_id),
+            ),
         )
-        return Step(None, replace(on_screen, kind="feedback", feedback=result.feedback, correct=result.correct, images=shown))
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -72,6 +72,7 @@ from .study import (
     RESERVED_METHODS,
     PlannedTrial,
     Protocol,
+    fit_protocol,
     is_correct,
     plan_trials,
     practice_feedback,
@@ -143,11 +144,12 @@ class TrialView:
 
     phase: "practice" or "test" (catch trials look like test trials).
     index / total: 1-based position within that phase ("test 7 of 20").
-    images: PNG bytes, one (single mode) or two (pair mode: left, right), as this trial presents them.
+    images: PNG bytes, one (single mode) or two (pair mode: left, right), as this trial presents them;
+        empty when `exposure_over`.
     exposure_ms: hide the images after this long (None: keep them); the answer stays open.
     exposure_over: this trial was served before and its exposure window has passed (a reload);
-        the store has recorded it as re-shown. The images are still here for now; a screen that
-        enforces the exposure shows "answer from memory" instead.
+        the store has recorded it as re-shown and sends no images: the participant answers from
+        memory (`texts.FROM_MEMORY`).
     """
 
     trial_id: int
@@ -480,7 +482,12 @@ class Store:
             missing = sorted(({REAL} | fake_methods) - set(methods))
             if missing:
                 raise SurveyError(f"Image {quoted(key)} has no {', '.join(missing)} stimulus.")
-        protocol, warning = protocol.fitted(len(by_image))
+        protocol, warning = fit_protocol(
+            protocol,
+            image_keys=list(by_image),
+            methods=sorted(fake_methods),
+            catch_keys=[key for key, methods in by_image.items() if CATCH in methods],
+        )
         if warning:
             logger.warning(warning)
 
@@ -702,7 +709,8 @@ class Store:
 
         The first time a trial is served its `shown_at` is recorded; the response time counts from
         there. Serving it again (a reload) shows the same trial and keeps that first time; once
-        its exposure window has passed, that is recorded as a re-show (`exposure_over`). The
+        its exposure window has passed, that is recorded as a re-show (`exposure_over`) and the
+        images are not sent again (`images` is empty): the exposure is the server's to keep. The
         first test trial served assigns the test trials and the rotation slot (see the module).
         `now` overrides the clock, for simulations and tests only.
         """
@@ -726,7 +734,9 @@ class Store:
                 )
             elif exposure_over:
                 self._record_reshown(session, current.id, now)
-            pngs = dict(session.execute(select(Stimulus.id, Stimulus.png).where(Stimulus.id.in_(current.stimulus_ids))).all())
+            pngs = {}
+            if not exposure_over:
+                pngs = dict(session.execute(select(Stimulus.id, Stimulus.png).where(Stimulus.id.in_(current.stimulus_ids))).all())
             group = [t for t in trials if t.shown_phase == current.shown_phase]
         # Rendering takes milliseconds per image: done after the transaction, not under the write lock.
         return TrialView(
@@ -738,7 +748,7 @@ class Store:
             prompt=protocol.prompt,
             choices=protocol.choices,
             exposure_ms=protocol.exposure_ms,
-            images=_render([pngs[i] for i in current.stimulus_ids], current.presentation),
+            images=_render([pngs[i] for i in current.stimulus_ids], current.presentation) if pngs else (),
             exposure_over=exposure_over,
         )
 

@@ -14,12 +14,18 @@ Pure logic (no database, no images), so the design rules are easy to read and to
   who leave before it take no slot; practice trials rotate on the participant number.
 - Which image goes with which trial and the order are random per participant (seeded from the
   study's seed and the participant number, so a plan can be reproduced).
+- `one_method_per_image`: each source image is tied to one condition for the whole study (one
+  fake method; in single mode, or the real photo), and a share of the images (the catch rate's)
+  serves only catch trials. Every image then appears beside one partner only, across all
+  participations, so counting partners tells nothing (see `image_groups`); the price is that
+  methods are compared on different images.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import random
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -58,6 +64,9 @@ class Protocol:
         report's quality control (a participant who looked away); None = no limit.
     reshown_trials: "flag" or "exclude": what the report does with trials whose images were
         served again after their exposure window (a reload; `Store.mark_reshown`).
+    one_method_per_image: tie each source image to one condition for the whole study (see the
+        module): a participant who takes the study many times, or pools answers with others,
+        cannot find the real photo by which image turns up beside several different fakes.
     """
 
     mode: str = "pair"
@@ -71,6 +80,7 @@ class Protocol:
     instructions_text: str | None = None
     max_response_ms: int | None = 30_000
     reshown_trials: str = "flag"
+    one_method_per_image: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -89,6 +99,8 @@ class Protocol:
             raise SurveyError("The slow-answer limit must be a positive number of milliseconds (or none for no limit).")
         if self.reshown_trials not in RESHOWN_TRIALS:
             raise SurveyError(f"Re-shown trials are to be 'flag' or 'exclude', not {quoted(self.reshown_trials)}.")
+        if not isinstance(self.one_method_per_image, bool):
+            raise SurveyError("one_method_per_image is true or false.")
 
     @property
     def prompt(self) -> str:
@@ -192,6 +204,106 @@ def rotation_slots(mode: str, methods: Sequence[str]) -> int:
     return len(_conditions(mode, methods))
 
 
+def image_groups(
+    protocol: Protocol, *, image_keys: Sequence[str], methods: Sequence[str], catch_keys: Sequence[str] | None = None
+) -> dict[str, list[str]]:
+    """With `one_method_per_image`: the source images of each condition, fixed for the whole study.
+
+    Conditions are the fake methods (and "real" in single mode, with half the images); CATCH holds
+    the images kept for catch trials (the catch rate's share of the images, among those with a
+    catch stimulus; none when the catch rate is 0). Drawn from the study's seed alone, so every
+    participant sees an image in the same condition.
+    """
+    rng = random.Random(f"survey-images/{protocol.seed}")
+    keys = sorted(image_keys)
+    rng.shuffle(keys)
+    catchable = set(keys if catch_keys is None else catch_keys)
+    wanted = math.ceil(len(keys) * float(protocol.catch_rate)) if protocol.catch_rate > 0 else 0
+    catch_images = [key for key in keys if key in catchable][:wanted]
+    rest = [key for key in keys if key not in set(catch_images)]
+    conditions = _conditions(protocol.mode, methods)  # single mode lists "real" once per method: half the images
+    groups: dict[str, list[str]] = {condition: [] for condition in conditions}
+    for index, key in enumerate(rest):
+        groups[conditions[index % len(conditions)]].append(key)
+    groups[CATCH] = catch_images
+    return groups
+
+
+def fit_protocol(
+    protocol: Protocol, *, image_keys: Sequence[str], methods: Sequence[str], catch_keys: Sequence[str] | None = None
+) -> tuple[Protocol, str | None]:
+    """`protocol` clipped to what the study's images allow, and a warning if it was clipped.
+
+    Without `one_method_per_image` that is `Protocol.fitted` on the number of images. With it,
+    every participant must find enough images in each condition's group for any rotation slot;
+    test trials are kept before practice trials, as in `fitted`.
+    """
+    if not protocol.one_method_per_image:
+        return protocol.fitted(len(image_keys))
+    groups = image_groups(protocol, image_keys=image_keys, methods=methods, catch_keys=catch_keys)
+    conditions = _conditions(protocol.mode, methods)
+
+    def fits(practice: int, test: int) -> bool:
+        catch = min(dataclasses.replace(protocol, test_trials=test).catch_trials, len(groups[CATCH]))
+        for condition in set(conditions):
+            need = sum(
+                max(_rotated_conditions(conditions, n, offset).count(condition) for offset in range(len(conditions)))
+                for n in (practice, test - catch)
+            )
+            if need > len(groups[condition]):
+                return False
+        return True
+
+    practice, test = protocol.practice_trials, protocol.test_trials
+    while not fits(practice, test) and practice > min(1, protocol.practice_trials):
+        practice -= 1
+    while not fits(practice, test) and test > 1:
+        test -= 1
+    if not fits(practice, test):
+        practice = 0
+    if not fits(practice, test):
+        raise SurveyError(
+            f"{len(image_keys)} images are too few to give each of {len(set(conditions))} conditions images of its own."
+        )
+    if (practice, test) == (protocol.practice_trials, protocol.test_trials):
+        return protocol, None
+    message = (
+        f"Only {len(image_keys)} images are available for one method per image, so each participant gets {practice} "
+        f"practice and {test} test trials instead of {protocol.practice_trials} and {protocol.test_trials}."
+    )
+    return dataclasses.replace(protocol, practice_trials=practice, test_trials=test), message
+
+
+def _drawn_images(
+    protocol: Protocol, rng: random.Random, conditions: list[str], image_keys: Sequence[str], catch_keys: Sequence[str] | None,
+    *, ordinal: int, rotation: int,
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """(practice, test) as (phase, image, condition): any image for any condition, each at most once."""
+    keys = sorted(image_keys)
+    rng.shuffle(keys)
+    catchable = set(keys if catch_keys is None else catch_keys)
+    n_catch = min(protocol.catch_trials, len(catchable & set(keys)))
+    # Catch images first (among the catchable), so the remaining images serve the other trials.
+    catch_images = [k for k in keys if k in catchable][:n_catch]
+    rest = [k for k in keys if k not in set(catch_images)]
+    practice_images = rest[: protocol.practice_trials]
+    test_images = rest[protocol.practice_trials : protocol.practice_trials + protocol.test_trials - n_catch]
+    practice = [("practice", key, c) for key, c in zip(practice_images, _rotated_conditions(conditions, len(practice_images), ordinal))]
+    test = [("test", key, c) for key, c in zip(test_images, _rotated_conditions(conditions, len(test_images), rotation))]
+    return practice, test + [("catch", key, CATCH) for key in catch_images]
+
+
+def _grouped_images(
+    protocol: Protocol, rng: random.Random, groups: dict[str, list[str]], conditions: list[str], *, ordinal: int, rotation: int
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """(practice, test) as (phase, image, condition), each image from its condition's group (`image_groups`)."""
+    pools = {condition: rng.sample(keys, len(keys)) for condition, keys in sorted(groups.items())}
+    n_catch = min(protocol.catch_trials, len(pools[CATCH]))
+    practice = [("practice", pools[c].pop(), c) for c in _rotated_conditions(conditions, protocol.practice_trials, ordinal)]
+    test = [("test", pools[c].pop(), c) for c in _rotated_conditions(conditions, protocol.test_trials - n_catch, rotation)]
+    return practice, test + [("catch", key, CATCH) for key in pools[CATCH][:n_catch]]
+
+
 def plan_trials(
     protocol: Protocol,
     *,
@@ -207,35 +319,24 @@ def plan_trials(
     the rotation does not depend on database order); catch_keys: images that have a catch
     stimulus (default: all). rotation: the test trials' rotation slot (default: `ordinal`); it
     changes only which method each test trial shows, so plans for one `ordinal` with different
-    slots share their images, order, sides and practice trials. Counts are clipped, with a logged
-    warning, when images run short.
+    slots share their practice trials, and their test images unless `one_method_per_image`
+    ties images to methods. Counts are clipped, with a logged warning, when images run short.
     """
     if not methods:
         raise SurveyError("The study has no colorization methods.")
     if set(methods) & RESERVED_METHODS:
         raise SurveyError("'real' and 'catch' cannot be used as method names.")
-    protocol, warning = protocol.fitted(len(image_keys))
+    protocol, warning = fit_protocol(protocol, image_keys=image_keys, methods=methods, catch_keys=catch_keys)
     if warning:
         logger.warning(warning)
     rng = participant_rng(protocol, ordinal)
     conditions = _conditions(protocol.mode, methods)
     rotation = ordinal if rotation is None else rotation
-
-    keys = sorted(image_keys)
-    rng.shuffle(keys)
-    catchable = set(keys if catch_keys is None else catch_keys)
-    n_catch = min(protocol.catch_trials, len(catchable & set(keys)))
-    # Catch images first (among the catchable), so the remaining images serve the other trials.
-    catch_images = [k for k in keys if k in catchable][:n_catch]
-    rest = [k for k in keys if k not in set(catch_images)]
-    practice_images = rest[: protocol.practice_trials]
-    test_images = rest[protocol.practice_trials : protocol.practice_trials + protocol.test_trials - n_catch]
-
-    practice = [
-        ("practice", key, method) for key, method in zip(practice_images, _rotated_conditions(conditions, len(practice_images), ordinal))
-    ]
-    test = [("test", key, method) for key, method in zip(test_images, _rotated_conditions(conditions, len(test_images), rotation))]
-    test += [("catch", key, CATCH) for key in catch_images]
+    if protocol.one_method_per_image:
+        groups = image_groups(protocol, image_keys=image_keys, methods=methods, catch_keys=catch_keys)
+        practice, test = _grouped_images(protocol, rng, groups, conditions, ordinal=ordinal, rotation=rotation)
+    else:
+        practice, test = _drawn_images(protocol, rng, conditions, image_keys, catch_keys, ordinal=ordinal, rotation=rotation)
     rng.shuffle(practice)
     rng.shuffle(test)
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "consent_text",
     "estimated_minutes",
+    "from_memory_text",
     "instructions_text",
     "plural",
     "score_text",
@@ -112,3 +113,9 @@ def score_text(mode: str, correct: int, answered: int) -> str:
     if mode == "pair":
         return f"You picked the real photo in {share}."
     return f"You were right in {share}."
+
+
+def from_memory_text(mode: str) -> str:
+    """What a participant reads on a trial whose images were already shown (a reload after the exposure)."""
+    photos = "These photos were" if mode == "pair" else "This photo was"
+    return f"{photos} already shown and {'are' if mode == 'pair' else 'is'} not shown again: please answer from memory."

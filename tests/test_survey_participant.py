@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -54,9 +56,11 @@ def test_consent_instructions_practice_feedback_test_done(store):
     assert (trial.kind, trial.progress, trial.choices, len(trial.images)) == ("trial", "Practice 1 / 1", ("left", "right"), 2)
     assert trial.images[0].startswith(b"\x89PNG")
 
-    feedback = flow.answer("pair-study", tokens, trial.public(), "Left", shown=trial.images).screen
+    feedback = flow.answer("pair-study", tokens, trial.public(), "Left").screen
     assert feedback.kind == "feedback" and feedback.feedback.startswith(("Correct!", "Not quite."))
     assert feedback.images == trial.images and feedback.trial_id == trial.trial_id  # shown again with the feedback
+    assert feedback.images == store.trial_images(trial.trial_id)  # the trial's own presentation, not a stored stimulus
+    assert feedback.progress == "Practice 1 / 1" and feedback.choices == ("left", "right")
     assert public(flow.open("pair-study", tokens))["progress"] == "1 / 3"  # answered: a reload goes on
 
     screen = flow.proceed("pair-study", tokens).screen
@@ -100,6 +104,30 @@ def test_wrong_answers_and_missing_consent_are_one_sentence(store):
         flow.answer("single-study", {"single-study": "made-up"}, screen, "real")
 
 
+def test_a_reload_after_the_exposure_gets_no_images_and_is_asked_to_answer_from_memory(store):
+    flow = ParticipantFlow(store)
+    tokens = flow.consent("pair-study", {}).tokens
+    trial = flow.proceed("pair-study", tokens).screen
+    assert len(trial.images) == 2 and not trial.notice and "notice" not in trial.public()
+    time.sleep(0.5)  # the page is reloaded after the study's 400 ms exposure
+    assert flow.open("pair-study", tokens).screen.kind == "instructions"  # nothing answered yet: the instructions again
+    again = flow.proceed("pair-study", tokens).screen
+    assert again.kind == "trial" and again.trial_id == trial.trial_id and again.images == ()
+    assert again.public()["notice"] == "These photos were already shown and are not shown again: please answer from memory."
+    assert flow.answer("pair-study", tokens, again.public(), "left").screen.kind == "feedback"
+    assert store.trials_frame("pair-study")["reshown"].tolist()[0]  # recorded, for the report to flag or exclude
+
+
+def test_starts_count_against_the_visitors_address(store):
+    store.max_starts_per_client = 2
+    flow = ParticipantFlow(store)
+    for _ in range(2):
+        assert flow.consent("pair-study", {}, client_key="203.0.113.7").screen.kind == "instructions"
+    with pytest.raises(SurveyError, match="started too many times from your connection"):
+        flow.consent("pair-study", {}, client_key="203.0.113.7")
+    assert flow.consent("pair-study", {}, client_key="198.51.100.1").screen.kind == "instructions"  # someone else
+
+
 def test_a_token_the_database_forgot_is_dropped_and_the_participant_starts_afresh(store):
     flow = ParticipantFlow(store)
     step = flow.open("pair-study", {"pair-study": "from-a-reset-database", "single-study": "x"})
@@ -141,6 +169,8 @@ def test_dashboard_says_no_answers_yet_then_shows_table_and_plot(store):
             turn += 1
     full = dashboard(store, "single-study", n_boot=50)
     assert "2 finished" in full.status and "No answers yet" not in full.status
+    assert "Method balance among the 2 who finished (test trials, catch trials aside): gray 3, real 3; even." in full.status
+    assert "Method balance: nobody has finished yet." in empty.status
     assert full.table["method"].tolist() == ["gray", "real"]  # each fake method, and the real photos
     assert full.table["trials"].tolist() == [3, 3]
     assert all(rate.endswith("%") for rate in full.table["rate"])

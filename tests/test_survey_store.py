@@ -175,7 +175,7 @@ def test_a_fresh_store_resumes_the_same_participant_at_the_same_trial(store, db_
 
     reopened = Store(db_url)
     try:
-        again = reopened.next_trial(token, now=T0 + timedelta(minutes=5))
+        again = reopened.next_trial(token, now=T0 + timedelta(milliseconds=500))  # within its 1 s exposure
         assert again.trial_id == waiting.trial_id and again.index == waiting.index and again.images == waiting.images
         reopened.answer(token, again.trial_id, "right", now=T0 + timedelta(seconds=2))
         frame = reopened.trials_frame("s").set_index("trial_id")
@@ -533,6 +533,50 @@ def test_the_partner_and_byte_identity_attacks_score_at_chance(store):
     assert not stored & set(shown)  # no stored stimulus is ever sent as it is
 
 
+def thumbnail_ids(pngs: list[bytes], tolerance: float = 8.0) -> list[int]:
+    """Which picture each image is, told apart by eye-like matching instead of bytes: 6x6 colour
+    thumbnails within `tolerance` levels (mean absolute difference) are the same picture. The
+    presentations' 3% crop and 1-level dither move a thumbnail by 1-3 levels; another method's
+    colours or another photo, by tens."""
+    thumbnails = [np.asarray(Image.open(io.BytesIO(png)).convert("RGB").resize((6, 6), Image.Resampling.BOX), dtype=float) for png in pngs]
+    representatives: list[np.ndarray] = []
+    ids = []
+    for thumbnail in thumbnails:
+        match = next((i for i, known in enumerate(representatives) if np.abs(known - thumbnail).mean() < tolerance), None)
+        if match is None:
+            representatives.append(thumbnail)
+            match = len(representatives) - 1
+        ids.append(match)
+    return ids
+
+
+def thumbnail_partner_attack(served: list[tuple[tuple[bytes, ...], object]]) -> list[str | None]:
+    """The partner attack on pictures matched by their thumbnails (`thumbnail_ids`), not their bytes."""
+    ids = thumbnail_ids([image for images, _ in served for image in images])
+    return partner_attack(list(zip(ids[0::2], ids[1::2])))
+
+
+def test_matching_thumbnails_finds_the_real_photo_unless_each_photo_has_one_method(store):
+    """A crop and a dither change every byte but not what the pictures look like: matched by eye (or
+    by thumbnails), the real photo is still the one picture seen beside several fakes. With
+    `one_method_per_image` every picture has one partner in every participation: a coin's accuracy."""
+    make_study(store, "rotating")
+    served = served_trials(store, 8, study="rotating")  # each photo about 6 times, beside its three fakes and catch version
+    truths = [truth.real_side for _, truth in served]
+    assert attack_accuracy(thumbnail_partner_attack(served), truths) > 0.9
+
+    make_study(store, "tied", one_method_per_image=True)
+    served = served_trials(store, 8, study="tied")
+    truths = [truth.real_side for _, truth in served]
+    by_image = defaultdict(set)
+    for _, truth in served:
+        by_image[truth.image_key].add(truth.method)
+    assert all(len(methods) == 1 for methods in by_image.values())  # one partner per photo, catch photos included
+    guesses = thumbnail_partner_attack(served)
+    assert sum(guess is not None for guess in guesses) <= 0.05 * len(served)
+    assert 0.35 < attack_accuracy(guesses, truths) < 0.65
+
+
 def test_both_images_of_a_pair_get_the_same_presentation_and_single_mode_too(store):
     make_study(store, methods=("copy",))  # every "fake" is a copy of its real photo
     for images, truth in served_trials(store, 2):
@@ -720,6 +764,7 @@ def test_a_trial_served_again_after_its_exposure_is_recorded_and_the_report_flag
     assert not again.exposure_over and not store.trials_frame("s")["reshown"].any()
     reloaded = store.next_trial(token, now=T0 + timedelta(seconds=5))
     assert reloaded.trial_id == first.trial_id and reloaded.exposure_over
+    assert len(first.images) == len(again.images) == 2 and reloaded.images == ()  # never sent after the exposure
     assert not store.mark_reshown(token, first.trial_id)  # already recorded
     store.answer(token, first.trial_id, "left", now=T0 + timedelta(seconds=6))
     second = store.next_trial(token, now=T0 + timedelta(seconds=7))

@@ -6,6 +6,7 @@ baseline (no torch); the untrained baseline and the demo run the real `colorize`
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import re
@@ -28,7 +29,7 @@ from survey.models import Stimulus
 from colorize.pixels import gray_image
 from survey.stimuli import encode_png, png_chunk_types, square_crop
 from survey.store import Store
-from survey.study import Protocol, plan_trials
+from survey.study import Protocol, fit_protocol, image_groups, plan_trials
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -108,6 +109,49 @@ def test_plans_are_reproducible_and_catch_trials_use_catchable_images():
     assert first == plan_trials(protocol, image_keys=keys, methods=["a"], ordinal=4, catch_keys=["img3", "img7"])
     catch = [t.image_key for t in first if t.phase == "catch"]
     assert sorted(catch) == ["img3", "img7"]  # 3 wanted, only 2 images make good catch fakes
+
+
+@pytest.mark.parametrize("mode", ["pair", "single"])
+def test_one_method_per_image_ties_each_photo_to_one_condition_for_everyone(mode):
+    protocol = Protocol(mode=mode, practice_trials=2, test_trials=12, catch_rate=0.1, one_method_per_image=True)
+    keys = [f"img{i:02d}" for i in range(40)]
+    methods = ["zhang", "gray"]
+    groups = image_groups(protocol, image_keys=keys, methods=methods)
+    assert sorted(k for group in groups.values() for k in group) == keys  # every photo in exactly one group
+    assert len(groups["catch"]) == 4  # the catch rate's share of the photos serves catch trials only
+    if mode == "single":
+        assert len(groups["real"]) == len(groups["zhang"]) + len(groups["gray"])  # half the photos are shown real
+    condition_of = {key: condition for condition, group in groups.items() for key in group}
+    totals: Counter = Counter()
+    for ordinal in range(24):
+        for slot in (ordinal, ordinal + 1):  # the slot the store gives does not matter for the practice trials
+            plan = plan_trials(protocol, image_keys=keys, methods=methods, ordinal=ordinal, rotation=slot)
+            assert len(plan) == 14 and len({t.image_key for t in plan}) == 14
+            assert all(condition_of[t.image_key] == t.method for t in plan)  # the photo's one condition, always
+        test = Counter(t.method for t in plan if t.phase == "test")
+        assert sum(t.phase == "catch" for t in plan) == 1
+        if mode == "single":
+            assert abs(test.pop("real") - 11 / 2) <= 1  # half of the 11 non-catch test trials show a real photo
+        assert max(test.values()) - min(test.values()) <= 1
+        totals.update(test)
+    assert abs(totals["zhang"] - totals["gray"]) <= 1
+    practice = [[t for t in plan_trials(protocol, image_keys=keys, methods=methods, ordinal=3, rotation=r) if t.phase == "practice"]
+                for r in (0, 1)]  # fmt: skip
+    assert practice[0] == practice[1]
+
+
+def test_one_method_per_image_clips_to_the_smallest_group_and_says_so():
+    protocol = Protocol(practice_trials=3, test_trials=30, catch_rate=0.1, one_method_per_image=True)
+    keys = [f"img{i}" for i in range(30)]
+    fitted, message = fit_protocol(protocol, image_keys=keys, methods=["a", "b", "c"])
+    # 3 photos for catch trials, 9 per method: 1 practice trial and 24 non-catch test trials take 9 of one method
+    assert (fitted.practice_trials, fitted.test_trials, fitted.catch_trials) == (1, 27, 3)
+    assert message.startswith("Only 30 images are available for one method per image, so each participant gets 1 practice")
+    for ordinal in range(6):
+        assert len(plan_trials(fitted, image_keys=keys, methods=["a", "b", "c"], ordinal=ordinal)) == fitted.images_needed
+    assert fit_protocol(dataclasses.replace(protocol, test_trials=10), image_keys=keys, methods=["a", "b", "c"])[1] is None
+    with pytest.raises(SurveyError, match="too few to give each of 3 conditions"):
+        fit_protocol(protocol, image_keys=keys[:2], methods=["a", "b", "c"])
 
 
 def test_protocol_rejects_bad_settings_and_clips_to_the_images_available():
