@@ -1,9 +1,11 @@
 """The Gradio app, and the Hugging Face Spaces entry point: colorize photos, colorize archives, run the "Real or fake?" study.
 
-    python app.py [--host 0.0.0.0] [--port 7860] [--models-dir models] [--db sqlite:///survey.sqlite]
+    python app.py [--mode full|survey] [--host 0.0.0.0] [--port 7860] [--models-dir models] [--db sqlite:///survey.sqlite]
 
 Wiring only: the tabs live in `ui`, pictures are coloured by `colorize`, every survey read and
 write goes through `survey`. Settings come from flags or the environment (`ui.settings.Settings`).
+`--mode survey` serves the study alone: no colorizer is loaded (torch is not even imported) and
+there is no colorize API to reproduce the study's fakes with.
 """
 
 from __future__ import annotations
@@ -16,14 +18,13 @@ from typing import Any
 
 import gradio as gr
 
-from colorize.catalog import ModelCatalog
 from survey import SurveyError
+from survey.access import AdminGate
 from survey.participant import ParticipantFlow
 from survey.settings import database_url
-from survey.store import Store
-from ui.colorize_tabs import ColorizeTabs
+from survey.store import MAX_STARTS_PER_CLIENT, Store
 from ui.components import STATIC
-from ui.files import Scratch, example_photos
+from ui.files import Scratch
 from ui.settings import Settings
 from ui.survey_tab import SurveyTab
 
@@ -31,12 +32,13 @@ logger = logging.getLogger("app")
 
 UNTRAINED_WARNING = "No trained weights found: showing an untrained model"
 THEME = gr.themes.Soft(primary_hue="orange", secondary_hue="sky", neutral_hue="slate")
+ADMIN_PATH = "admin"
 
 
-def open_store(db_url: str | None) -> tuple[Store | None, str | None]:
+def open_store(db_url: str | None, **options) -> tuple[Store | None, str | None]:
     """The survey's store, or None and the reason; the rest of the app works without it."""
     try:
-        return Store(database_url(db_url)), None
+        return Store(database_url(db_url), **options), None
     except SurveyError as error:
         logger.error("The survey is off: %s", error)
         return None, f"The study is not available right now: {error}"
@@ -46,58 +48,80 @@ def build_app(
     *,
     store: Store | None = None,
     db_url: str | None = None,
+    mode: str = "full",
     models_dir: str | Path = "models",
     shipped_model: str | Path | None = None,
     examples_dir: str | Path | None = None,
+    behind_proxy: bool = False,
+    max_starts_per_client: int | None = MAX_STARTS_PER_CLIENT,
 ) -> gr.Blocks:
-    """The whole app. Loads the shipped model now; other models load on first use.
+    """The whole app (`mode="full"`: the shipped model loads now, others on first use), or the
+    study alone (`mode="survey"`). Its admin page is at /admin (in survey mode only when
+    SURVEY_ADMIN_PASSWORD is set).
 
     store: a `survey.store.Store`; by default one is opened at `db_url` (or wherever
-    `survey.settings.database_url` points). If that fails the app still starts and the survey
-    tab says why.
+    `survey.settings.database_url` points). If that fails the app still starts and the study
+    says why.
     """
-    catalog = ModelCatalog(models_dir, shipped=shipped_model)
     scratch = Scratch()
     problem = None
     if store is None:
-        store, problem = open_store(db_url)
-    photos = ColorizeTabs(catalog, scratch, example_photos(Path(examples_dir) if examples_dir else None, scratch))
-    study = SurveyTab(ParticipantFlow(store, unavailable=problem), scratch=scratch)
+        store, problem = open_store(db_url, max_starts_per_client=max_starts_per_client)
+    study = SurveyTab(ParticipantFlow(store, unavailable=problem), gate=AdminGate(), behind_proxy=behind_proxy)
+    catalog = photos = None
+    if mode == "full":
+        from colorize.catalog import ModelCatalog
+        from ui.colorize_tabs import ColorizeTabs
+        from ui.files import example_photos
+
+        catalog = ModelCatalog(models_dir, shipped=shipped_model)
+        photos = ColorizeTabs(catalog, scratch, example_photos(Path(examples_dir) if examples_dir else None, scratch))
 
     with gr.Blocks(
-        title="Colorize: black-and-white photos in colour",
+        title="Real or fake? A study" if photos is None else "Colorize: black-and-white photos in colour",
         delete_cache=(3600, 7200),
         analytics_enabled=False,  # a study app does not report its visitors to anyone
     ) as demo:
-        gr.Markdown(
-            "# Colorize\n"
-            "Black-and-white photos in colour, by a conditional GAN (pix2pix family) that predicts the "
-            "colour channels from the lightness. Your photo keeps its size and every detail of its tones."
-        )
-        gr.Markdown(f"⚠️ {UNTRAINED_WARNING}.", visible=catalog.untrained is not None, elem_id="warning-banner")
         # The survey tokens, one per study, in the browser. Declared here, outside the tabs, so it
         # is read from localStorage when the page loads, not only once its tab is opened.
         # Gradio encrypts it with `secret`, which the page itself carries: that keeps the token out
         # of casual view, no more. A fixed secret keeps tokens readable across app restarts.
         tokens = gr.BrowserState({}, storage_key="colorize-survey-tokens", secret="colorize-survey-v1")
-        with gr.Tabs() as tabs:
-            with gr.Tab("Colorize", id="colorize"):
-                menus = [photos.build_colorize_tab()]
-            with gr.Tab("Batch", id="batch"):
-                menus.append(photos.build_batch_tab())
-            with gr.Tab("Real or fake?", id="survey"):
-                study.build(demo, tabs, tokens)
+        if photos is None:
+            study.build(demo, None, tokens)
+        else:
+            gr.Markdown(
+                "# Colorize\n"
+                "Black-and-white photos in colour, by a conditional GAN (pix2pix family) that predicts the "
+                "colour channels from the lightness. Your photo keeps its size and every detail of its tones."
+            )
+            gr.Markdown(f"⚠️ {UNTRAINED_WARNING}.", visible=catalog.untrained is not None, elem_id="warning-banner")
+            with gr.Tabs() as tabs:
+                with gr.Tab("Colorize", id="colorize"):
+                    menus = [photos.build_colorize_tab()]
+                with gr.Tab("Batch", id="batch"):
+                    menus.append(photos.build_batch_tab())
+                with gr.Tab("Real or fake?", id="survey"):
+                    study.build(demo, tabs, tokens)
 
-        def refresh_models():  # checkpoint folders added since start-up appear on the next page load
-            return [gr.Dropdown(choices=photos.model_choices()) for _ in menus]
+            def refresh_models():  # checkpoint folders added since start-up appear on the next page load
+                return [gr.Dropdown(choices=photos.model_choices()) for _ in menus]
 
-        demo.load(refresh_models, None, menus, api_visibility="private", queue=False)
-    demo.catalog, demo.store, demo.scratch = catalog, store, scratch  # for main() and the tests
+            demo.load(refresh_models, None, menus, api_visibility="private", queue=False)
+    if photos is not None or study.gate.enabled:
+        # Reached by its address only: no page of the app links to it (app.css hides Gradio's page bar).
+        with demo.route("Study admin", ADMIN_PATH, show_in_navbar=False):
+            study.build_admin(demo)
+    demo.catalog, demo.store, demo.scratch, demo.mode = catalog, store, scratch, mode  # for main() and the tests
     return demo
 
 
 def launch(demo: gr.Blocks, settings: Settings, **kwargs) -> Any:
-    """Start the server with the app's theme, queue and limits (also used by the tests)."""
+    """Start the server with the app's theme, queue and limits (also used by the tests).
+
+    Colorizing runs one request at a time in its own concurrency group ("model"); the study's
+    participant events skip the queue (`ui.survey_tab`), so they never wait behind it.
+    """
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=4)
     return demo.launch(
         server_name=settings.host,
@@ -121,11 +145,21 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings.from_args(argv)
-    from colorize.fastpath import use_recommended_threads
+    if settings.mode == "full":
+        from colorize.fastpath import use_recommended_threads
 
-    logger.info("Colorizing with %d torch threads (the physical cores this process may use)", use_recommended_threads())
+        logger.info("Colorizing with %d torch threads (the physical cores this process may use)", use_recommended_threads())
+    else:
+        logger.info("Survey mode: the study alone, no colorizer")
     signal.signal(signal.SIGTERM, _stop)
-    demo = build_app(models_dir=settings.models_dir, db_url=settings.db_url, shipped_model=settings.shipped_model)
+    demo = build_app(
+        mode=settings.mode,
+        models_dir=settings.models_dir,
+        db_url=settings.db_url,
+        shipped_model=settings.shipped_model,
+        behind_proxy=settings.behind_proxy,
+        max_starts_per_client=settings.max_starts_per_client,
+    )
     try:
         if settings.create_demo and demo.store is not None:
             from survey.demo import create_demo

@@ -70,9 +70,15 @@ class RunningApp:
 
 @contextlib.contextmanager
 def running_app(
-    *, models_dir: Path, db_url: str, workdir: Path, env: dict[str, str] | None = None, timeout: float = 60.0
+    *,
+    models_dir: Path,
+    db_url: str,
+    workdir: Path,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    timeout: float = 60.0,
 ) -> Iterator[RunningApp]:
-    """`python app.py` on a free port, as a user starts it; stopped with SIGTERM at the end."""
+    """`python app.py [args]` on a free port, as a user starts it; stopped with SIGTERM at the end."""
     port = free_port()
     log = workdir / f"app-{port}.log"
     environment = {
@@ -82,7 +88,7 @@ def running_app(
         "PYTHONUNBUFFERED": "1",
         **(env or {}),
     }
-    command = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--models-dir", str(models_dir), "--db", db_url]
+    command = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--models-dir", str(models_dir), "--db", db_url, *args]
     with open(log, "w") as sink:
         process = subprocess.Popen(command, cwd=workdir, env=environment, stdout=sink, stderr=subprocess.STDOUT)
         try:

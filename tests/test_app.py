@@ -305,23 +305,70 @@ def take_part(client: Client, study: str, answers=("real", "fake")) -> dict:
     return screen
 
 
-def test_admin_needs_the_password_and_shows_status_table_plot_and_csv(app):
+def test_admin_needs_the_password_and_shows_status_balance_table_plot_and_csv(app):
     client = app["client"]
     assert take_part(Client(app["url"], verbose=False), "tiny-single")["score"].startswith("You were right in ")
-    with pytest.raises(AppError, match="That is not the admin password."):
-        client.predict("guess", "tiny-single", api_name="/survey_admin")
-    status, table, plot, csv_path = client.predict(ADMIN_PASSWORD, "tiny-single", api_name="/survey_admin")
+    guesser = Client(app["url"], verbose=False, headers={"X-Forwarded-For": "203.0.113.66"})
+    for endpoint in ("/survey_admin", "/survey_export"):
+        with pytest.raises(AppError, match="That is not the admin password."):
+            guesser.predict("guess", "tiny-single", api_name=endpoint)
+    status, table, plot = client.predict(ADMIN_PASSWORD, "tiny-single", api_name="/survey_admin")
     assert "single mode" in status and "finished" in status
+    assert "Method balance among the 1 who finished (test trials, catch trials aside): gray " in status
     assert [row[0] for row in table["data"]] == ["gray", "real"]  # one row per method, and real photos
     assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/")
     drawn = np.asarray(Image.open(io.BytesIO(base64.b64decode(plot["plot"].split(",", 1)[1]))).convert("RGB"), dtype=int)
     red = (drawn[..., 0] > 170) & (drawn[..., 1] < 90) & (drawn[..., 2] < 90)
     assert drawn.shape[1] > 300 and red.sum() > 20  # the fake method's fooling rate, drawn as a red point
-    exported = Path(csv_path).read_text().splitlines()
+    # The export is the text of the authenticated answer, not a file a URL could fetch.
+    exported = client.predict(ADMIN_PASSWORD, "tiny-single", api_name="/survey_export").splitlines()
     frame = Store(app["db_url"]).trials_frame("tiny-single")
     assert len(exported) == 1 + int(frame["answered"].sum()) >= 5
     assert "token" not in exported[0]
     assert {"phase", "used", "not_used_reason", "excluded_participant", "exclusion_reason"} <= set(exported[0].split(","))
+
+
+def test_wrong_admin_passwords_wait_a_second_and_five_lock_that_address_out(app):
+    guesser = Client(app["url"], verbose=False, headers={"X-Forwarded-For": "198.51.100.23"})
+    for attempt in range(5):
+        started = time.monotonic()
+        with pytest.raises(AppError, match="^That is not the admin password.$"):
+            guesser.predict(f"guess {attempt}", "tiny-single", api_name="/survey_admin")
+        assert time.monotonic() - started >= 0.95  # no answer to a wrong guess before a second has passed
+    with pytest.raises(AppError, match=r"^Too many wrong admin passwords; try again in 15 minutes.$"):
+        guesser.predict(ADMIN_PASSWORD, "tiny-single", api_name="/survey_admin")
+    # Another address (here the test's own) is not locked out.
+    status, _, _ = app["client"].predict(ADMIN_PASSWORD, "tiny-single", api_name="/survey_admin")
+    assert status.startswith("Study 'tiny-single'")
+
+
+def test_a_study_built_while_the_app_runs_is_joinable_from_the_api(app):
+    from browser import colourful_photo
+    from colorize.pixels import gray_image
+    from survey.build import build_study
+    from survey.study import Protocol
+
+    protocol = Protocol(exposure_ms=400, practice_trials=0, test_trials=2, catch_rate=0.0, image_size=32)
+    sources = [(f"late{i}", colourful_photo(10 + i, 48)) for i in range(3)]
+    build_study(Store(app["db_url"]), name="built later", sources=sources, makers={"gray": gray_image}, protocol=protocol, progress=False)
+    saved, screen, _ = survey(app["client"], "consent", "built later", {})
+    assert screen["screen"] == "instructions" and "built later" in saved
+    assert take_part(Client(app["url"], verbose=False), "built later", answers=("left",))["screen"] == "done"
+
+
+def test_what_a_participant_sends_is_checked_and_only_an_excerpt_comes_back(app):
+    client = app["client"]
+    saved, screen, _ = survey(client, "consent", "tiny-single", {})
+    saved, screen, _ = survey(client, "next", "tiny-single", saved)
+    huge = "x" * 10_000_000
+    with pytest.raises(AppError) as caught:
+        client.predict("tiny-single", saved, screen, huge, api_name="/survey_answer")
+    assert str(caught.value).startswith("'xxxx") and "(10,000,000 characters) is not an answer here" in str(caught.value)
+    assert len(str(caught.value)) < 200
+    with pytest.raises(AppError, match=r"^A trial id is a whole number, not '86.9'.$"):
+        client.predict("tiny-single", saved, {**screen, "trial_id": 86.9}, "real", api_name="/survey_answer")
+    with pytest.raises(AppError, match=r"^There is no study called 'nope.{10,}…' \(5,000 characters\).$"):
+        client.predict("nope" * 1250, {}, api_name="/survey_consent")
 
 
 def test_app_starts_without_its_database_and_says_so(tmp_path):
@@ -338,8 +385,49 @@ def test_admin_is_off_without_a_password(tmp_path, monkeypatch):
     monkeypatch.delenv("SURVEY_ADMIN_PASSWORD", raising=False)
     demo = app_module.build_app(store=Store("sqlite://"), models_dir=tmp_path, examples_dir=tmp_path / "examples")
     config = demo.get_config_file()
-    assert "set the `SURVEY_ADMIN_PASSWORD` environment variable" in json.dumps(config, default=str)
-    assert not [d for d in config["dependencies"] if d.get("api_name") == "survey_admin"]
+    # said on the admin page (/admin) of the full app, for whoever runs it, not on the participants' page
+    assert [page[0] for page in config["pages"]] == ["", "admin"]
+    assert "set the `SURVEY_ADMIN_PASSWORD` environment variable" in page_text(config, "admin")
+    assert "SURVEY_ADMIN_PASSWORD" not in page_text(config, "")
+    assert not [d for d in config["dependencies"] if d.get("api_name") in ("survey_admin", "survey_export")]
+
+
+def page_text(config: dict, page: str) -> str:
+    """Everything the components of one page of the app carry (labels, texts, values), as JSON."""
+    ids = set(config["page"][page]["components"])
+    return json.dumps([c for c in config["components"] if c["id"] in ids], default=str)
+
+
+SURVEY_MODE_CHECK = """
+import json, sys
+from survey.store import Store
+import app
+demo = app.build_app(store=Store("sqlite://"), mode="survey")
+config = demo.get_config_file()
+print(json.dumps({
+    "torch": "torch" in sys.modules,
+    "endpoints": sorted(d["api_name"] for d in config["dependencies"] if d.get("api_name") and d.get("api_visibility") != "private"),
+    "pages": [page[0] for page in config["pages"]],
+    "text": json.dumps(config, default=str),
+}))
+"""
+
+
+@pytest.mark.parametrize("password", [None, "let me in"], ids=["no-password", "password"])
+def test_survey_mode_serves_the_study_alone_without_the_colorizer(password, tmp_path):
+    env = {key: value for key, value in os.environ.items() if key != "SURVEY_ADMIN_PASSWORD"}
+    if password:
+        env["SURVEY_ADMIN_PASSWORD"] = password
+    done = subprocess.run([sys.executable, "-c", SURVEY_MODE_CHECK], cwd=Path(__file__).resolve().parents[1], env=env,
+                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not seen["torch"]  # no colorizer: torch is not even imported
+    study_endpoints = ["survey_answer", "survey_consent", "survey_next", "survey_open"]
+    if password:
+        assert seen["endpoints"] == sorted([*study_endpoints, "survey_admin", "survey_export"]) and seen["pages"] == ["", "admin"]
+    else:
+        assert seen["endpoints"] == study_endpoints and seen["pages"] == [""]  # no admin page at all
+    assert "SURVEY_ADMIN_PASSWORD" not in seen["text"] and "Colorize" not in seen["text"]
 
 
 def test_the_app_runs_one_torch_thread_per_core_it_may_use(app):

@@ -13,7 +13,7 @@ from ui.colorize_tabs import render_size_value, seed_value
 from ui.components import PhotoInput, static_text
 from ui.files import Scratch, stem
 from ui.settings import Settings
-from ui.survey_tab import stimulus_html
+from ui.survey_tab import client_key, stimulus_html
 
 
 def test_settings_use_the_packaged_weights_unless_told_otherwise(tmp_path):
@@ -24,9 +24,36 @@ def test_settings_use_the_packaged_weights_unless_told_otherwise(tmp_path):
 
 def test_settings_on_spaces_listen_everywhere_and_build_the_demo():
     on_spaces = Settings.from_args([], environ={"SPACE_ID": "someone/colorize"})
-    assert on_spaces.host == "0.0.0.0" and on_spaces.create_demo
+    assert on_spaces.host == "0.0.0.0" and on_spaces.create_demo and on_spaces.behind_proxy
     local = Settings.from_args([], environ={})
-    assert local.host == "127.0.0.1" and not local.create_demo and local.port == 7860
+    assert local.host == "127.0.0.1" and not local.create_demo and local.port == 7860 and not local.behind_proxy
+    assert (local.mode, local.max_starts_per_client) == ("full", 30)
+
+
+def test_survey_mode_from_a_flag_or_the_environment_and_no_demo_study_to_build():
+    assert Settings.from_args(["--mode", "survey"], environ={}).mode == "survey"
+    study_space = Settings.from_args([], environ={"SPACE_ID": "lab/study", "COLORIZE_MODE": "survey"})
+    assert study_space.mode == "survey" and not study_space.create_demo  # the demo study needs the colorizer
+    assert Settings.from_args(["--max-starts-per-client", "0"], environ={}).max_starts_per_client is None
+    assert Settings.from_args([], environ={"SURVEY_MAX_STARTS_PER_CLIENT": "200"}).max_starts_per_client == 200
+    assert Settings.from_args([], environ={"COLORIZE_BEHIND_PROXY": "1"}).behind_proxy
+
+
+@pytest.mark.parametrize("argv, environ", [(["--mode", "study"], {}), ([], {"COLORIZE_MODE": "studyy"}), (["--max-starts-per-client", "-1"], {})])
+def test_a_bad_setting_stops_with_a_usage_line(argv, environ, capsys):
+    with pytest.raises(SystemExit):
+        Settings.from_args(argv, environ=environ)
+    assert "error:" in capsys.readouterr().err
+
+
+def test_the_client_is_the_first_forwarded_address_behind_a_proxy_only():
+    import gradio as gr
+
+    request = gr.Request(headers={"x-forwarded-for": "203.0.113.7, 10.0.0.2"}, client={"host": "10.0.0.1"})
+    assert client_key(request, behind_proxy=True) == "203.0.113.7"
+    assert client_key(request, behind_proxy=False) == "10.0.0.1"  # a visitor's own header is not believed
+    assert client_key(gr.Request(headers={}, client={"host": "10.0.0.1"}), behind_proxy=True) == "10.0.0.1"
+    assert client_key(None, behind_proxy=True) is None
 
 
 @pytest.mark.parametrize("given, expected", [("", None), (None, None), ("  ", None), ("7", 7), (7, 7), (6.0, 6), (" -3 ", -3)])
@@ -43,6 +70,14 @@ def test_a_seed_that_is_not_a_whole_number_is_one_sentence(given):
     assert caught.value.message == f"'{given}' is not a seed; a seed is a whole number such as 7, or empty for the model's steady colours."
 
 
+def test_a_long_input_is_quoted_as_an_excerpt():
+    import gradio as gr
+
+    with pytest.raises(gr.Error) as caught:
+        seed_value("9" * 40 + "x" * 1_000_000)
+    assert len(caught.value.message) < 200 and "(1,000,040 characters)" in caught.value.message
+
+
 def test_an_empty_render_size_is_the_models_own():
     assert [render_size_value(value) for value in (None, "", 0, 320.0)] == [None, None, None, 320]
 
@@ -55,6 +90,8 @@ def test_stimulus_html_carries_the_images_inline_and_nothing_else():
     assert 'data-exposure="0"' in single and "The photo is hidden now" in single
     assert stimulus_html((), exposure_ms=400, mode="pair") == ""
     assert stimulus_html((b"x",), exposure_ms=1, mode="single") != stimulus_html((b"x",), exposure_ms=1, mode="single")  # a new trial redraws
+    memory = stimulus_html((), exposure_ms=400, mode="pair", notice="Answer from <memory>.")
+    assert "data:image" not in memory and "Answer from &lt;memory&gt;." in memory and "from-memory" in memory
 
 
 def test_photo_input_hands_over_the_uploaded_file_unopened(tmp_path):
@@ -85,3 +122,4 @@ def test_stem_keeps_names_safe():
 def test_static_files_are_there():
     assert "#warning-banner" in static_text("app.css")
     assert "scrollIntoView" in static_text("reveal.js") and "expired" in static_text("stimulus.js")
+    assert "createObjectURL" in static_text("download.js")

@@ -15,6 +15,7 @@ from colorize.defaults import RENDER_SIZE_STEP
 from colorize.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
 from colorize.infer import Colorizer
 from colorize.pixels import gray_image
+from survey.inputs import quoted
 
 from .components import PhotoInput, static_text, user_error
 from .files import Scratch, stem
@@ -40,7 +41,7 @@ def seed_value(seed: str | float | None) -> int | None:
     except ValueError:
         value = float("nan")
     if not value.is_integer():
-        raise user_error(f"'{text}' is not a seed; a seed is a whole number such as 7, or empty for the model's steady colours.")
+        raise user_error(f"{quoted(text)} is not a seed; a seed is a whole number such as 7, or empty for the model's steady colours.")
     return int(value)
 
 
@@ -80,6 +81,9 @@ class ColorizeTabs:
             raise user_error(error) from None
 
     def colorizer(self, model: str | None) -> Colorizer:
+        if isinstance(model, str) and model and model not in self.catalog.names():
+            # Said here rather than by the catalog, so that the name is quoted as an excerpt.
+            raise user_error(f"There is no model called {quoted(model)}; pick one from the list.")
         try:
             return self.catalog.get(model)
         except CheckpointError as error:

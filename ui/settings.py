@@ -7,6 +7,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from survey.store import MAX_STARTS_PER_CLIENT
+
+MODES = ("full", "survey")  # full: Colorize, Batch and the study; survey: the study alone
+TRUE = ("1", "true", "yes", "on")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -17,8 +22,11 @@ class Settings:
     models_dir: Path
     db_url: str | None  # None: survey.settings.database_url() decides
     shipped_model: Path | None = None  # None: the weights inside the colorize package
-    queue_size: int = 32
+    queue_size: int = 512
     create_demo: bool = False
+    mode: str = "full"
+    behind_proxy: bool = False  # the client's address is the first X-Forwarded-For entry
+    max_starts_per_client: int | None = MAX_STARTS_PER_CLIENT
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None, environ: dict[str, str] | None = None) -> "Settings":
@@ -53,14 +61,49 @@ class Settings:
             default=Path(environ["COLORIZE_SHIPPED_MODEL"]) if environ.get("COLORIZE_SHIPPED_MODEL") else None,
             help="checkpoint folder offered as 'shipped' (env COLORIZE_SHIPPED_MODEL; default: the weights in the package)",
         )
-        parser.add_argument("--queue-size", type=int, default=32, help="requests that may wait in the queue")
+        parser.add_argument(
+            "--queue-size",
+            type=int,
+            default=512,
+            help="requests that may wait in Gradio's queue (colorizing, the admin view, API clients); "
+            "the study's pages do not queue",
+        )
         parser.add_argument(
             "--create-demo",
             action=argparse.BooleanOptionalAction,
-            default=environ.get("SURVEY_CREATE_DEMO", "1" if on_spaces else "0").lower() in ("1", "true", "yes"),
-            help="build the 'demo' study in the background if it is missing (env SURVEY_CREATE_DEMO; on by default on Spaces)",
+            default=None,
+            help="build the 'demo' study in the background if it is missing (env SURVEY_CREATE_DEMO; on by default "
+            "on Spaces in full mode)",
+        )
+        parser.add_argument(
+            "--mode",
+            choices=MODES,
+            default=(environ.get("COLORIZE_MODE") or "full").strip().lower(),
+            help="full: the Colorize and Batch tabs and the study; survey: the study alone, no colorizer "
+            "loaded and no colorize API, for a public study (env COLORIZE_MODE)",
+        )
+        parser.add_argument(
+            "--behind-proxy",
+            action=argparse.BooleanOptionalAction,
+            default=(environ.get("COLORIZE_BEHIND_PROXY") or ("1" if on_spaces else "0")).lower() in TRUE,
+            help="take a visitor's address from the first X-Forwarded-For entry (env COLORIZE_BEHIND_PROXY; "
+            "on by default on Hugging Face Spaces)",
+        )
+        parser.add_argument(
+            "--max-starts-per-client",
+            type=int,
+            default=int(environ.get("SURVEY_MAX_STARTS_PER_CLIENT") or MAX_STARTS_PER_CLIENT),
+            help=f"participants one address may start per study in 10 minutes; 0 = no limit (env "
+            f"SURVEY_MAX_STARTS_PER_CLIENT; default {MAX_STARTS_PER_CLIENT}: raise it for a class behind one router)",
         )
         args = parser.parse_args(argv)
+        if args.mode not in MODES:
+            parser.error(f"--mode (or COLORIZE_MODE) is one of {', '.join(MODES)}")
+        if args.max_starts_per_client < 0:
+            parser.error("--max-starts-per-client is 0 (no limit) or more")
+        if args.create_demo is None:  # the demo study is made with the colorizer, which survey mode does not load
+            default = "1" if on_spaces and args.mode == "full" else "0"
+            args.create_demo = environ.get("SURVEY_CREATE_DEMO", default).lower() in TRUE
         return cls(
             host=args.host,
             port=args.port,
@@ -69,4 +112,7 @@ class Settings:
             shipped_model=args.shipped_model,
             queue_size=args.queue_size,
             create_demo=args.create_demo,
+            mode=args.mode,
+            behind_proxy=args.behind_proxy,
+            max_starts_per_client=args.max_starts_per_client or None,
         )

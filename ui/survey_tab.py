@@ -1,35 +1,51 @@
-"""The "Real or fake?" tab: the participant screens of `survey.participant`, shown in Gradio, and the admin view.
+"""The "Real or fake?" study: the participant screens of `survey.participant` in Gradio, and the admin page.
 
-Every handler is one call into `survey.participant.ParticipantFlow` (or `survey.admin`). What
-reaches the browser is the screen's public part (what to show, with opaque trial ids) and the
-images as inline PNG data, never which image is real or which method made a fake. The
-participant's tokens live in the browser (gr.BrowserState), one per study, so a reload resumes.
+Every handler is one call into `survey.participant.ParticipantFlow` (or `survey.admin`, behind
+`survey.access.AdminGate`). What reaches the browser is the screen's public part (what to show,
+with opaque trial ids) and the trial's own presentation as inline PNG data, never which image is
+real or which method made a fake. The participant's tokens live in the browser
+(gr.BrowserState), one per study, so a reload resumes.
+
+The participant's events skip Gradio's queue (`queue=False`): each is a short database call, run
+at once in the server's thread pool, so a study never waits behind colorizing work or fills the
+queue, however many people arrive together. The same events are the API endpoints
+/survey_open, /survey_consent, /survey_next and /survey_answer.
 """
 
 from __future__ import annotations
 
 import base64
+import html
+import io
 import secrets
 from typing import Any, Callable
 
 import gradio as gr
 
 from survey import SurveyError
+from survey.access import AdminGate
 from survey.admin import dashboard, export_answers
 from survey.participant import IN_STUDY, NO_STUDY, SCREENS, ParticipantFlow, Screen
-from survey.settings import admin_password, check_admin
 
 from .components import static_text, user_error
-from .files import Scratch, stem
+from .files import stem
 
 # The screens' boxes, in the order `render` shows them; feedback shares the trial's box.
 BOXES = ("closed", "consent", "instructions", "trial", "done")
+# Participant events: no queue (see the module), as many at once as the server's thread pool runs.
+PARTICIPANT_EVENT = dict(queue=False)
+# The admin view's events queue in a group of their own: a wrong password waits a second there.
+ADMIN_EVENT = dict(concurrency_id="admin", concurrency_limit=2)
 
 
-def stimulus_html(images: tuple[bytes, ...], *, exposure_ms: int | None, mode: str) -> str:
-    """The images of one trial inline as PNG data (no file name, no URL to compare), hidden after exposure_ms."""
+def stimulus_html(images: tuple[bytes, ...], *, exposure_ms: int | None, mode: str, notice: str = "") -> str:
+    """The images of one trial inline as PNG data (no file name, no URL to compare), hidden after
+    exposure_ms (by `static/stimulus.js`, which also takes them out of the page). Without images,
+    the `notice` saying why (already shown: answer from memory)."""
     if not images:
-        return ""
+        if not notice:
+            return ""
+        return f'<div class="stimulus from-memory"><p class="stimulus-note">{html.escape(notice)}</p></div>'
     captions = ("Left", "Right") if mode == "pair" and len(images) == 2 else ("",) * len(images)
     figures = "".join(
         f'<figure><img alt="{caption or "Photo"}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
@@ -46,78 +62,115 @@ def stimulus_html(images: tuple[bytes, ...], *, exposure_ms: int | None, mode: s
 def shown_html(screen: Screen) -> str:
     """A trial's images with its exposure; with the practice feedback, shown again without a time limit."""
     exposure = screen.exposure_ms if screen.kind == "trial" else None
-    return stimulus_html(screen.images, exposure_ms=exposure, mode=screen.mode)
+    return stimulus_html(screen.images, exposure_ms=exposure, mode=screen.mode, notice=screen.notice)
+
+
+def client_key(request: gr.Request | None, *, behind_proxy: bool) -> str | None:
+    """The visitor's address, for the store's limit on starts per client and the admin lockout.
+
+    Behind a proxy (Hugging Face Spaces) every connection comes from the proxy, which names the
+    visitor first in X-Forwarded-For. Uvicorn already does this for proxies on the same machine.
+    """
+    if request is None:
+        return None
+    if behind_proxy:
+        first = (request.headers.get("x-forwarded-for") or "").split(",")[0].strip()
+        if first:
+            return first
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None)
 
 
 class SurveyTab:
-    """Event handlers (also the API endpoints /survey_open, /survey_consent, /survey_next, /survey_answer, /survey_admin) and layout."""
+    """Event handlers (also the API endpoints) and layout of the study and of its admin page."""
 
-    def __init__(self, flow: ParticipantFlow, *, scratch: Scratch) -> None:
+    def __init__(self, flow: ParticipantFlow, *, gate: AdminGate | None = None, behind_proxy: bool = False) -> None:
         self.flow = flow
-        self.scratch = scratch
+        self.gate = gate or AdminGate()
+        self.behind_proxy = behind_proxy
 
-    # -- handlers: each answers (the browser's tokens, public screen, stimulus HTML, images kept server side) ----
+    # -- participant handlers: each answers (the browser's tokens, public screen, stimulus HTML) ----
 
     @staticmethod
-    def _answer(step, tokens: Any) -> tuple[Any, dict, str, tuple]:
+    def _answer(step, tokens: Any) -> tuple[Any, dict, str]:
         tokens = tokens if step.tokens is None else step.tokens
-        return tokens, step.screen.public(), shown_html(step.screen), (step.screen.images, step.screen.mode)
+        return tokens, step.screen.public(), shown_html(step.screen)
 
-    def _call(self, method: Callable, study: str | None, tokens: Any, *args, **kwargs) -> tuple[Any, dict, str, tuple]:
+    def _call(self, method: Callable, study: str | None, tokens: Any, *args, **kwargs) -> tuple[Any, dict, str]:
         try:
             return self._answer(method(study, tokens, *args, **kwargs), tokens)
         except SurveyError as error:
             raise user_error(error) from None
 
-    def open(self, study: str | None, tokens: Any) -> tuple[Any, dict, str, tuple]:
+    def open(self, study: str | None, tokens: Any) -> tuple[Any, dict, str]:
         """Where this browser stands in `study` (on page load, and when another study is picked)."""
         return self._answer(self.flow.open(study, tokens), tokens)
 
-    def consent(self, study: str | None, tokens: Any) -> tuple[Any, dict, str, tuple]:
-        """The participant agrees: registered and shown the instructions."""
-        return self._call(self.flow.consent, study, tokens)
+    def consent(self, study: str | None, tokens: Any, request: gr.Request = None) -> tuple[Any, dict, str]:
+        """The participant agrees: registered (counted against their address's limit) and shown the instructions."""
+        return self._call(self.flow.consent, study, tokens, client_key=client_key(request, behind_proxy=self.behind_proxy))
 
-    def proceed(self, study: str | None, tokens: Any) -> tuple[Any, dict, str, tuple]:
+    def proceed(self, study: str | None, tokens: Any) -> tuple[Any, dict, str]:
         """The participant's current trial (after the instructions, or after practice feedback)."""
         return self._call(self.flow.proceed, study, tokens)
 
-    def answer(self, study: str | None, tokens: Any, screen: dict | None, choice: str, shown: tuple = ()) -> tuple[Any, dict, str, tuple]:
-        """Store the answer to the trial on screen (the first answer wins); practice gets feedback."""
-        images = tuple(shown[0]) if shown else ()
-        return self._call(self.flow.answer, study, tokens, screen, choice, shown=images)
-
-    def answer_api(self, study: str, tokens: dict, screen: dict, choice: str) -> tuple[dict, dict, str]:
+    def answer(self, study: str, tokens: dict, screen: dict, choice: str) -> tuple[dict, dict, str]:
         """Answer the trial on `screen` with `choice` ("left" | "right" in pair mode, "real" | "fake" in
         single mode); returns the saved tokens, the next screen and its images as HTML."""
-        saved, next_screen, html, _ = self._call(self.flow.answer, study, tokens, screen, choice)
-        return saved, next_screen, html
+        return self._call(self.flow.answer, study, tokens, screen, choice)
 
-    def admin(self, password: str, study: str | None):
-        """Status, summary table, main plot and a CSV export of `study`, for the admin password only;
-        last (for the page, not the API) whether there are a table and a plot to show."""
-        if not check_admin(password):
-            raise user_error("That is not the admin password.")
-        if self.flow.store is None or not study:
-            raise user_error(self.flow.unavailable or NO_STUDY)
+    # -- admin handlers -----------------------------------------------------------------------
+
+    def _admitted(self, password: str, study: str | None, request: gr.Request | None) -> str:
+        """`study`, once the gate has let `password` through; else gr.Error with the sentence."""
         try:
-            board = dashboard(self.flow.store, study)
-            export = self.scratch.folder() / f"{stem(study)}-responses.csv"
-            export_answers(self.flow.store, study, export)  # with the report's quality-control decision on every answer
+            self.gate.check(password, client_key=client_key(request, behind_proxy=self.behind_proxy))
         except SurveyError as error:
             raise user_error(error) from None
-        return board.status, board.table, board.figure, str(export), (board.table is not None, board.figure is not None)
+        if self.flow.store is None or not study:
+            raise user_error(self.flow.unavailable or NO_STUDY)
+        return study
+
+    def admin(self, password: str, study: str | None, request: gr.Request = None):
+        """Status (with the method balance among finishers), summary table and main plot of `study`,
+        for the admin password only; last (for the page, not the API) whether there are a table
+        and a plot to show, and the password that worked (for the live refresh)."""
+        study = self._admitted(password, study, request)
+        try:
+            board = dashboard(self.flow.store, study)
+        except SurveyError as error:
+            raise user_error(error) from None
+        return board.status, board.table, board.figure, (board.table is not None, board.figure is not None), password
+
+    def export(self, password: str, study: str | None, request: gr.Request = None) -> str:
+        """The answers of `study` as CSV text, with the report's quality-control decision on each, for
+        the admin password only. The page saves it as a file in the browser: the export is never a
+        file on the server that a URL could fetch."""
+        study = self._admitted(password, study, request)
+        buffer = io.StringIO()
+        try:
+            export_answers(self.flow.store, study, buffer)
+        except SurveyError as error:
+            raise user_error(error) from None
+        return buffer.getvalue()
 
     # -- layout -------------------------------------------------------------------------------------
 
     def build(self, demo: gr.Blocks, tabs: gr.Tabs | None, tokens: gr.BrowserState) -> None:
-        """The tab's layout and events; `tabs`, when the page has others, is switched to this one for a
-        participant mid-study or arriving by a study link (?study=NAME)."""
+        """The participant's screens and events; `tabs`, when the page has others, is switched to this
+        one for a participant mid-study or arriving by a study link (?study=NAME)."""
         flow = self.flow
         names = flow.studies()
         screen = gr.JSON(visible=False)
-        shown = gr.State(())
+        # Custom values: the flow checks names against the database, so a study built while the app
+        # runs is joinable from the API at once (the page's menu follows on its next load).
         study = gr.Dropdown(
-            choices=names, value=flow.default_study(), label="Study", visible=len(names) > 1, elem_id="survey-study"
+            choices=names,
+            value=flow.default_study(),
+            label="Study",
+            visible=len(names) > 1,
+            allow_custom_value=True,
+            elem_id="survey-study",
         )
         with gr.Column(visible=True, elem_id="survey-closed") as closed_box:
             closed_text = gr.Markdown(flow.closed().message)
@@ -178,11 +231,10 @@ class SurveyTab:
             busy = isinstance(public, dict) and public.get("screen") in IN_STUDY
             return gr.Tabs(selected="survey") if linked or busy else gr.skip()
 
-        outputs = [tokens, screen, stimulus, shown]
-        common = dict(outputs=outputs, concurrency_id="survey", concurrency_limit=8)
+        common = dict(outputs=[tokens, screen, stimulus], **PARTICIPANT_EVENT)
         then = dict(fn=render, inputs=[screen], outputs=[*boxes, *texts], api_visibility="private", queue=False)
 
-        study.change(self.open, [study, tokens], api_name="survey_open", **common).then(**then)
+        study.input(self.open, [study, tokens], api_name="survey_open", **common).then(**then)
         # On every page load: the list of studies, then where this browser stands (resume).
         shown_screen = demo.load(pick_study, [tokens], [study], api_visibility="private", queue=False).then(
             self.open, [study, tokens], api_visibility="private", **common
@@ -194,39 +246,53 @@ class SurveyTab:
         next_button.click(self.proceed, [study, tokens], api_visibility="private", **common).success(**then)
         for index, button in enumerate((first, second)):
 
-            def answer_by_button(study_name, saved, public, images, index=index):
+            def answer_by_button(study_name, saved, public, index=index):
                 choices = public.get("choices") if isinstance(public, dict) else None
-                return self.answer(study_name, saved, public, choices[index] if choices else "", images)
+                return self.answer(study_name, saved, public, choices[index] if choices else "")
 
-            button.click(answer_by_button, [study, tokens, screen, shown], api_visibility="private", **common).success(**then)
-        gr.api(self.answer_api, api_name="survey_answer", concurrency_id="survey", concurrency_limit=8)
-        self._build_admin(names)
+            button.click(answer_by_button, [study, tokens, screen], api_visibility="private", **common).success(**then)
+        gr.api(self.answer, api_name="survey_answer", **PARTICIPANT_EVENT)
 
-    def _build_admin(self, names: list[str]) -> None:
-        with gr.Accordion("Study admin", open=False, elem_id="survey-admin"):
-            if admin_password() is None:
-                gr.Markdown("The admin view is off: set the `SURVEY_ADMIN_PASSWORD` environment variable to turn it on.")
-                return
-            with gr.Row():
-                password = gr.Textbox(type="password", label="Admin password", elem_id="admin-password", scale=3)
-                study = gr.Dropdown(choices=names, value=self.flow.default_study(), label="Study", scale=2, elem_id="admin-study")
-                show = gr.Button("Show", elem_id="admin-show", scale=1)
-            status = gr.Markdown(elem_id="admin-status")
-            table = gr.Dataframe(label="Summary", interactive=False, visible=False, elem_id="admin-table")
-            plot = gr.Plot(label="Fooling rate", visible=False, elem_id="admin-plot")
-            export = gr.DownloadButton("Download responses (CSV)", visible=False, elem_id="admin-export")
-            timer = gr.Timer(15, active=False)
-            shown = gr.State((False, False))
-            outputs = [status, table, plot, export, shown]
-
-            def reveal(shown: tuple[bool, bool]):
-                """No empty table headed "1 2 3", no empty plot: each shows once there is something in it."""
-                return gr.Dataframe(visible=shown[0]), gr.Plot(visible=shown[1]), gr.DownloadButton(visible=True), gr.Timer(active=True)
-
-            private = dict(api_visibility="private", queue=False)
-            show.click(self.admin, [password, study], outputs, api_name="survey_admin", api_visibility="undocumented").success(
-                reveal, [shown], [table, plot, export, timer], **private
+    def build_admin(self, demo: gr.Blocks) -> None:
+        """The admin page: live status, summary and plot of a study, and its answers as a CSV download."""
+        gr.Markdown("# Study admin")
+        if not self.gate.enabled:
+            gr.Markdown("The admin view is off: set the `SURVEY_ADMIN_PASSWORD` environment variable to turn it on.")
+            return
+        names = self.flow.studies()
+        with gr.Row():
+            password = gr.Textbox(type="password", label="Admin password", elem_id="admin-password", scale=3)
+            study = gr.Dropdown(
+                choices=names, value=self.flow.default_study(), label="Study", scale=2, allow_custom_value=True, elem_id="admin-study"
             )
-            timer.tick(self.admin, [password, study], outputs, api_visibility="private", show_progress="hidden").success(
-                reveal, [shown], [table, plot, export, timer], **private
-            )
+            show = gr.Button("Show", elem_id="admin-show", scale=1)
+        status = gr.Markdown(elem_id="admin-status")
+        table = gr.Dataframe(label="Summary", interactive=False, visible=False, elem_id="admin-table")
+        plot = gr.Plot(label="Fooling rate", visible=False, elem_id="admin-plot")
+        export = gr.Button("Download responses (CSV)", visible=False, elem_id="admin-export")
+        csv = gr.Textbox(visible=False)  # the export on its way to the browser's download, then emptied
+        csv_name = gr.Textbox(visible=False)
+        timer = gr.Timer(15, active=False)
+        shown = gr.State((False, False))
+        admitted = gr.State("")  # the password that worked: the live refresh keeps using it
+        outputs = [status, table, plot, shown, admitted]
+
+        def refresh_studies():
+            return gr.Dropdown(choices=self.flow.studies())
+
+        def reveal(shown: tuple[bool, bool]):
+            """No empty table headed "1 2 3", no empty plot: each shows once there is something in it."""
+            return gr.Dataframe(visible=shown[0]), gr.Plot(visible=shown[1]), gr.Button(visible=True), gr.Timer(active=True)
+
+        def file_name(study: str) -> str:
+            return f"{stem(study)}-responses.csv"
+
+        private = dict(api_visibility="private", queue=False)
+        demo.load(refresh_studies, None, [study], **private)
+        show.click(self.admin, [password, study], outputs, api_name="survey_admin", api_visibility="undocumented", **ADMIN_EVENT).success(
+            reveal, [shown], [table, plot, export, timer], **private
+        )
+        timer.tick(self.admin, [admitted, study], outputs, api_visibility="private", show_progress="hidden", **ADMIN_EVENT)
+        export.click(self.export, [password, study], [csv], api_name="survey_export", api_visibility="undocumented", **ADMIN_EVENT).success(
+            file_name, [study], [csv_name], **private
+        ).success(None, [csv, csv_name], [csv], js=static_text("download.js"), **private)
