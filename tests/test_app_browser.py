@@ -310,7 +310,7 @@ def test_a_whole_short_study(browser_page, server, shots):
     page.screenshot(path=shots / "12-practice-trial.png", full_page=True)
     # shown for the study's 400 ms, then hidden; the answer buttons stay
     page.wait_for_selector(".stimulus.expired", state="attached", timeout=5_000)
-    assert not page.locator(".stimulus img").first.is_visible()
+    assert page.locator(".stimulus img").count() == 0 and "data:image/png" not in page.content()  # out of the page, not just hidden
     assert page.locator("#survey-choice-0").is_enabled()
     page.screenshot(path=shots / "13-hidden.png", full_page=True)
 
@@ -353,12 +353,18 @@ def show_admin(page, study: str) -> None:
     )
 
 
+def open_admin(page, url: str, password: str) -> None:
+    """The admin page, /admin (no page of the app links to it), with the password typed in."""
+    page.goto(url + "admin")
+    page.locator("#admin-password input").fill(password)
+
+
 def test_admin_view_says_no_answers_yet_then_shows_the_summary(browser_page, server, shots):
     page = browser_page
     open_app(page, server["url"])
     page.get_by_role("tab", name="Real or fake?").click()
-    page.get_by_text("Study admin").click()
-    page.locator("#admin-password input").fill("open sesame")
+    assert page.locator("#admin-password").count() == 0 and "SURVEY_ADMIN_PASSWORD" not in page.content()
+    open_admin(page, server["url"], "open sesame")
 
     show_admin(page, "tiny-single")  # nobody has taken part yet
     page.wait_for_selector("#admin-export", state="visible")
@@ -400,3 +406,94 @@ def test_on_a_phone_the_result_is_brought_into_view(phone_page, server, tmp_path
         " return box.top >= -1 && box.top < window.innerHeight / 2; }"
     )
     page.screenshot(path=shots / "20-phone-result.png")
+
+
+# -- the study alone: `python app.py --mode survey` ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def survey_server(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("browser-survey")
+    db_url = f"sqlite:///{workdir / 'survey.sqlite'}"
+    build_tiny_studies(Store(db_url))
+    env = {"SURVEY_ADMIN_PASSWORD": "survey admin"}
+    with running_app(models_dir=workdir / "no-models", db_url=db_url, workdir=workdir, env=env, args=("--mode", "survey")) as running:
+        yield {"url": running.url, "db_url": db_url}
+
+
+def wait_for_progress(page, text: str) -> None:
+    page.wait_for_function("(text) => document.querySelector('#survey-progress')?.innerText.trim() === text", arg=text)
+
+
+def test_a_whole_study_in_survey_mode(browser, survey_server, shots):
+    page = new_page(browser, width=DESKTOP[0], height=DESKTOP[1], timeout_ms=TIMEOUT_MS)  # a visitor of its own
+    url = survey_server["url"]
+    page.goto(url + "?study=tiny-single")
+    page.wait_for_selector("#survey-agree", state="visible")
+    page.screenshot(path=shots / "30-survey-consent.png", full_page=True)
+    shown = page.locator("body").inner_text()
+    # the study alone: no tabs, no colorizer, no word about an admin or its password
+    assert page.get_by_role("tab").count() == 0 and "Colorize" not in shown and "admin" not in shown.lower()
+    assert "SURVEY_ADMIN_PASSWORD" not in page.content()
+    assert "It takes about 1 minute." in page.locator("#survey-consent-text").inner_text()
+    page.click("#survey-agree")
+    page.wait_for_selector("#survey-begin", state="visible")
+    instructions = page.locator("#survey-instructions-text").inner_text()
+    assert "The photo disappears after 0.4 seconds" in instructions and "The first trial is practice" in instructions
+    assert "Then come 3 test trials, without feedback." in instructions
+
+    page.click("#survey-begin")
+    wait_for_progress(page, "Practice 1 / 1")
+    assert page.locator(".stimulus img").count() == 1 and page.locator("#survey-choice-0").inner_text() == "Real"
+    page.wait_for_selector(".stimulus.expired", state="attached", timeout=5_000)
+    assert page.locator(".stimulus img").count() == 0 and "data:image/png" not in page.content()
+    page.click("#survey-choice-0")
+    page.wait_for_selector("#survey-next", state="visible")
+    assert page.locator(".stimulus img").count() == 1  # the practice photo again, with the feedback
+    page.click("#survey-next")
+    wait_for_progress(page, "1 / 3")
+    page.click("#survey-choice-1")
+    wait_for_progress(page, "2 / 3")
+    trial_id = Store(survey_server["db_url"]).trials_frame("tiny-single").query("not answered")["trial_id"].min()
+
+    # A reload after the exposure: the same trial, without its photo, answered from memory.
+    page.wait_for_timeout(600)
+    page.reload()
+    wait_for_progress(page, "2 / 3")
+    page.wait_for_selector(".stimulus.from-memory")
+    page.screenshot(path=shots / "31-survey-from-memory.png", full_page=True)
+    assert page.locator(".stimulus img").count() == 0 and "data:image/png" not in page.content()
+    assert "please answer from memory" in page.locator("#survey-stimulus").inner_text()
+    page.click("#survey-choice-0")
+    wait_for_progress(page, "3 / 3")
+    page.click("#survey-choice-1")
+    page.wait_for_selector("#survey-done", state="visible")
+    assert "of 3 test trials" in page.locator("#survey-score").inner_text()
+    frame = Store(survey_server["db_url"]).trials_frame("tiny-single").set_index("trial_id")
+    assert bool(frame.loc[trial_id, "reshown"]) and bool(frame["answered"].all())
+
+    # A study built while the app runs: its link opens it on the page.
+    from colorize.pixels import gray_image
+    from survey.build import build_study
+    from survey.study import Protocol
+
+    protocol = Protocol(exposure_ms=400, practice_trials=0, test_trials=2, catch_rate=0.0, image_size=32)
+    build_study(Store(survey_server["db_url"]), name="spring", sources=[(f"s{i}", colourful_photo(20 + i, 48)) for i in range(3)],
+                makers={"gray": gray_image}, protocol=protocol, progress=False)  # fmt: skip
+    page.goto(url + "?study=spring")
+    page.wait_for_selector("#survey-agree", state="visible")
+    assert page.locator("#survey-study input").input_value() == "spring"
+
+    # The organiser's page, by its address: the balance among finishers, and the answers as a file.
+    open_admin(page, url, "survey admin")
+    show_admin(page, "tiny-single")
+    assert "Method balance among the 1 who finished" in page.locator("#admin-status").inner_text()
+    page.wait_for_selector("#admin-export", state="visible")
+    with page.expect_download() as download:
+        page.click("#admin-export")
+    assert download.value.suggested_filename == "tiny-single-responses.csv"
+    rows = Path(download.value.path()).read_text().splitlines()
+    page.screenshot(path=shots / "32-survey-admin.png", full_page=True)
+    assert len(rows) == 1 + 4 and "used" in rows[0].split(",")
+    assert "not_used_reason" not in page.content()  # saved from memory; the page keeps no copy
+    page.context.close()

@@ -1,0 +1,95 @@
+"""`python app.py --mode survey`: the study alone, as a public study runs it, driven over its HTTP API.
+
+One server for the module (a tiny study in a temporary SQLite file, an admin password, at most
+3 starts per address); the simulated participants of scripts/bench_survey_load.py for the
+crowd. No mocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from browser import build_tiny_studies, running_app
+from survey.store import Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from bench_survey_load import Scenario, run_scenario  # noqa: E402
+
+pytestmark = pytest.mark.slow  # a real `python app.py --mode survey`
+
+
+@pytest.fixture(scope="module")
+def study_app(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("survey-app")
+    db_url = f"sqlite:///{workdir / 'survey.sqlite'}"
+    build_tiny_studies(Store(db_url))
+    env = {"SURVEY_ADMIN_PASSWORD": "pw for the test"}
+    args = ("--mode", "survey", "--max-starts-per-client", "3")
+    with running_app(models_dir=workdir / "no-models", db_url=db_url, workdir=workdir, env=env, args=args) as running:
+        yield {"url": running.url, "db_url": db_url, "log": running.log}
+
+
+def client(app, address: str) -> Client:
+    """An API client that the server takes for a visitor at `address` (X-Forwarded-For, believed from loopback)."""
+    return Client(app["url"], verbose=False, headers={"X-Forwarded-For": address})
+
+
+def test_there_is_no_colorize_api_and_no_colorizer(study_app):
+    with urllib.request.urlopen(study_app["url"] + "config", timeout=10) as response:
+        config = json.loads(response.read())
+    names = {d.get("api_name") for d in config["dependencies"]}
+    assert not names & {"colorize", "variations", "colorize_batch"} and "survey_answer" in names
+    with pytest.raises(ValueError, match="colorize"):
+        client(study_app, "192.0.2.1").predict("x.png", api_name="/colorize")
+    log = study_app["log"].read_text()
+    assert "Survey mode: the study alone, no colorizer" in log and "torch threads" not in log
+
+
+def test_a_reload_after_the_exposure_sends_no_images_and_is_recorded(study_app):
+    visitor = client(study_app, "192.0.2.2")
+    saved, screen, _ = visitor.predict("tiny-pair", {}, api_name="/survey_consent")
+    saved, screen, html = visitor.predict("tiny-pair", saved, api_name="/survey_next")
+    saved, screen, html = visitor.predict("tiny-pair", saved, screen, "left", api_name="/survey_answer")  # practice
+    saved, screen, html = visitor.predict("tiny-pair", saved, api_name="/survey_next")
+    assert screen["progress"] == "1 / 3" and html.count("data:image/png;base64,") == 2
+    time.sleep(0.6)  # the study's exposure is 400 ms: then the page is reloaded
+    _, again, html = visitor.predict("tiny-pair", saved, api_name="/survey_open")
+    assert again["trial_id"] == screen["trial_id"] and "data:image" not in html
+    assert again["notice"] == "These photos were already shown and are not shown again: please answer from memory."
+    _, after, _ = visitor.predict("tiny-pair", saved, again, "right", api_name="/survey_answer")
+    assert after["progress"] == "2 / 3"
+    frame = Store(study_app["db_url"]).trials_frame("tiny-pair").set_index("trial_id")
+    assert bool(frame.loc[screen["trial_id"], "reshown"]) and int(frame["reshown"].sum()) == 1
+
+
+def test_an_address_may_start_three_participants_here_and_then_waits(study_app):
+    crowd = client(study_app, "192.0.2.3")
+    for _ in range(3):
+        _, screen, _ = crowd.predict("tiny-single", {}, api_name="/survey_consent")  # no token: a new participant each time
+        assert screen["screen"] == "instructions"
+    with pytest.raises(AppError, match=r"^This study was started too many times from your connection in the last 10 minutes; please try again later.$"):
+        crowd.predict("tiny-single", {}, api_name="/survey_consent")
+    _, screen, _ = client(study_app, "192.0.2.4").predict("tiny-single", {}, api_name="/survey_consent")
+    assert screen["screen"] == "instructions"
+
+
+def test_two_hundred_participants_arriving_within_seconds_are_all_admitted_and_finish(study_app):
+    store = Store(study_app["db_url"])
+    before = store.study_status("tiny-pair")["participants_finished"]
+    crowd = Scenario("test", participants=200, arrival_s=3.0, think_s=0.1, time_limit_s=400)
+    outcome, _ = asyncio.run(run_scenario(study_app["url"], crowd, study="tiny-pair"))
+    assert outcome.errors == []
+    assert outcome.admitted == outcome.finished == 200 and len(outcome.answer_s) == 200 * 4
+    status = store.study_status("tiny-pair")
+    assert status["participants_finished"] == before + 200
+    balance = [counts["finished_trials"] for method, counts in status["per_method"].items() if method == "gray"]
+    assert balance and balance[0] >= 600  # every finisher's three test trials, all of the study's one method
