@@ -28,6 +28,7 @@ import struct
 import warnings
 import zlib
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -83,14 +84,15 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def encode_png(image: Image.Image) -> bytes:
+def encode_png(image: Image.Image | np.ndarray) -> bytes:
     """The anonymised encoding of a stimulus: RGB PNG, no metadata, stored (uncompressed) pixels.
 
-    Written directly (IHDR, one IDAT of stored deflate blocks with filter 0 on every row, IEND):
-    every byte but the pixels is fixed by the size, and it is over ten times faster than
-    Pillow's encoder, which matters because every trial served encodes its images afresh.
+    `image`: a PIL image, or its RGB pixels (height x width x 3, uint8). Written directly (IHDR,
+    one IDAT of stored deflate blocks with filter 0 on every row, IEND): every byte but the
+    pixels is fixed by the size, and it is over ten times faster than Pillow's encoder, which
+    matters because every trial served encodes its images afresh.
     """
-    pixels = _rgb_array(image)
+    pixels = image if isinstance(image, np.ndarray) else _rgb_array(image)
     height, width, _ = pixels.shape
     rows = np.zeros((height, 1 + 3 * width), dtype=np.uint8)  # a leading 0 per row: filter "none"
     rows[:, 1:] = pixels.reshape(height, -1)
@@ -143,19 +145,39 @@ class Presentation:
 
     def render(self, png: bytes) -> bytes:
         """The PNG a participant receives for the stored stimulus `png` (same size, `encode_png`)."""
-        with Image.open(io.BytesIO(png)) as stored:
-            image = stored.convert("RGB")
-        size = image.size
-        box = (self.crop_left, self.crop_top, self.crop_left + self.crop_size, self.crop_top + self.crop_size)
-        if box[2] > size[0] or box[3] > size[1]:
-            raise ValueError(f"The crop {box} does not fit in a {size[0]}x{size[1]} image.")
-        scaled = image.resize(size, Image.Resampling.LANCZOS, box=box)
-        pixels = _rgb_array(scaled).astype(np.int16) + _dither(self.dither_seed, (size[1], size[0], 3))
-        return encode_png(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="RGB"))
+        return self.render_all([decode_png(png)])[0]
+
+    def render_all(self, images: Sequence[Image.Image]) -> tuple[bytes, ...]:
+        """The PNGs of a trial's stored stimuli, given decoded (`decode_png`; they are only read):
+        each exactly as `render` makes it, the dither field drawn once for all of them."""
+        shown, noise = [], None
+        for image in images:
+            width, height = image.size
+            box = (self.crop_left, self.crop_top, self.crop_left + self.crop_size, self.crop_top + self.crop_size)
+            if box[2] > width or box[3] > height:
+                raise ValueError(f"The crop {box} does not fit in a {width}x{height} image.")
+            scaled = image.resize((width, height), Image.Resampling.LANCZOS, box=box)
+            if noise is None or noise.shape != (height, width, 3):
+                noise = _dither(self.dither_seed, (height, width, 3))
+            dithered = np.asarray(scaled, dtype=np.int16) + noise
+            shown.append(encode_png(np.clip(dithered, 0, 255).astype(np.uint8)))
+        return tuple(shown)
 
 
-def _dither(seed: int, shape: tuple[int, int, int]) -> np.ndarray:
+def decode_png(png: bytes) -> Image.Image:
+    """A stored stimulus, decoded: an RGB image, its pixels loaded."""
+    with Image.open(io.BytesIO(png)) as stored:
+        image = stored.convert("RGB")
+    image.load()
+    return image
+
+
+# A byte of the SHAKE stream -> its dither value (byte mod 3, minus 1), as one table lookup.
+_DITHER_OF_BYTE = (np.arange(256) % 3 - 1).astype(np.int16)
+
+
+def _dither(seed: int, shape: tuple[int, ...]) -> np.ndarray:
     """-1/0/+1 per value, from `seed` alone (a byte mod 3: 0 is 86/256 likely, +-1 85/256 each)."""
     count = int(np.prod(shape))
     stream = hashlib.shake_256(f"survey-dither/{seed}".encode()).digest(count)
-    return (np.frombuffer(stream, dtype=np.uint8) % 3).astype(np.int16).reshape(shape) - 1
+    return _DITHER_OF_BYTE[np.frombuffer(stream, dtype=np.uint8)].reshape(shape)

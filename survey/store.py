@@ -46,7 +46,7 @@ import hashlib
 import logging
 import secrets
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -65,7 +65,7 @@ from . import SurveyError
 from .inputs import parse_id, quoted
 from .models import ClientStart, Participant, Response, Stimulus, Study, Trial, upgrade_schema, utcnow
 from .settings import database_url
-from .stimuli import Presentation, encode_png
+from .stimuli import Presentation, decode_png, encode_png
 from .study import (
     CATCH,
     REAL,
@@ -105,6 +105,8 @@ START_ATTEMPTS = 20
 MAX_STARTS_PER_CLIENT = 30  # a class behind one school router must still get in together
 START_WINDOW = timedelta(minutes=10)
 ABANDONED_AFTER = timedelta(minutes=30)
+# Decoded stimuli kept in memory: 64 MB hold 340 stimuli of 256 pixels (a study of 85 photos, 3 methods).
+PIXEL_CACHE_BYTES = 64 * 2**20
 _READ_ONLY = "survey_read_only"
 
 TRIALS_FRAME_COLUMNS = [
@@ -266,8 +268,40 @@ def _fake_methods(stimulus_ids: dict[tuple[str, str], str]) -> list[str]:
     return sorted({method for _, method in stimulus_ids} - RESERVED_METHODS)
 
 
-def _render(pngs: list[bytes], presentation: Presentation | None) -> tuple[bytes, ...]:
-    return tuple(presentation.render(png) if presentation else png for png in pngs)
+class _PixelCache:
+    """Decoded stored stimuli by id, least recently used first out, within `budget_bytes`.
+
+    Stimuli never change once stored, so a participant's next trial skips the database's image
+    blobs and the PNG decoding when others have been shown the same stimuli (thread-safe).
+    """
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget_bytes = budget_bytes
+        self._items: OrderedDict[str, Image.Image] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Image.Image | None:
+        with self._lock:
+            image = self._items.get(key)
+            if image is not None:
+                self._items.move_to_end(key)
+            return image
+
+    def put(self, key: str, image: Image.Image) -> Image.Image:
+        size = _image_bytes(image)
+        with self._lock:
+            if key not in self._items and size <= self.budget_bytes:
+                self._items[key] = image
+                self._bytes += size
+                while self._bytes > self.budget_bytes:
+                    _, dropped = self._items.popitem(last=False)
+                    self._bytes -= _image_bytes(dropped)
+        return image
+
+
+def _image_bytes(image: Image.Image) -> int:
+    return image.width * image.height * len(image.getbands())
 
 
 def _test_planned(trials: list[_TrialRow]) -> bool:
@@ -415,6 +449,7 @@ class Store:
         self.abandoned_after = abandoned_after
         # Presentations must not be predictable from anything a participant knows.
         self._random = secrets.SystemRandom()
+        self._pixels = _PixelCache(PIXEL_CACHE_BYTES)
         self.url = database_url(url)
         self.engine = make_engine(self.url)
         if echo:
@@ -734,9 +769,7 @@ class Store:
                 )
             elif exposure_over:
                 self._record_reshown(session, current.id, now)
-            pngs = {}
-            if not exposure_over:
-                pngs = dict(session.execute(select(Stimulus.id, Stimulus.png).where(Stimulus.id.in_(current.stimulus_ids))).all())
+            shown = None if exposure_over else self._stimuli(session, current.stimulus_ids, current.presentation)
             group = [t for t in trials if t.shown_phase == current.shown_phase]
         # Rendering takes milliseconds per image: done after the transaction, not under the write lock.
         return TrialView(
@@ -748,7 +781,7 @@ class Store:
             prompt=protocol.prompt,
             choices=protocol.choices,
             exposure_ms=protocol.exposure_ms,
-            images=_render([pngs[i] for i in current.stimulus_ids], current.presentation) if pngs else (),
+            images=() if shown is None else self._render(shown, current.presentation),
             exposure_over=exposure_over,
         )
 
@@ -948,10 +981,27 @@ class Store:
             ).first()  # fmt: skip
             if row is None:
                 raise SurveyError("That trial does not exist.")
-            ids = [i for i in row[4:] if i is not None]
+            presentation = None if row[2] is None else Presentation(*row[:4])
+            shown = self._stimuli(session, [i for i in row[4:] if i is not None], presentation)
+        return self._render(shown, presentation)
+
+    def _stimuli(self, session: Session, ids: list[str], presentation: Presentation | None) -> list:
+        """The stimuli `ids` as `_render` takes them: decoded images (from the cache where it has
+        them), or the stored PNG bytes for a trial without a presentation (schema 1)."""
+        if presentation is None:
             pngs = dict(session.execute(select(Stimulus.id, Stimulus.png).where(Stimulus.id.in_(ids))).all())
-        presentation = None if row[2] is None else Presentation(*row[:4])
-        return _render([pngs[i] for i in ids], presentation)
+            return [pngs[i] for i in ids]
+        found = {i: image for i in ids if (image := self._pixels.get(i)) is not None}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            for stimulus_id, png in session.execute(select(Stimulus.id, Stimulus.png).where(Stimulus.id.in_(missing))):
+                found[stimulus_id] = self._pixels.put(stimulus_id, decode_png(png))
+        return [found[i] for i in ids]
+
+    @staticmethod
+    def _render(stimuli: list, presentation: Presentation | None) -> tuple[bytes, ...]:
+        """What a participant receives: the trial's presentation of each stimulus (`_stimuli`)."""
+        return tuple(stimuli) if presentation is None else presentation.render_all(stimuli)
 
     def stimulus_png(self, study: str, image_key: str, method: str) -> bytes | None:
         """The stored PNG of one stimulus ("real", "catch" or a method name), e.g. for report figures."""

@@ -589,6 +589,25 @@ def test_both_images_of_a_pair_get_the_same_presentation_and_single_mode_too(sto
     assert len(set(shown)) == len(shown)
 
 
+def test_decoded_stimuli_are_cached_within_a_byte_budget_and_trials_render_the_same_either_way(store):
+    from survey.store import _PixelCache
+
+    cache = _PixelCache(budget_bytes=2 * 12)
+    images = [Image.new("RGB", (2, 2), (value, 0, 0)) for value in range(3)]  # 12 bytes each
+    cache.put("a", images[0]), cache.put("b", images[1])
+    assert cache.get("a") is images[0]  # used: "b" is now the oldest
+    cache.put("c", images[2])
+    assert cache.get("b") is None and cache.get("a") is images[0] and cache.get("c") is images[2]
+    assert cache.put("big", Image.new("RGB", (4, 4))) is not None and cache.get("big") is None  # over budget: not kept
+
+    make_study(store)
+    token = store.start_participant("s")
+    store.consent(token)
+    trial = store.next_trial(token)
+    store._pixels = _PixelCache(budget_bytes=0)  # nothing cached: every image decoded from the database
+    assert store.trial_images(trial.trial_id) == trial.images
+
+
 # -- who takes a place in the method rotation (issue 14, point 5) ---------------------------------
 
 
