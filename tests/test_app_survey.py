@@ -8,7 +8,9 @@ crowd. No mocks.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import re
 import sys
 import time
 import urllib.request
@@ -54,13 +56,32 @@ def test_there_is_no_colorize_api_and_no_colorizer(study_app):
     assert "Survey mode: the study alone, no colorizer" in log and "torch threads" not in log
 
 
+def sent_images(html: str) -> list[bytes]:
+    """The PNGs a screen's HTML carries inline."""
+    return [base64.b64decode(data) for data in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)]
+
+
+def test_only_each_trials_own_presentation_is_sent_also_with_the_practice_feedback(study_app):
+    store = Store(study_app["db_url"])
+    visitor = client(study_app, "192.0.2.5")
+    saved, screen, _ = visitor.predict("tiny-pair", {}, api_name="/survey_consent")
+    saved, trial, html = visitor.predict("tiny-pair", saved, api_name="/survey_next")
+    shown = sent_images(html)
+    assert len(shown) == 2 and tuple(shown) == store.trial_images(trial["trial_id"])
+    truth = store.trial_truth(trial["trial_id"])
+    stored = {store.stimulus_png("tiny-pair", truth.image_key, method) for method in ("real", truth.method)}
+    assert not stored & set(shown)  # never a stored stimulus as it is
+    _, feedback, html = visitor.predict("tiny-pair", saved, trial, "left", api_name="/survey_answer")
+    assert feedback["screen"] == "feedback" and sent_images(html) == shown  # the same presentation again, after the answer
+
+
 def test_a_reload_after_the_exposure_sends_no_images_and_is_recorded(study_app):
     visitor = client(study_app, "192.0.2.2")
     saved, screen, _ = visitor.predict("tiny-pair", {}, api_name="/survey_consent")
     saved, screen, html = visitor.predict("tiny-pair", saved, api_name="/survey_next")
     saved, screen, html = visitor.predict("tiny-pair", saved, screen, "left", api_name="/survey_answer")  # practice
     saved, screen, html = visitor.predict("tiny-pair", saved, api_name="/survey_next")
-    assert screen["progress"] == "1 / 3" and html.count("data:image/png;base64,") == 2
+    assert screen["progress"] == "1 / 3" and len(sent_images(html)) == 2
     time.sleep(0.6)  # the study's exposure is 400 ms: then the page is reloaded
     _, again, html = visitor.predict("tiny-pair", saved, api_name="/survey_open")
     assert again["trial_id"] == screen["trial_id"] and "data:image" not in html
