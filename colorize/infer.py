@@ -57,7 +57,7 @@ import torch
 from PIL import Image
 
 from . import color, fastpath
-from .compose import DEFAULT_CHUNK_PIXELS, GAMUT_MODES, compose, luminance
+from .compose import GAMUT_MODES, KERNELS, compose, luminance
 from .checkpoint import CONFIG_FILE, SHIPPED_MODEL_DIR, CheckpointError, load_model
 from .imageio import ImageLoadError, ImageSource, find_images, is_image_file, load_image
 from .defaults import InferenceSettings
@@ -90,15 +90,34 @@ def resize_rgb8(image: Image.Image, shape: tuple[int, int]) -> np.ndarray:
     """`image` (RGB) resized to `shape` = (h, w) as an 8-bit array (h, w, 3): antialiased bicubic.
 
     PyTorch's uint8 kernel gives PIL's `resize(BICUBIC)` within one level (mean 0.002) on both
-    cores, 4x faster at 1024x768 (`colorize.bench` measures the whole path).
+    cores, 4x faster at 1024x768 (`colorize.bench` measures the whole path). It resizes the
+    rows first, into 8-bit, then the columns; we do the same in two calls, the first over bands
+    of `RESIZE_BAND_PIXELS`, so a large photo is never copied whole into an array (the same
+    result to the bit, tested; a 12 MP copy costs more than the resize).
     """
     height, width = shape
     if image.size == (width, height):
         return np.asarray(image)
+    if width >= image.width or image.width * image.height <= RESIZE_BAND_PIXELS:
+        return _resize_uint8(np.asarray(image), shape)
+    band = max(1, RESIZE_BAND_PIXELS // image.width)
+    rows = [
+        _resize_uint8(np.asarray(image.crop((0, top, image.width, min(image.height, top + band)))), (None, width))
+        for top in range(0, image.height, band)
+    ]
+    return _resize_uint8(np.concatenate(rows), shape)
+
+
+RESIZE_BAND_PIXELS = 1 << 18
+
+
+def _resize_uint8(pixels: np.ndarray, shape: tuple[int | None, int]) -> np.ndarray:
+    """(H, W, 3) uint8 -> (h, w, 3) uint8 by torch's antialiased bicubic; h None keeps H (a row-only pass)."""
+    height = pixels.shape[0] if shape[0] is None else shape[0]
     with warnings.catch_warnings():  # the array PIL gives is read-only; it is only read here
         warnings.simplefilter("ignore", UserWarning)
-        pixels = torch.from_numpy(np.asarray(image)).permute(2, 0, 1)[None]  # channels_last view
-    resized = torch.nn.functional.interpolate(pixels, size=(height, width), mode="bicubic", antialias=True)
+        tensor = torch.from_numpy(pixels).permute(2, 0, 1)[None]  # channels_last view
+    resized = torch.nn.functional.interpolate(tensor, size=(height, shape[1]), mode="bicubic", antialias=True)
     return resized[0].permute(1, 2, 0).contiguous().numpy()
 
 
@@ -162,7 +181,8 @@ class Colorizer:
     Knobs for the benchmark: `precision` ("auto" = the fast path of `colorize.fastpath`, "fp32"
     = the eager generator, "bf16" = the network under autocast, "onnx" = ONNX Runtime),
     `channels_last` (the network's memory layout), `chunk_pixels` (tile size of the
-    full-resolution work) and `gamut` ("chroma" or "clip", see `GAMUT_MODES`).
+    full-resolution work, None: the kernel's own), `gamut` ("chroma" or "clip", see `GAMUT_MODES`)
+    and `kernel` (the full-resolution work: "auto", "numba" or "torch", see `colorize.compose.KERNELS`).
     """
 
     def __init__(
@@ -173,14 +193,17 @@ class Colorizer:
         name: str,
         device: str | torch.device | None = None,
         precision: str = "auto",
-        chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
+        chunk_pixels: int | None = None,
         gamut: str = "chroma",
         channels_last: bool = True,
+        kernel: str = "auto",
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"Unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}.")
         if gamut not in GAMUT_MODES:
             raise ValueError(f"Unknown gamut mode '{gamut}'; choose one of {', '.join(GAMUT_MODES)}.")
+        if kernel not in KERNELS:
+            raise ValueError(f"Unknown compose kernel '{kernel}'; choose one of {', '.join(KERNELS)}.")
         if device is None:
             parameter = next(generator.parameters(), None)
             device = parameter.device if parameter is not None else "cpu"
@@ -197,6 +220,7 @@ class Colorizer:
         )
         self.chunk_pixels = chunk_pixels
         self.gamut = gamut
+        self.kernel = kernel
         self.model_config = ModelConfig.from_dict(config["model"]) if "model" in config else None
         # replaceable (`dataclasses.replace`) by a calibration sweep; read at every call
         self.settings = InferenceSettings.from_config(self.config)
@@ -349,6 +373,7 @@ class Colorizer:
             saturation=saturation * self.chroma_scale,
             chunk_pixels=self.chunk_pixels,
             gamut=self.gamut,
+            kernel=self.kernel,
         )
 
     def colorize(
