@@ -29,6 +29,7 @@ from colorize.batch import colorize_batch
 from colorize.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError
 from colorize.defaults import RENDER_SIZE_STEP
 from colorize.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
+from colorize.png import save_png
 from survey import SurveyError
 from survey.settings import database_url
 from survey.store import Store
@@ -322,8 +323,8 @@ class ColorizeUI:
         folder = self.scratch.folder()
         before = folder / f"{_stem(image)}-original.png"
         after = folder / f"{_stem(image)}-colorized.png"
-        photo.save(before, compress_level=1)
-        result.save(after, compress_level=3)
+        save_png(photo, before)
+        save_png(result, after)  # Pillow's encoder took longer than colorizing (colorize.png)
         return str(after), {"before": str(before), "after": str(after)}
 
     def variations(
@@ -343,7 +344,7 @@ class ColorizeUI:
         count = max(1, min(MAX_VARIATIONS, int(count)))
         folder = self.scratch.folder()
         before = folder / f"{_stem(image)}-original.png"
-        photo.save(before, compress_level=1)
+        save_png(photo, before)
         items = []
         for offset in progress.tqdm(range(count), desc="Variations"):
             with _out_of_memory_as_user_error():
@@ -351,7 +352,7 @@ class ColorizeUI:
                     photo, render_size=_render_size(render_size), saturation=float(saturation), seed=first + offset
                 )
             path = folder / f"{_stem(image)}-seed{first + offset}.png"
-            result.save(path, compress_level=1)
+            save_png(result, path)
             items.append((str(path), f"seed {first + offset}"))
         return items, {"before": str(before), "items": [path for path, _ in items]}
 

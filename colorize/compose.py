@@ -26,7 +26,6 @@ colour keeps a little less chroma than sRGB could show. Per-channel clipping (`g
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import math
 from typing import Iterable
@@ -35,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import color, fused
+from . import color, fastpath, fused
 
 KERNELS = ("auto", "numba", "torch")
 """Which code does the per-pixel work. "numba": `colorize.fused`, one compiled pass per pixel, tiles
@@ -316,7 +315,7 @@ def compose(
     if kernel == "numba" and workers > 1:
         # The compiled kernel releases the GIL: one tile per core at a time. (The torch path
         # is already spread over the cores by torch's own threads.)
-        for _ in _thread_pool(workers).map(paste, tiles):
+        for _ in fastpath.thread_pool(workers).map(paste, tiles):
             pass
     else:
         for tile in tiles:
@@ -362,11 +361,6 @@ class _NumbaTiles:
             _ENCODE_TABLE_ARRAY, self.boundary, _FUSED_CONSTANTS, self.fit, out,
         )
         return Image.fromarray(out)
-
-
-@functools.cache
-def _thread_pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
-    return concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="colorize-compose")
 
 
 def resolve_kernel(kernel: str) -> str:
