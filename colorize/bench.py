@@ -682,6 +682,7 @@ PNG_WRITERS = {
     "Pillow, compress_level=3 (the app before)": lambda image, sink: image.save(sink, format="PNG", compress_level=3),
     "Pillow, compress_level=1": lambda image, sink: image.save(sink, format="PNG", compress_level=1),
     "colorize.png.save_png (Up filter, level 1, parallel bands)": save_png,
+    "JPEG quality 95 (display only: the app's before picture)": lambda image, sink: image.save(sink, format="JPEG", quality=95, subsampling=0),
 }
 
 
