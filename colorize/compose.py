@@ -7,12 +7,22 @@ pixels (three 256-entry tables), the predicted ab is upsampled bilinearly (PyTor
 2^20-entry encoding table. Everything is float32 and runs in tiles of about `chunk_pixels`
 pixels, so memory grows with the 8-bit input and output images, not with float copies of them.
 
-Why it is written this way, not with `color.lab_to_rgb` on whole tensors: at 1024x768 the
-straightforward version costs more than the network. Here every pass over the pixels counts:
-the scale of the encoding table is folded into the matrix, the Lab companding inverse is a
-branch-free clamp-cube-add (the linear piece is the cube's tangent at the knee), and the cube
-root of Y is taken everywhere and only the few near-black pixels are patched; Y comes from
-`np.take` on three 256-entry tables. (Tiles of 256 K to 2 M pixels measured alike.)
+Two kernels do the per-pixel work (`KERNELS`), on the same tables and constants, and give the
+same image within one 8-bit level (tested): "torch", whole-tile tensor operations, and "numba"
+(`colorize.fused`), the same arithmetic as one compiled pass per pixel, where a tile of 64 K
+pixels is read once, written once and stays in the core's cache, and the tiles are spread over
+a thread pool of `torch.get_num_threads()` workers (the kernel releases the GIL). `kernel="auto"`
+takes numba when it imports and compiles and falls back to torch otherwise. Both read the image
+tile by tile (`Image.crop`) and paste each result into an output image that is never zero-filled,
+so there is no temporary the size of the image, and no float64.
+
+Why not `color.lab_to_rgb` on whole tensors: at 1024x768 that costs more than the network. In the
+torch kernel every pass over the pixels counts: the scale of the encoding table is folded into the
+matrix, the Lab companding inverse is a branch-free clamp-cube-add (the linear piece is the
+cube's tangent at the knee), and the cube root of Y is taken everywhere and only the few
+near-black pixels are patched; Y comes from `np.take` on three 256-entry tables. It is still a
+few dozen passes over each tile: `python -m colorize.bench` ("Where the time goes") measures it
+at about 5x the compiled kernel's time.
 
 A predicted colour that sRGB cannot show (a saturated colour at near-black L, say) keeps its L
 and hue and loses chroma until it fits (`gamut="chroma"`). The largest chroma sRGB holds at each
