@@ -144,9 +144,6 @@ def compose_tile(
     inv_kappa = np.float32(1.0) / kappa
     third = np.float32(1.0 / 3.0)
     zero = np.float32(0.0)
-    m00, m01, m02 = matrix[0, 0], matrix[0, 1], matrix[0, 2]
-    m10, m11, m12 = matrix[1, 0], matrix[1, 1], matrix[1, 2]
-    m20, m21, m22 = matrix[2, 0], matrix[2, 1], matrix[2, 2]
     table_r, table_g, table_b = y_tables[0], y_tables[1], y_tables[2]
     scratch = np.empty((8, width), dtype=np.float32)
     luminance, guess, f_y, a_row, b_row, red, green, blue = (
@@ -172,15 +169,7 @@ def compose_tile(
             fy = f if lum > epsilon else lum * kappa + offset
             a = _lerp(a_low[x], a_high[x], weight)
             b = _lerp(b_low[x], b_high[x], weight)
-            fx = fy + a * np.float32(1.0 / 500.0)
-            fz = max(fy - b * np.float32(1.0 / 200.0), zero)
-            c = max(fx, knee)
-            xx = c * c * c + min(fx - knee, zero) * inv_kappa
-            c = max(fz, knee)
-            zz = c * c * c + min(fz - knee, zero) * inv_kappa
-            red[x] = m00 * xx + m01 * lum + m02 * zz
-            green[x] = m10 * xx + m11 * lum + m12 * zz
-            blue[x] = m20 * xx + m21 * lum + m22 * zz
+            red[x], green[x], blue[x] = _scaled_rgb(lum, fy, a, b, matrix, knee, inv_kappa)
             f_y[x], a_row[x], b_row[x] = fy, a, b
         target = out[y]
         for x in range(width):

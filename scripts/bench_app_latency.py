@@ -21,16 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-from bench_app_startup import ROOT, _cpu_model, _free_port
+from bench_app_startup import ROOT, _free_port, run_record
 
 CHROMIUM = os.environ.get("COLORIZE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
@@ -128,11 +126,7 @@ def main() -> int:
             process.terminate()
             process.wait(timeout=20)
     summary = {
-        "command": "python scripts/bench_app_latency.py " + " ".join(sys.argv[1:]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
+        **run_record("bench_app_latency.py"),
         "load_average_start": [round(value, 2) for value in load_start],
         "load_average_end": [round(value, 2) for value in os.getloadavg()],
         "sizes": results,
