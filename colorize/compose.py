@@ -91,7 +91,7 @@ _GAMUT_STEPS = 8  # bisection steps where the table overshoots: chroma within 1/
 
 # The same tables and constants as numpy arrays, for `colorize.fused` (in the order of fused.CONSTANT_NAMES).
 _Y_TABLE_ARRAY = np.stack(_Y_TABLES)
-_SCALED_RGB_FROM_FXYZ_ARRAY = _SCALED_RGB_FROM_FXYZ.numpy()
+_SCALED_RGB_FROM_FXYZ_ARRAY = np.ascontiguousarray(_SCALED_RGB_FROM_FXYZ.numpy())  # C order: one numba signature
 _ENCODE_TABLE_ARRAY = _ENCODE_TABLE.numpy()
 _FUSED_CONSTANTS = np.array(
     [color._LAB_EPSILON, color._LAB_KAPPA, color._LAB_OFFSET, color._LAB_INVERSE_KNEE, _ENCODE_STEPS, _GAMUT_TOLERANCE, _GAMUT_STEPS],

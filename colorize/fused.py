@@ -189,6 +189,7 @@ def compile_kernel() -> bool:
     if numba is None:
         return False
     rgb = np.zeros((1, 1, 3), dtype=np.uint8)
+    rgb.flags.writeable = False  # as the arrays of PIL images are: numba compiles per writability
     constants = np.array([0.008856, 7.787, 16 / 116, 0.2068966, 1.0, 0.0, 1.0], np.float32)  # CONSTANT_NAMES
     try:
         compose_tile(
@@ -205,7 +206,7 @@ def compile_kernel() -> bool:
             np.ones((2, 2), np.float32),
             constants,
             True,
-            np.empty_like(rgb),
+            np.zeros((1, 1, 3), dtype=np.uint8),
         )
     except Exception as error:  # a numba/LLVM problem on this machine: the torch path still works
         logger.warning("The compiled full-resolution kernel is unavailable (%s); using the torch path.", error)

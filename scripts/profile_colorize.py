@@ -3,13 +3,16 @@
     .venv/bin/python scripts/profile_colorize.py [--size 4000x3000] [--calls 10] [--out results/profile.md]
 
 Runs the shipped model (at its own render size) on the benchmark's photo (`colorize.bench.test_image`)
-`--calls` times under `py-spy record` (`pip install -e '.[bench]'`) and counts the samples of the
-main thread inside `colorize()` by the stage they are in: reading the image, the network's input
-(resize + L), the network, the colour curve, and the full-resolution work (`colorize.compose`),
-split by the function it is in. The compose kernel's worker threads are not sampled (py-spy
-follows the main thread), so for the numba kernel the compose row is the main thread's wait:
-its wall-clock share. To profile another checkout (e.g. the commit before a change), put it first
-on PYTHONPATH. Appends a Markdown section to `--out` with the command, the CPU and the load.
+`--calls` times under `py-spy record` (`pip install -e '.[bench]'`) and counts the samples of
+every thread that is running (py-spy leaves out waiting threads) by the stage they are in:
+reading the image, the network's input (resize + L), the network, the colour curve, and the
+full-resolution work (`colorize.compose`, in the calling thread or in its tile workers), split by
+the function it is in. The shares are of the CPU time sampled, so a stage spread over two cores
+counts twice its wall time. (torch's own OpenMP threads are not Python threads: py-spy sees the
+call that started them.) The warm-up call, which compiles or loads the numba kernel, goes through
+`colorize_batch` and is not counted. To profile another checkout (e.g. the commit before a
+change), put it first on PYTHONPATH. Appends a Markdown section to `--out` with the command, the
+CPU and the load.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def workload(size: tuple[int, int], calls: int) -> None:
     torch.set_num_threads(recommended_threads())
     colorizer = Colorizer.from_pretrained(device="cpu")
     image = test_image(*size)
-    colorizer.colorize(image)  # warm-up: compiled kernels, tables
+    colorizer.colorize_batch([image])  # warm-up (compiled kernels, tables), not counted: not under colorize()
     start = time.perf_counter()
     for _ in range(calls):
         colorizer.colorize(image)
@@ -61,15 +64,20 @@ def summarise(raw: Path) -> tuple[int, collections.Counter, collections.Counter]
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         names = [frame.split(" (")[0] for frame in stack.split(";")]
-        if "Colorizer.colorize" not in names:
+        if "Colorizer.colorize" in names:
+            inner = names[names.index("Colorizer.colorize") + 1 :]
+        elif any(name.startswith("compose.") for name in names):  # a tile worker of compose
+            inner = ["compose", *names[next(i for i, name in enumerate(names) if name.startswith("compose.")) :]]
+        else:
             continue
         total += int(count)
-        inner = names[names.index("Colorizer.colorize") + 1 :]
         stage = next((label for key, label in STAGES if any(name.split(".")[-1] == key for name in inner)), "other")
         stages[stage] += int(count)
         if stage == STAGES[-1][1]:
             below = inner[[name.split(".")[-1] for name in inner].index("compose") + 1 :]
-            inside_compose[below[0] if below else "compose itself"] += int(count)
+            below = [name for name in below if not name.startswith(("compose.<locals>", "_WorkItem", "_worker"))]
+            # two levels name the work: e.g. _NumbaTiles.__call__ alone is the compiled kernel itself
+            inside_compose[" > ".join(below[:2]) if below else "compose itself"] += int(count)
     return total, stages, inside_compose
 
 
@@ -110,7 +118,7 @@ def main() -> int:
         f" with colorize from `{Path(colorize.__file__).parent}`; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; "
         f"CPU {_cpu_model()}, {os.cpu_count()} CPUs; load average {load:.2f} before, {os.getloadavg()[0]:.2f} after.",
         "",
-        "| stage | share of colorize() |",
+        "| stage | share of the CPU time sampled in colorize() |",
         "|---|---|",
         *(f"| {label} | {stages[label] / total:.0%} |" for _, label in STAGES if stages[label]),
         *([f"| other | {stages['other'] / total:.0%} |"] if stages["other"] else []),

@@ -177,3 +177,11 @@ def test_compiled_path_memory_grows_with_the_tile_not_the_image():
     columns = 2 * 32 * 1500 * 4  # ab upsampled along the columns, once per image
     tiles = 8 * compose.KERNEL_CHUNK_PIXELS["numba"] * 3  # a few 8-bit tiles in flight per worker
     assert peak < columns + tiles + 1_000_000, peak
+
+
+@needs_numba
+def test_the_warm_up_compiles_the_signature_compose_runs():
+    assert compose.fused.compile_kernel()
+    for gamut in compose.GAMUT_MODES:
+        compose.compose(_photo(64, 48), _strong_ab(8, 8), kernel="numba", gamut=gamut)
+    assert len(compose.fused.compose_tile.signatures) == 1  # no second compilation at the first photo
