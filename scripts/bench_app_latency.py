@@ -93,6 +93,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="1024x1024,4000x3000", help="comma-separated WIDTHxHEIGHT")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "app_latency.json")
+    parser.add_argument("--label", default="", help="what is measured, e.g. the commit of an older checkout this script was copied into")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from playwright.sync_api import sync_playwright
@@ -127,6 +128,7 @@ def main() -> int:
             process.wait(timeout=20)
     summary = {
         **run_record("bench_app_latency.py"),
+        "label": args.label,
         "load_average_start": [round(value, 2) for value in load_start],
         "load_average_end": [round(value, 2) for value in os.getloadavg()],
         "sizes": results,
