@@ -1047,6 +1047,11 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)  # both cores of a small Space, for one request at a time
+    from colorize.compose import resolve_kernel
+
+    # numba loads the compiled full-resolution kernel in about a second (and compiles it, once per
+    # machine, in about ten): in the background, while the model loads, not in the first request.
+    threading.Thread(target=resolve_kernel, args=("auto",), daemon=True).start()
     demo = build_app(models_dir=settings.models_dir, db_url=settings.db_url, shipped_model=settings.shipped_model)
     if settings.create_demo and demo.store is not None:
         from survey.demo import create_demo

@@ -15,23 +15,23 @@ because numba compiles for the host), then encoding, which is also where the rar
 pixels branch off to the same chroma fitting as the torch path (`compose._fit_gamut`). The cube
 root starts from the exponent-thirding bit trick and takes three Newton steps (float32 precision).
 
-numba is optional: `available()` says whether it imports; `colorize.compose` falls back to its
-torch path without it, and the tests check that both agree within one 8-bit level.
+numba is optional and imported only when `compile_kernel()` first runs (importing it takes a
+second): `available()` says whether it is installed; `colorize.compose` falls back to its torch
+path without it, and the tests check that both agree within one 8-bit level. Compiling takes
+several seconds once per machine; numba caches the result next to this file (or in the user's
+cache folder) and later processes load it (about a second: the app does it in the background).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
+import threading
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
-
-try:  # an optional dependency: the torch path in colorize.compose does the same work without it
-    import numba
-except Exception:  # ImportError, or a broken llvmlite binary
-    numba = None
 
 # Not "reassoc" (it would let LLVM reorder the sums and drift from the torch path), not "afn"
 # (approximate atan2/hypot), and no "nnan"/"ninf": a NaN that reached a table index would read
@@ -42,17 +42,10 @@ CONSTANT_NAMES = ("epsilon", "kappa", "offset", "knee", "encode_steps", "gamut_t
 
 
 def available() -> bool:
-    """Whether numba imports here (`pip install numba`); without it compose uses its torch path."""
-    return numba is not None
+    """Whether numba is installed here (`pip install numba`); without it compose uses its torch path."""
+    return importlib.util.find_spec("numba") is not None
 
 
-def _jit(function):
-    if numba is None:
-        return function
-    return numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy", boundscheck=False)(function)
-
-
-@_jit
 def _scaled_rgb(y, fy, a, b, matrix, knee, inv_kappa):
     """Scaled linear sRGB of Lab given as Y, f(Y), a, b: `compose._scaled_linear_rgb` for one pixel."""
     zero = np.float32(0.0)
@@ -68,14 +61,12 @@ def _scaled_rgb(y, fy, a, b, matrix, knee, inv_kappa):
     return red, green, blue
 
 
-@_jit
 def _outside(red, green, blue, top, tolerance):
     low = min(min(red, green), blue)
     high = max(max(red, green), blue)
     return low < -tolerance or high > top + tolerance
 
 
-@_jit
 def _lerp(start, end, weight):
     # torch.lerp's two-sided formula, so table reads agree with the torch path to the last bit
     if weight < 0.5:
@@ -83,7 +74,6 @@ def _lerp(start, end, weight):
     return end - (end - start) * (np.float32(1.0) - weight)
 
 
-@_jit
 def _largest_fitting_scale(y, fy, a, b, lower, upper, steps, matrix, knee, inv_kappa, top, tolerance):
     """`compose._largest_fitting_scale` for one pixel: bisection on the chroma factor."""
     low, high = lower, upper
@@ -97,7 +87,6 @@ def _largest_fitting_scale(y, fy, a, b, lower, upper, steps, matrix, knee, inv_k
     return low
 
 
-@_jit
 def _fit_pixel(y, fy, a, b, boundary, matrix, knee, inv_kappa, top, tolerance, steps):
     """`compose._fit_gamut` for one pixel: its scaled linear sRGB after chroma fitting."""
     rows = boundary.shape[0]
@@ -128,7 +117,6 @@ def _fit_pixel(y, fy, a, b, boundary, matrix, knee, inv_kappa, top, tolerance, s
     return red, green, blue
 
 
-@_jit
 def compose_tile(
     rgb, ab_columns, row_low, row_high, row_weight, top, left, y_tables, matrix, encode_table, boundary, constants, fit, out
 ):
@@ -183,15 +171,36 @@ def compose_tile(
             target[x, 2] = encode_table[np.uint32(min(max(bl, zero), encode_steps))]
 
 
+_COMPILED = ("_scaled_rgb", "_outside", "_lerp", "_largest_fitting_scale", "_fit_pixel", "compose_tile")
+_COMPILE_LOCK = threading.Lock()  # a background warm-up and the first photo may both ask at once
+
+
 @functools.cache
 def compile_kernel() -> bool:
-    """Compile (or load from numba's cache) `compose_tile` once; False, with a warning, if that fails."""
-    if numba is None:
+    """Compile (or load from numba's cache) `compose_tile` once; False, with a warning, if that fails.
+
+    The functions above are plain Python until then; here each becomes its numba version, in
+    place, so that `compose_tile` calls the compiled helpers.
+    """
+    if not available():
         return False
+    with _COMPILE_LOCK:
+        return _compile()
+
+
+def _compile() -> bool:
+    """Replace each function named in _COMPILED by its numba version (once) and run it on one pixel."""
     rgb = np.zeros((1, 1, 3), dtype=np.uint8)
     rgb.flags.writeable = False  # as the arrays of PIL images are: numba compiles per writability
     constants = np.array([0.008856, 7.787, 16 / 116, 0.2068966, 1.0, 0.0, 1.0], np.float32)  # CONSTANT_NAMES
     try:
+        import numba
+
+        jit = numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy", boundscheck=False)
+        module = globals()
+        for name in _COMPILED:
+            if not hasattr(module[name], "py_func"):  # not compiled yet
+                module[name] = jit(module[name])
         compose_tile(
             rgb,
             np.zeros((2, 1, 1), np.float32),
@@ -208,7 +217,7 @@ def compile_kernel() -> bool:
             True,
             np.zeros((1, 1, 3), dtype=np.uint8),
         )
-    except Exception as error:  # a numba/LLVM problem on this machine: the torch path still works
+    except Exception as error:  # a broken numba/llvmlite, an LLVM problem: the torch path still works
         logger.warning("The compiled full-resolution kernel is unavailable (%s); using the torch path.", error)
         return False
     return True
