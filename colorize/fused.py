@@ -74,6 +74,27 @@ def _lerp(start, end, weight):
     return end - (end - start) * (np.float32(1.0) - weight)
 
 
+def _atan2(y, x):
+    """atan2 in float32 within 1e-7 rad, without libm's call (Abramowitz & Stegun 4.4.49 on [0, 1])."""
+    ax, ay = abs(x), abs(y)
+    high, low = max(ax, ay), min(ax, ay)
+    t = low / high if high > 0 else np.float32(0.0)
+    s = t * t
+    r = np.float32(-0.0040540580)
+    r = r * s + np.float32(0.0218612288)
+    r = r * s + np.float32(-0.0559098861)
+    r = r * s + np.float32(0.0964200441)
+    r = r * s + np.float32(-0.1390853351)
+    r = r * s + np.float32(0.1994653599)
+    r = r * s + np.float32(-0.3332985605)
+    r = (r * s + np.float32(0.9999993329)) * t
+    if ay > ax:
+        r = np.float32(np.pi / 2) - r
+    if x < 0:
+        r = np.float32(np.pi) - r
+    return -r if y < 0 else r
+
+
 def _largest_fitting_scale(y, fy, a, b, lower, upper, steps, matrix, knee, inv_kappa, top, tolerance):
     """`compose._largest_fitting_scale` for one pixel: bisection on the chroma factor."""
     low, high = lower, upper
@@ -91,8 +112,8 @@ def _fit_pixel(y, fy, a, b, boundary, matrix, knee, inv_kappa, top, tolerance, s
     """`compose._fit_gamut` for one pixel: its scaled linear sRGB after chroma fitting."""
     rows = boundary.shape[0]
     columns = boundary.shape[1] - 1  # the last column repeats the first (hue wraps around)
-    chroma = np.float32(np.hypot(a, b))
-    hue = np.float32(np.arctan2(b, a))
+    chroma = np.sqrt(a * a + b * b)  # |ab| <= 1e6 (compose clamps it): no overflow to guard against
+    hue = _atan2(b, a)
     row = min(max((fy * np.float32(116.0) - np.float32(16.0)) * np.float32((rows - 1) / 100.0), np.float32(0.0)), np.float32(rows - 1))
     column = hue * np.float32(columns / (2 * np.pi))
     column = column - np.float32(columns) * np.floor(column / np.float32(columns))
@@ -117,6 +138,14 @@ def _fit_pixel(y, fy, a, b, boundary, matrix, knee, inv_kappa, top, tolerance, s
     return red, green, blue
 
 
+def _encode(target, x, red, green, blue, encode_table, encode_steps):
+    """Scaled linear sRGB -> the 8-bit pixel `target[x]` (clipped first), as `compose._encode`."""
+    zero = np.float32(0.0)
+    target[x, 0] = encode_table[np.uint32(min(max(red, zero), encode_steps))]
+    target[x, 1] = encode_table[np.uint32(min(max(green, zero), encode_steps))]
+    target[x, 2] = encode_table[np.uint32(min(max(blue, zero), encode_steps))]
+
+
 def compose_tile(
     rgb, ab_columns, row_low, row_high, row_weight, top, left, y_tables, matrix, encode_table, boundary, constants, fit, out
 ):
@@ -131,13 +160,13 @@ def compose_tile(
     encode_steps, tolerance, gamut_steps = constants[4], constants[5], int(constants[6])
     inv_kappa = np.float32(1.0) / kappa
     third = np.float32(1.0 / 3.0)
-    zero = np.float32(0.0)
     table_r, table_g, table_b = y_tables[0], y_tables[1], y_tables[2]
     scratch = np.empty((8, width), dtype=np.float32)
     luminance, guess, f_y, a_row, b_row, red, green, blue = (
         scratch[0], scratch[1], scratch[2], scratch[3], scratch[4], scratch[5], scratch[6], scratch[7]
     )
     luminance_bits, guess_bits = luminance.view(np.int32), guess.view(np.int32)
+    outside = np.empty(width, dtype=np.int32)
     for y in range(height):
         image_row = top + y
         low, high, weight = row_low[image_row], row_high[image_row], row_weight[image_row]
@@ -160,18 +189,22 @@ def compose_tile(
             red[x], green[x], blue[x] = _scaled_rgb(lum, fy, a, b, matrix, knee, inv_kappa)
             f_y[x], a_row[x], b_row[x] = fy, a, b
         target = out[y]
+        count = 0
         for x in range(width):
             r, g, bl = red[x], green[x], blue[x]
-            if fit and _outside(r, g, bl, encode_steps, tolerance):
-                r, g, bl = _fit_pixel(
-                    luminance[x], f_y[x], a_row[x], b_row[x], boundary, matrix, knee, inv_kappa, encode_steps, tolerance, gamut_steps
-                )
-            target[x, 0] = encode_table[np.uint32(min(max(r, zero), encode_steps))]
-            target[x, 1] = encode_table[np.uint32(min(max(g, zero), encode_steps))]
-            target[x, 2] = encode_table[np.uint32(min(max(bl, zero), encode_steps))]
+            if _outside(r, g, bl, encode_steps, tolerance):  # few: fitted after the row, off the hot loop
+                outside[count] = x
+                count += 1
+            _encode(target, x, r, g, bl, encode_table, encode_steps)
+        for k in range(count if fit else 0):
+            x = outside[k]
+            r, g, bl = _fit_pixel(
+                luminance[x], f_y[x], a_row[x], b_row[x], boundary, matrix, knee, inv_kappa, encode_steps, tolerance, gamut_steps
+            )
+            _encode(target, x, r, g, bl, encode_table, encode_steps)
 
 
-_COMPILED = ("_scaled_rgb", "_outside", "_lerp", "_largest_fitting_scale", "_fit_pixel", "compose_tile")
+_COMPILED = ("_scaled_rgb", "_outside", "_lerp", "_atan2", "_encode", "_largest_fitting_scale", "_fit_pixel", "compose_tile")
 _COMPILE_LOCK = threading.Lock()  # a background warm-up and the first photo may both ask at once
 
 
