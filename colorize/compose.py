@@ -22,7 +22,7 @@ matrix, the Lab companding inverse is a branch-free clamp-cube-add (the linear p
 cube's tangent at the knee), and the cube root of Y is taken everywhere and only the few
 near-black pixels are patched; Y comes from `np.take` on three 256-entry tables. It is still a
 few dozen passes over each tile: `python -m colorize.bench` ("Where the time goes") measures it
-at about 5x the compiled kernel's time.
+at several times the compiled kernel's time.
 
 A predicted colour that sRGB cannot show (a saturated colour at near-black L, say) keeps its L
 and hue and loses chroma until it fits (`gamut="chroma"`). The largest chroma sRGB holds at each
