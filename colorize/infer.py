@@ -24,8 +24,9 @@ How one image is colourised:
    keeps its L and hue and loses chroma until it fits (`gamut="chroma"`); per-channel clipping
    (`gamut="clip"`, what `skimage.color.lab2rgb` does) changes L there instead: on skimage's
    astronaut with strong predictions (mean chroma 20) L moved by up to 23 units with clipping,
-   0.24 without. This step runs in tiles of about `chunk_pixels` pixels, so a 50-megapixel
-   photo needs about 0.5 GB.
+   0.24 without. This step runs in tiles of about `chunk_pixels` pixels, compiled with numba
+   where it is installed (`colorize.compose.KERNELS`), so a 50-megapixel photo needs about
+   0.25 GB beyond its input and output (`python -m colorize.bench --huge`).
 
 Speed: the network runs under `torch.inference_mode()` in channels_last layout; the
 full-resolution step is described in `colorize.compose`; everything is float32.
