@@ -125,6 +125,11 @@ def main(argv: list[str] | None = None) -> None:
 
     logger.info("Colorizing with %d torch threads (the physical cores this process may use)", use_recommended_threads())
     signal.signal(signal.SIGTERM, _stop)
+    from colorize.compose import resolve_kernel
+
+    # numba loads the compiled full-resolution kernel in about a second (and compiles it, once per
+    # machine, in about ten): in the background, while the model loads, not in the first request.
+    threading.Thread(target=resolve_kernel, args=("auto",), daemon=True).start()
     demo = build_app(models_dir=settings.models_dir, db_url=settings.db_url, shipped_model=settings.shipped_model)
     try:
         if settings.create_demo and demo.store is not None:
