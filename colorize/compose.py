@@ -94,7 +94,7 @@ _Y_TABLE_ARRAY = np.stack(_Y_TABLES)
 _SCALED_RGB_FROM_FXYZ_ARRAY = np.ascontiguousarray(_SCALED_RGB_FROM_FXYZ.numpy())  # C order: one numba signature
 _ENCODE_TABLE_ARRAY = _ENCODE_TABLE.numpy()
 _FUSED_CONSTANTS = np.array(
-    [color._LAB_EPSILON, color._LAB_KAPPA, color._LAB_OFFSET, color._LAB_INVERSE_KNEE, _ENCODE_STEPS, _GAMUT_TOLERANCE, _GAMUT_STEPS],
+    [color.LAB_EPSILON, color.LAB_KAPPA, color.LAB_OFFSET, color.LAB_INVERSE_KNEE, _ENCODE_STEPS, _GAMUT_TOLERANCE, _GAMUT_STEPS],
     dtype=np.float32,
 )
 
