@@ -146,9 +146,13 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings.from_args(argv)
     if settings.mode == "full":
+        from colorize.compose import resolve_kernel
         from colorize.fastpath import use_recommended_threads
 
         logger.info("Colorizing with %d torch threads (the physical cores this process may use)", use_recommended_threads())
+        # numba loads the compiled full-resolution kernel in about a second (and compiles it, once per
+        # machine, in about ten): in the background, while the model loads, not in the first request.
+        threading.Thread(target=resolve_kernel, args=("auto",), daemon=True).start()
     else:
         logger.info("Survey mode: the study alone, no colorizer")
     signal.signal(signal.SIGTERM, _stop)

@@ -20,6 +20,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .imageio import DEFAULT_MAX_PIXELS, ImageLoadError, is_image_file, load_image
+from .png import save_png
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def colorize_batch(
                     continue
                 name = _unique(item.name, taken)
                 with bundle.open(name, "w") as sink:
-                    colour.save(sink, format="PNG", compress_level=3)
+                    save_png(colour, sink)
                 result.colorized.append(name)
             bundle.writestr(REPORT_NAME, result.report())
         shutil.move(str(partial), output)

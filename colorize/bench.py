@@ -7,7 +7,15 @@ random weights: speed does not depend on them) in the same process, interleaved 
 load average is recorded next to every section.
 
 - latency: PIL image in, PIL image out through `Colorizer.colorize` (default settings), for
-  512x512, 1024x768 and 4000x3000 at render sizes 256 and 512; median, p10-p90 and IQR after warm-up.
+  512x512, 1024x768 and 4000x3000, first with each model at its own render size
+  (`Colorizer.settings`: the shipped model's from its config.json, the reference pix2pix U-Net
+  at its native 256), then both at render sizes 256 and 512; median, p10-p90 and IQR after warm-up.
+- split (issue 17): for 1024x768 and 12 MP at the model's own settings, the stages of one call
+  (reading, network input, network, full-resolution compose with each kernel) and the whole call,
+  with the reference network alone at its native 256x256 in the same rounds; the full-resolution
+  work around the network per megapixel is the whole call minus the network.
+- png: the full-size PNG of a result written by Pillow (the app's old settings) and by
+  `colorize.png.save_png`, with the file sizes.
 - network: the generator alone at each render shape.
 - memory: peak resident memory over the process's baseline for one `colorize` call, each case
   in a fresh subprocess (`resource.getrusage(...).ru_maxrss` against /proc/self/statm before).
@@ -54,7 +62,11 @@ from .catalog import shipped_or_untrained
 from .checkpoint import CONFIG_FILE, SHIPPED_MODEL_DIR
 from .cli import add_arguments, given, option, options
 from .imageio import DEFAULT_MAX_PIXELS
-from .infer import Colorizer, network_input, render_shape
+from .compose import compose, resolve_kernel
+from .imageio import load_image
+from .infer import Colorizer, apply_chroma_gamma, network_input, render_shape
+from .png import save_png
+from . import color
 from .models import REFERENCE_PIX2PIX, ModelConfig, build_discriminator, build_generator, count_parameters
 
 logger = logging.getLogger(__name__)
@@ -65,6 +77,13 @@ MIB = 1024 * 1024
 # Targets of issue 8 on a 2-core CPU (checked only by the full benchmark, never in --quick).
 TARGET_LATENCY_S = {(1024, 768, 256): 0.150, (4000, 3000, 256): 1.5}
 TARGET_MEMORY_MIB = {(4000, 3000, 256): 1.5 * 1024}
+# Targets of issue 17, at the model's own render size (render_size None in the plan).
+OWN = None  # a render size in a plan: each model's own (`Colorizer.default_render_size`)
+TARGET_OWN_LATENCY_S = {(1024, 768): 0.035, (4000, 3000): 0.300}
+TARGET_OWN_MEMORY_MIB = {(4000, 3000): 1024}
+TARGET_AROUND_NETWORK_MS_PER_MP = 20.0
+TARGET_SPEEDUP_VS_REFERENCE_NETWORK = 4.0
+REFERENCE_NATIVE = 256  # pix2pix's U-Net is made for 256x256 inputs
 TARGET_SPEEDUP = 3.0
 THREADING_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS", "KMP_BLOCKTIME")
 MAX_PREPARE_S = 5.0  # a network path must be ready this soon after loading to be worth making the default
@@ -91,49 +110,52 @@ class BenchSettings:
 @dataclass(frozen=True)
 class Plan:
     sizes: tuple[tuple[int, int], ...]
-    render_sizes: tuple[int, ...]
+    render_sizes: tuple[int | None, ...]
     train_sizes: tuple[int, ...]
     train_batch: int
     batch_images: int
     batch_size: tuple[int, int]
     batch_render: int
     memory_sizes: tuple[tuple[int, int], ...]
-    memory_renders: tuple[int, ...]
+    memory_renders: tuple[int | None, ...]
     paths_size: tuple[int, int]
     paths_render: int
     huge_size: tuple[int, int]
     refused_size: tuple[int, int]
+    split_sizes: tuple[tuple[int, int], ...]
 
 
 FULL_PLAN = Plan(
     sizes=((512, 512), (1024, 768), (4000, 3000)),
-    render_sizes=(256, 512),
+    render_sizes=(OWN, 256, 512),
     train_sizes=(128, 256),
     train_batch=8,
     batch_images=8,
     batch_size=(1024, 768),
     batch_render=256,
     memory_sizes=((512, 512), (1024, 768), (4000, 3000)),
-    memory_renders=(256, 512),
+    memory_renders=(OWN, 256),
     paths_size=(1024, 768),
     paths_render=256,
     huge_size=(8192, 6100),  # 49.97 MP: just under imageio.DEFAULT_MAX_PIXELS
     refused_size=(9000, 6700),  # 60.3 MP
+    split_sizes=((1024, 768), (4000, 3000)),
 )
 QUICK_PLAN = Plan(
     sizes=((96, 64), (160, 120)),
-    render_sizes=(64,),
+    render_sizes=(OWN, 64),
     train_sizes=(64,),
     train_batch=2,
     batch_images=2,
     batch_size=(96, 64),
     batch_render=64,
     memory_sizes=((160, 120),),
-    memory_renders=(64,),
+    memory_renders=(OWN,),
     paths_size=(96, 64),
     paths_render=64,
     huge_size=(400, 300),
     refused_size=(9000, 6700),
+    split_sizes=((160, 120),),
 )
 
 
@@ -302,12 +324,15 @@ def bench_latency(colorizers: dict[str, Colorizer], plan: Plan, repeats: int, pr
                 repeats=repeats,
             )
             stats = {label: summarize(values) for label, values in times.items()}
+            sizes = {label: c.default_render_size if render is OWN else render for label, c in colorizers.items()}
             rows.append(
                 {
                     "size": [width, height],
                     "megapixels": round(width * height / 1e6, 2),
-                    "render_size": render,
-                    "render_shape": list(render_shape(height, width, render)),
+                    "render_size": render,  # None: each model's own, in render_sizes
+                    "render_sizes": sizes,
+                    "render_shape": list(render_shape(height, width, sizes["shipped"])),
+                    "render_shapes": {label: list(render_shape(height, width, size)) for label, size in sizes.items()},
                     "models": stats,
                     "speedup_vs_reference": _ratio(stats),
                     "cpu_speedup_vs_reference": _ratio(stats, "cpu_median_s"),
@@ -320,7 +345,7 @@ def bench_latency(colorizers: dict[str, Colorizer], plan: Plan, repeats: int, pr
 
 
 def bench_network(colorizers: dict[str, Colorizer], plan: Plan, repeats: int, progress) -> list[dict[str, Any]]:
-    shapes = sorted({render_shape(h, w, r) for w, h in plan.sizes for r in plan.render_sizes})
+    shapes = sorted({render_shape(h, w, r) for w, h in plan.sizes for r in effective_render_sizes(colorizers, plan)})
     rows = []
     for shape in shapes:
         progress.set_postfix_str(f"network {shape[0]}x{shape[1]}")
@@ -486,6 +511,7 @@ def _memory_child(case: dict[str, Any]) -> dict[str, Any]:
     width, height = case["size"]
     # over the pixel limit the content does not matter (it must be refused): a blank image is quicker
     image = test_image(width, height) if width * height <= DEFAULT_MAX_PIXELS else Image.new("RGB", (width, height))
+    resolve_kernel("auto")  # loading the compiled compose kernel belongs with loading the model, before the baseline
     gc.collect()
     reset = reset_peak_rss()
     baseline = current_rss_bytes()
@@ -553,7 +579,7 @@ def bench_huge(settings: BenchSettings, plan: Plan, threads: int, progress) -> d
     progress.set_postfix_str("huge images")
     results = {}
     for key, size in (("largest_allowed", plan.huge_size), ("too_large", plan.refused_size)):
-        case = {"model": "shipped", "checkpoint": settings.model, "size": list(size), "render_size": 256, "threads": threads}
+        case = {"model": "shipped", "checkpoint": settings.model, "size": list(size), "render_size": OWN, "threads": threads}
         result = run_memory_case(case)
         result.update(size=list(size), megapixels=round(size[0] * size[1] / 1e6, 2))
         results[key] = result
@@ -595,6 +621,102 @@ def bench_wait_policy(settings: BenchSettings, plan: Plan, threads: int, repeats
             }
         rows.append({"size": [width, height], "render_size": plan.paths_render, "threads": threads, "policies": policies, "load_after": load_average()})
     progress.update()
+    return rows
+
+
+def effective_render_sizes(colorizers: dict[str, Colorizer], plan: Plan) -> set[int]:
+    """The render sizes a plan runs: its fixed ones and each model's own."""
+    return {size for size in plan.render_sizes if size is not OWN} | {c.default_render_size for c in colorizers.values()}
+
+
+def bench_split(colorizers: dict[str, Colorizer], plan: Plan, repeats: int, progress) -> list[dict[str, Any]]:
+    """Issue 17's split: the stages of `colorize` at the model's own settings, timed in the same rounds.
+
+    The compose kernels are timed apart ("numba", "torch": the same image within one level) and
+    end to end; the reference U-Net alone at its native 256x256 runs in the same rounds.
+    """
+    shipped, reference = colorizers["shipped"], colorizers["reference"]
+    torch_kernel = Colorizer(shipped.generator, shipped.config, name="torch kernel", kernel="torch")
+    native = torch.rand(1, 1, REFERENCE_NATIVE, REFERENCE_NATIVE, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    rows = []
+    for width, height in plan.split_sizes:
+        progress.set_postfix_str(f"split {width}x{height}")
+        image = test_image(width, height)
+        shape = render_shape(height, width, shipped.default_render_size)
+        x = network_input(image, shape)
+        ab = apply_chroma_gamma(color.denormalize_ab(shipped.predict_ab(x)[0]), shipped.chroma_gamma)
+        stages = {
+            "end to end": lambda: shipped.colorize(image),
+            "end to end, torch kernel": lambda: torch_kernel.colorize(image),
+            "read (load_image)": lambda: load_image(image),
+            "network input (resize + L)": lambda: network_input(image, shape),
+            "network (predict_ab)": lambda: shipped.predict_ab(x),
+            "full resolution (compose, numba)": lambda: compose(image, ab, saturation=shipped.chroma_scale, kernel="numba"),
+            "full resolution (compose, torch)": lambda: compose(image, ab, saturation=shipped.chroma_scale, kernel="torch"),
+            f"reference network alone at {REFERENCE_NATIVE}x{REFERENCE_NATIVE}": lambda: reference.predict_ab(native),
+        }
+        if resolve_kernel("auto") != "numba":
+            stages = {name: run for name, run in stages.items() if "numba" not in name}
+        load_before = load_average()
+        times = time_interleaved(stages, repeats=repeats)
+        stats = {name: summarize(values) for name, values in times.items()}
+        network = stats["network (predict_ab)"]["median_s"]
+        megapixels = width * height / 1e6
+        rows.append(
+            {
+                "size": [width, height],
+                "megapixels": round(megapixels, 2),
+                "settings": shipped.settings.to_dict(),
+                "render_shape": list(shape),
+                "kernel": resolve_kernel(shipped.kernel),
+                "stages": stats,
+                "around_network_ms_per_mp": (stats["end to end"]["median_s"] - network) * 1000 / megapixels,
+                "around_network_ms_per_mp_torch_kernel": (stats["end to end, torch kernel"]["median_s"] - network) * 1000 / megapixels,
+                "speedup_vs_reference_network": stats[f"reference network alone at {REFERENCE_NATIVE}x{REFERENCE_NATIVE}"]["median_s"] / stats["end to end"]["median_s"],
+                "load_before": load_before,
+                "load_after": load_average(),
+            }
+        )
+        progress.update()
+    return rows
+
+
+PNG_WRITERS = {
+    "Pillow, compress_level=3 (the app before)": lambda image, sink: image.save(sink, format="PNG", compress_level=3),
+    "Pillow, compress_level=1": lambda image, sink: image.save(sink, format="PNG", compress_level=1),
+    "colorize.png.save_png (Up filter, level 1, parallel bands)": save_png,
+    "JPEG quality 95 (display only: the app's before picture)": lambda image, sink: image.save(sink, format="JPEG", quality=95, subsampling=0),
+}
+
+
+def bench_png(colorizers: dict[str, Colorizer], plan: Plan, repeats: int, progress) -> list[dict[str, Any]]:
+    """Writing the full-size PNG of a result, each way, interleaved; with the file sizes."""
+    import io
+
+    rows = []
+    for width, height in plan.split_sizes:
+        progress.set_postfix_str(f"png {width}x{height}")
+        result = colorizers["shipped"].colorize(test_image(width, height))
+        sizes: dict[str, int] = {}
+
+        def writer(name: str) -> Callable[[], None]:
+            def write() -> None:
+                sink = io.BytesIO()
+                PNG_WRITERS[name](result, sink)
+                sizes[name] = sink.tell()
+
+            return write
+
+        times = time_interleaved({name: writer(name) for name in PNG_WRITERS}, repeats=repeats)
+        rows.append(
+            {
+                "size": [width, height],
+                "megapixels": round(width * height / 1e6, 2),
+                "writers": {name: {**summarize(values), "bytes": sizes[name]} for name, values in times.items()},
+                "load_after": load_average(),
+            }
+        )
+        progress.update()
     return rows
 
 
@@ -766,7 +888,7 @@ def bench_cuda(model_configs: dict[str, ModelConfig], plan: Plan, repeats: int, 
     device = torch.device("cuda")
     result: dict[str, Any] = {"device": torch.cuda.get_device_name(device)}
     result["training_bf16"] = bench_training(model_configs, plan, repeats, progress, device=device, amp=True)
-    batch, side = 16, plan.render_sizes[0]
+    batch, side = 16, next(size for size in plan.render_sizes if size is not OWN)
     x = torch.rand(batch, 1, side, side, device=device) * 2 - 1
     inference = {}
     for precision in ("fp32", "bf16"):
@@ -833,7 +955,26 @@ def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     if result["quick"]:
         return []
     checks = []
+    own = "the model's own render size"
+    for row in result.get("split") or []:
+        size = tuple(row["size"])
+        label = f"{size[0]}x{size[1]}"
+        end_to_end = row["stages"]["end to end"]["median_s"]
+        around = row["around_network_ms_per_mp"]
+        checks.append({"target": f"{label} at {own}: full-resolution work around the network <= {TARGET_AROUND_NETWORK_MS_PER_MP:.0f} ms per megapixel", "value": f"{around:.1f} ms/MP (torch kernel: {row['around_network_ms_per_mp_torch_kernel']:.1f})", "met": around <= TARGET_AROUND_NETWORK_MS_PER_MP})
+        if size in TARGET_OWN_LATENCY_S:
+            checks.append({"target": f"{label} at {own}: end to end <= {TARGET_OWN_LATENCY_S[size] * 1000:.0f} ms", "value": f"{end_to_end * 1000:.0f} ms", "met": end_to_end <= TARGET_OWN_LATENCY_S[size]})
+        if size == (1024, 768):
+            ratio = row["speedup_vs_reference_network"]
+            checks.append({"target": f"{label} end to end at {own}: >= {TARGET_SPEEDUP_VS_REFERENCE_NETWORK:.0f}x faster than the reference U-Net's forward pass alone at {REFERENCE_NATIVE}x{REFERENCE_NATIVE}", "value": f"{ratio:.2f}x", "met": ratio >= TARGET_SPEEDUP_VS_REFERENCE_NETWORK})
+    for row in result["memory"]:
+        shipped = row["models"]["shipped"]
+        size = tuple(row["size"])
+        if row["render_size"] is OWN and size in TARGET_OWN_MEMORY_MIB and shipped.get("ok"):
+            checks.append({"target": f"{size[0]}x{size[1]} at {own}: peak extra memory <= {TARGET_OWN_MEMORY_MIB[size] / 1024:.0f} GiB", "value": f"{shipped['extra_mib']:.0f} MiB", "met": shipped["extra_mib"] <= TARGET_OWN_MEMORY_MIB[size]})
     for row in result["latency"]:
+        if row["render_size"] is OWN:
+            continue
         key = (*row["size"], row["render_size"])
         if key in TARGET_LATENCY_S:
             median = row["models"]["shipped"]["median_s"]
@@ -881,6 +1022,57 @@ def _load(values: list[float] | None) -> str:
     return "-" if not values else f"{values[0]:.2f}"
 
 
+def _render(row: dict[str, Any]) -> str:
+    """A row's render size; "own" rows name each model's (shipped / reference)."""
+    if row["render_size"] is not OWN:
+        return str(row["render_size"])
+    sizes = row.get("render_sizes")
+    return "own" + (f" ({sizes['shipped']} / {sizes['reference']})" if sizes else "")
+
+
+def _shapes(row: dict[str, Any]) -> str:
+    shapes = row.get("render_shapes") or {"shipped": row["render_shape"]}
+    unique = {tuple(shape) for shape in shapes.values()}
+    if len(unique) == 1:
+        return "x".join(map(str, row["render_shape"]))
+    return " / ".join("x".join(map(str, shapes[label])) for label in ("shipped", "reference"))
+
+
+def _split_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    settings = rows[0]["settings"]
+    lines = [
+        "",
+        "## Where the time goes (issue 17): one colorize call at the model's own settings, by stage",
+        "",
+        f"The shipped model's settings: render size {settings['render_size']}, {settings['samples']} noise sample(s) per image"
+        + (" (the network runs the zero-noise pass and that many noise draws)" if settings["samples"] > 1 else " (one deterministic network pass)")
+        + f"; chroma scale {settings['chroma_scale']:g}, gamma {settings['chroma_gamma']:g}; full-resolution kernel: **{rows[0]['kernel']}**. "
+        "Each stage is timed alone, all of them and the reference network interleaved in the same rounds. "
+        "Around the network = end to end minus the network.",
+        "",
+        "| stage | " + " | ".join(f"{r['size'][0]}x{r['size'][1]} ({r['megapixels']} MP), render {r['render_shape'][0]}x{r['render_shape'][1]}" for r in rows) + " |",
+        "|---" * (len(rows) + 1) + "|",
+    ]
+    for name in rows[0]["stages"]:
+        lines.append(f"| {name} | " + " | ".join(f"{_ms(r['stages'].get(name))} (CPU {_cpu(r['stages'].get(name))})" for r in rows) + " |")
+    lines.append("| **around the network, per megapixel** | " + " | ".join(f"**{r['around_network_ms_per_mp']:.1f} ms/MP** (torch kernel {r['around_network_ms_per_mp_torch_kernel']:.1f})" for r in rows) + " |")
+    lines.append("| end to end vs the reference network alone | " + " | ".join(f"{r['speedup_vs_reference_network']:.2f}x" for r in rows) + " |")
+    lines.append("| load average before | " + " | ".join(_load(r["load_before"]) for r in rows) + " |")
+    return lines
+
+
+def _png_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["", "## Writing the full-size PNG of a result", "", "| input | writer | ms | CPU ms | file MB |", "|---|---|---|---|---|"]
+    for row in rows:
+        for name, stats in row["writers"].items():
+            lines.append(f"| {row['size'][0]}x{row['size'][1]} | {name} | {_ms(stats)} | {_cpu(stats)} | {stats['bytes'] / 1e6:.1f} |")
+    return lines
+
+
 def render_markdown(result: dict[str, Any]) -> str:
     """The human report (results/bench.md), entirely from the JSON."""
     env = result["environment"]
@@ -918,10 +1110,12 @@ def render_markdown(result: dict[str, Any]) -> str:
     for row in result["latency"]:
         m = row["models"]
         lines.append(
-            f"| {row['size'][0]}x{row['size'][1]} ({row['megapixels']} MP) | {row['render_size']} | {row['render_shape'][0]}x{row['render_shape'][1]} "
+            f"| {row['size'][0]}x{row['size'][1]} ({row['megapixels']} MP) | {_render(row)} | {_shapes(row)} "
             f"| {_ms(m['shipped'])} | {_ms(m['reference'])} | {_x(row['speedup_vs_reference'])} "
             f"| {_cpu(m['shipped'])} | {_cpu(m['reference'])} | {_x(row.get('cpu_speedup_vs_reference'))} | {_load(row['load_before'])} |"
         )
+    lines += _split_markdown(result.get("split") or [])
+    lines += _png_markdown(result.get("png") or [])
     lines += ["", "## Network alone (predict_ab, batch 1)", "", "| render shape | padded (shipped / reference) " + header, "|---" * 9 + "|"]
     for row in result["network"]:
         m, padded = row["models"], row["padded_shape"]
@@ -937,7 +1131,7 @@ def render_markdown(result: dict[str, Any]) -> str:
             m = row["models"][label]
             cells.append(f"{m['extra_mib']:.0f} (baseline {m['baseline_mib']:.0f})" if m.get("ok") else f"failed: {m.get('error', '')[:80]}")
         seconds = row["models"]["shipped"].get("seconds")
-        lines.append(f"| {row['size'][0]}x{row['size'][1]} ({row['megapixels']} MP) | {row['render_size']} | {cells[0]} | {cells[1]} | {'-' if seconds is None else f'{seconds:.2f}'} |")
+        lines.append(f"| {row['size'][0]}x{row['size'][1]} ({row['megapixels']} MP) | {_render(row)} | {cells[0]} | {cells[1]} | {'-' if seconds is None else f'{seconds:.2f}'} |")
     batch = result["batch"]
     lines += [
         "",
@@ -1065,16 +1259,19 @@ def run(settings: BenchSettings, *, command: str) -> dict[str, Any]:
     result["models"] = describe_models(colorizers, settings.model)
     steps = (
         len(plan.sizes) * len(plan.render_sizes)
-        + len({render_shape(h, w, r) for w, h in plan.sizes for r in plan.render_sizes})
+        + len({render_shape(h, w, r) for w, h in plan.sizes for r in effective_render_sizes(colorizers, plan)})
         + len(plan.memory_sizes) * len(plan.memory_renders)
         + 1
         + len(plan.train_sizes)
         + (2 if settings.compare_paths else 0)
         + (len(plan.train_sizes) if torch.cuda.is_available() else 0)
         + (1 if settings.huge else 0)
+        + 2 * len(plan.split_sizes)
     )
     with tqdm(total=steps, desc="bench", unit="case", file=sys.stderr, disable=None) as progress:
         result["latency"] = bench_latency(colorizers, plan, repeats, progress)
+        result["split"] = bench_split(colorizers, plan, repeats, progress)
+        result["png"] = bench_png(colorizers, plan, half, progress)
         result["network"] = bench_network(colorizers, plan, repeats, progress)
         result["batch"] = bench_batch(colorizers, plan, half, progress)
         result["training"] = bench_training(model_configs, plan, half, progress, warmup=0 if settings.quick else 1)

@@ -7,12 +7,22 @@ pixels (three 256-entry tables), the predicted ab is upsampled bilinearly (PyTor
 2^20-entry encoding table. Everything is float32 and runs in tiles of about `chunk_pixels`
 pixels, so memory grows with the 8-bit input and output images, not with float copies of them.
 
-Why it is written this way, not with `color.lab_to_rgb` on whole tensors: at 1024x768 the
-straightforward version costs more than the network. Here every pass over the pixels counts:
-the scale of the encoding table is folded into the matrix, the Lab companding inverse is a
-branch-free clamp-cube-add (the linear piece is the cube's tangent at the knee), and the cube
-root of Y is taken everywhere and only the few near-black pixels are patched; Y comes from
-`np.take` on three 256-entry tables. (Tiles of 256 K to 2 M pixels measured alike.)
+Two kernels do the per-pixel work (`KERNELS`), on the same tables and constants, and give the
+same image within one 8-bit level (tested): "torch", whole-tile tensor operations, and "numba"
+(`colorize.fused`), the same arithmetic as one compiled pass per pixel, where a tile of 64 K
+pixels is read once, written once and stays in the core's cache, and the tiles are spread over
+a thread pool of `torch.get_num_threads()` workers (the kernel releases the GIL). `kernel="auto"`
+takes numba when it imports and compiles and falls back to torch otherwise. Both read the image
+tile by tile (`Image.crop`) and paste each result into an output image that is never zero-filled,
+so there is no temporary the size of the image, and no float64.
+
+Why not `color.lab_to_rgb` on whole tensors: at 1024x768 that costs more than the network. In the
+torch kernel every pass over the pixels counts: the scale of the encoding table is folded into the
+matrix, the Lab companding inverse is a branch-free clamp-cube-add (the linear piece is the
+cube's tangent at the knee), and the cube root of Y is taken everywhere and only the few
+near-black pixels are patched; Y comes from `np.take` on three 256-entry tables. It is still a
+few dozen passes over each tile: `python -m colorize.bench` ("Where the time goes") measures it
+at several times the compiled kernel's time.
 
 A predicted colour that sRGB cannot show (a saturated colour at near-black L, say) keeps its L
 and hue and loses chroma until it fits (`gamut="chroma"`). The largest chroma sRGB holds at each
@@ -34,9 +44,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import color
+from . import color, fastpath, fused
 
-DEFAULT_CHUNK_PIXELS = 1 << 20  # about 1 MP a tile: ~60 MB of float temporaries
+KERNELS = ("auto", "numba", "torch")
+"""Which code does the per-pixel work. "numba": `colorize.fused`, one compiled pass per pixel, tiles
+spread over the cores (needs numba); "torch": whole-tile tensor operations (no extra dependency,
+several times slower); "auto" (default): numba where it imports and compiles, else torch. Both
+give the same image within one 8-bit level (tested)."""
+KERNEL_CHUNK_PIXELS = {
+    "numba": 1 << 16,  # 64 K pixels: a tile's input, output and scratch stay in a core's L2 cache
+    "torch": 1 << 20,  # 1 MP: ~60 MB of float temporaries; smaller tiles pay torch's per-call overhead
+}
 
 GAMUT_MODES = ("chroma", "clip")
 """How a predicted colour outside sRGB is shown. "chroma" (default) lowers that pixel's chroma,
@@ -68,7 +86,17 @@ _SCALED_RGB_FROM_FXYZ = (
     * _ENCODE_STEPS
 ).float()
 _GAMUT_TOLERANCE = 1e-5 * _ENCODE_STEPS
+_LARGEST_AB = 1e6
 _GAMUT_STEPS = 8  # bisection steps where the table overshoots: chroma within 1/256 of the largest that fits
+
+# The same tables and constants as numpy arrays, for `colorize.fused` (in the order of fused.CONSTANT_NAMES).
+_Y_TABLE_ARRAY = np.stack(_Y_TABLES)
+_SCALED_RGB_FROM_FXYZ_ARRAY = np.ascontiguousarray(_SCALED_RGB_FROM_FXYZ.numpy())  # C order: one numba signature
+_ENCODE_TABLE_ARRAY = _ENCODE_TABLE.numpy()
+_FUSED_CONSTANTS = np.array(
+    [color.LAB_EPSILON, color.LAB_KAPPA, color.LAB_OFFSET, color.LAB_INVERSE_KNEE, _ENCODE_STEPS, _GAMUT_TOLERANCE, _GAMUT_STEPS],
+    dtype=np.float32,
+)
 
 
 def _relative_luminance(rgb8: np.ndarray) -> torch.Tensor:
@@ -248,41 +276,113 @@ def compose(
     ab: torch.Tensor,
     *,
     saturation: float = 1.0,
-    chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
+    chunk_pixels: int | None = None,
     gamut: str = "chroma",
+    kernel: str = "auto",
 ) -> Image.Image:
     """Join the full-resolution L of `image` (RGB) with `ab` (Lab units, shape (2, h, w), any h, w).
 
     `ab` is bilinearly resized to the image's size and scaled by `saturation`; the work is
-    done in tiles of about `chunk_pixels`, and the result does not depend on the tile size.
-    `gamut` says what happens to a colour sRGB cannot show (see `GAMUT_MODES`).
+    done in tiles of about `chunk_pixels` (None: the kernel's own size), and the result does
+    not depend on the tile size. `gamut` says what happens to a colour sRGB cannot show (see
+    `GAMUT_MODES`); `kernel` which code does the per-pixel work (see `KERNELS`).
     """
     if gamut not in GAMUT_MODES:
         raise ValueError(f"Unknown gamut mode '{gamut}'; choose one of {', '.join(GAMUT_MODES)}.")
     if image.mode != "RGB":
         raise ValueError("compose() expects an RGB image; open inputs with colorize.imageio.load_image.")
+    kernel = resolve_kernel(kernel)
     width, height = image.size
     ab = ab.detach().to("cpu", torch.float32)
     if ab.ndim == 4:
         ab = ab[0]
     if saturation != 1.0:
         ab = ab * float(saturation)
+    # Far beyond any colour (sRGB chroma ends near 134), and finite: the kernels index tables
+    # with values computed from ab, so a NaN or an overflow must not reach them.
+    ab = torch.nan_to_num(ab, nan=0.0).clamp_(-_LARGEST_AB, _LARGEST_AB)
     rows = _bilinear_taps(ab.shape[-2], height)
     low, high, weight = _bilinear_taps(ab.shape[-1], width)
     # columns once for the whole width (2 x h x width floats: a few MB), rows tile by tile, where
     # a gather copies whole rows: ~20% faster than gathering columns in every tile.
-    ab_columns = torch.lerp(ab.index_select(2, low), ab.index_select(2, high), weight)
-    output = Image.new("RGB", (width, height))
-    for top, bottom, left, right in _tiles(height, width, chunk_pixels):
-        y = _relative_luminance(np.asarray(image.crop((left, top, right, bottom)))).reshape(-1)  # no full-size copy
-        fy = _lab_f(y)
-        low, high, weight = (t[top:bottom] for t in rows)
-        source = ab_columns[:, :, left:right]
-        ab_tile = torch.lerp(source.index_select(1, low), source.index_select(1, high), weight[:, None]).reshape(2, -1)
-        linear = _scaled_linear_rgb(y, fy, ab_tile[0], ab_tile[1])
-        if gamut == "chroma":
-            _fit_gamut(linear, y, fy, ab_tile[0], ab_tile[1])
-        size = (right - left, bottom - top)
-        planes = [Image.frombuffer("L", size, plane.numpy(), "raw", "L", 0, 1) for plane in _encode(linear)]
-        output.paste(Image.merge("RGB", planes), (left, top))  # PIL interleaves the planes quickly
+    # np.take, not index_select: torch's gather along the last dimension took 3-6 ms even at 1 MP
+    pixels = ab.contiguous().numpy()
+    ab_columns = torch.lerp(*(torch.from_numpy(np.take(pixels, taps.numpy(), axis=2)) for taps in (low, high)), weight)
+    if chunk_pixels is None:
+        chunk_pixels = KERNEL_CHUNK_PIXELS[kernel]
+    if kernel == "numba":
+        tile_image = _NumbaTiles(image, ab_columns, rows, gamut)
+    else:
+        tile_image = functools.partial(_torch_tile, image, ab_columns, rows, gamut)
+    # Not initialised: every pixel is written below, and zero-filling a 12 MP image first costs
+    # as much as composing it (each fresh page is a fault on first touch).
+    output = Image.new("RGB", (width, height), None)
+
+    def paste(tile: tuple[int, int, int, int]) -> None:
+        top, _, left, _ = tile
+        output.paste(tile_image(tile), (left, top))
+
+    tiles = list(_tiles(height, width, chunk_pixels))
+    workers = min(len(tiles), torch.get_num_threads())
+    if kernel == "numba" and workers > 1:
+        # The compiled kernel releases the GIL: one tile per core at a time. (The torch path
+        # is already spread over the cores by torch's own threads.)
+        for _ in fastpath.thread_pool(workers).map(paste, tiles):
+            pass
+    else:
+        for tile in tiles:
+            paste(tile)
     return output
+
+
+def _torch_tile(
+    image: Image.Image, ab_columns: torch.Tensor, rows: tuple[torch.Tensor, ...], gamut: str, tile: tuple[int, int, int, int]
+) -> Image.Image:
+    """One tile composed with whole-tile tensor operations: the pure path (no compiled code)."""
+    top, bottom, left, right = tile
+    y = _relative_luminance(np.asarray(image.crop((left, top, right, bottom)))).reshape(-1)  # no full-size copy
+    fy = _lab_f(y)
+    low, high, weight = (t[top:bottom] for t in rows)
+    source = ab_columns[:, :, left:right]
+    ab_tile = torch.lerp(source.index_select(1, low), source.index_select(1, high), weight[:, None]).reshape(2, -1)
+    linear = _scaled_linear_rgb(y, fy, ab_tile[0], ab_tile[1])
+    if gamut == "chroma":
+        _fit_gamut(linear, y, fy, ab_tile[0], ab_tile[1])
+    size = (right - left, bottom - top)
+    planes = [Image.frombuffer("L", size, plane.numpy(), "raw", "L", 0, 1) for plane in _encode(linear)]
+    return Image.merge("RGB", planes)  # PIL interleaves the planes quickly
+
+
+class _NumbaTiles:
+    """One tile composed by `colorize.fused.compose_tile` (one compiled pass): the arrays it reads, made once per image."""
+
+    def __init__(self, image: Image.Image, ab_columns: torch.Tensor, rows: tuple[torch.Tensor, ...], gamut: str) -> None:
+        self.image = image
+        self.ab_columns = ab_columns.contiguous().numpy()
+        self.rows = tuple(t.contiguous().numpy() for t in rows)
+        self.fit = gamut == "chroma"
+        # read only for out-of-gamut pixels; with gamut="clip" a stand-in of the same type will do
+        self.boundary = _gamut_boundary().table.numpy() if self.fit else np.ones((2, 2), np.float32)
+
+    def __call__(self, tile: tuple[int, int, int, int]) -> Image.Image:
+        top, bottom, left, right = tile
+        rgb8 = np.asarray(self.image.crop((left, top, right, bottom)))
+        out = np.empty_like(rgb8)
+        fused.compose_tile(
+            rgb8, self.ab_columns, *self.rows, top, left, _Y_TABLE_ARRAY, _SCALED_RGB_FROM_FXYZ_ARRAY,
+            _ENCODE_TABLE_ARRAY, self.boundary, _FUSED_CONSTANTS, self.fit, out,
+        )
+        return Image.fromarray(out)
+
+
+def resolve_kernel(kernel: str) -> str:
+    """"auto" -> "numba" where numba imports and the kernel compiles (once per process), else "torch"."""
+    if kernel not in KERNELS:
+        raise ValueError(f"Unknown compose kernel '{kernel}'; choose one of {', '.join(KERNELS)}.")
+    if kernel == "torch":
+        return kernel
+    if fused.compile_kernel():
+        return "numba"
+    if kernel == "numba":
+        raise RuntimeError("The numba compose kernel is not available here: install numba (pip install numba) or use kernel='torch'.")
+    return "torch"

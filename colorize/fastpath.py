@@ -32,6 +32,7 @@ up to 10% slower in other runs).
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import functools
 import io
@@ -132,6 +133,13 @@ def available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+@functools.cache
+def thread_pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
+    """A pool of `workers` threads kept for the process, for work that releases the GIL
+    (the compiled compose kernel, zlib): made once per size, idle threads cost nothing."""
+    return concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="colorize")
 
 
 def recommended_threads(info: CpuInfo | None = None) -> int:

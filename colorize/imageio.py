@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import BinaryIO, Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 # 50 megapixels: a 12 MP phone photo and an 8K frame pass; a decompression bomb does not.
 DEFAULT_MAX_PIXELS = 50_000_000
+
+_ROTATED = range(2, 9)  # EXIF orientations other than "upright" (1)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
@@ -89,7 +91,9 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
             if width < 1 or height < 1:
                 raise ImageLoadError(f"{name} has no pixels.")
             image.load()
-            image = ImageOps.exif_transpose(image)
+            if image.getexif().get(ExifTags.Base.Orientation, 1) in _ROTATED:
+                # only then: otherwise exif_transpose returns a copy (0.1 s for a 12 MP photo)
+                image = ImageOps.exif_transpose(image)
             return _to_8bit_rgb(image)
     except ImageLoadError:
         raise

@@ -24,8 +24,9 @@ How one image is colourised:
    keeps its L and hue and loses chroma until it fits (`gamut="chroma"`); per-channel clipping
    (`gamut="clip"`, what `skimage.color.lab2rgb` does) changes L there instead: on skimage's
    astronaut with strong predictions (mean chroma 20) L moved by up to 23 units with clipping,
-   0.24 without. This step runs in tiles of about `chunk_pixels` pixels, so a 50-megapixel
-   photo needs about 0.5 GB.
+   0.24 without. This step runs in tiles of about `chunk_pixels` pixels, compiled with numba
+   where it is installed (`colorize.compose.KERNELS`), so a 50-megapixel photo needs about
+   0.25 GB beyond its input and output (`python -m colorize.bench --huge`).
 
 Speed: the network runs under `torch.inference_mode()` in channels_last layout; the
 full-resolution step is described in `colorize.compose`; everything is float32.
@@ -57,7 +58,7 @@ import torch
 from PIL import Image
 
 from . import color, fastpath
-from .compose import DEFAULT_CHUNK_PIXELS, GAMUT_MODES, compose, luminance
+from .compose import GAMUT_MODES, KERNELS, compose, luminance
 from .checkpoint import CONFIG_FILE, SHIPPED_MODEL_DIR, CheckpointError, load_model
 from .devices import DeviceError, resolve_device
 from .imageio import ImageLoadError, ImageSource, find_images, is_image_file, load_image
@@ -91,15 +92,34 @@ def resize_rgb8(image: Image.Image, shape: tuple[int, int]) -> np.ndarray:
     """`image` (RGB) resized to `shape` = (h, w) as an 8-bit array (h, w, 3): antialiased bicubic.
 
     PyTorch's uint8 kernel gives PIL's `resize(BICUBIC)` within one level (mean 0.002) on both
-    cores, 4x faster at 1024x768 (`colorize.bench` measures the whole path).
+    cores, 4x faster at 1024x768 (`colorize.bench` measures the whole path). It resizes the
+    rows first, into 8-bit, then the columns; we do the same in two calls, the first over bands
+    of `RESIZE_BAND_PIXELS`, so a large photo is never copied whole into an array (the same
+    result to the bit, tested; a 12 MP copy costs more than the resize).
     """
     height, width = shape
     if image.size == (width, height):
         return np.asarray(image)
+    if width >= image.width or image.width * image.height <= RESIZE_BAND_PIXELS:
+        return _resize_uint8(np.asarray(image), shape)
+    band = max(1, RESIZE_BAND_PIXELS // image.width)
+    rows = [
+        _resize_uint8(np.asarray(image.crop((0, top, image.width, min(image.height, top + band)))), (None, width))
+        for top in range(0, image.height, band)
+    ]
+    return _resize_uint8(np.concatenate(rows), shape)
+
+
+RESIZE_BAND_PIXELS = 1 << 18
+
+
+def _resize_uint8(pixels: np.ndarray, shape: tuple[int | None, int]) -> np.ndarray:
+    """(H, W, 3) uint8 -> (h, w, 3) uint8 by torch's antialiased bicubic; h None keeps H (a row-only pass)."""
+    height = pixels.shape[0] if shape[0] is None else shape[0]
     with warnings.catch_warnings():  # the array PIL gives is read-only; it is only read here
         warnings.simplefilter("ignore", UserWarning)
-        pixels = torch.from_numpy(np.asarray(image)).permute(2, 0, 1)[None]  # channels_last view
-    resized = torch.nn.functional.interpolate(pixels, size=(height, width), mode="bicubic", antialias=True)
+        tensor = torch.from_numpy(pixels).permute(2, 0, 1)[None]  # channels_last view
+    resized = torch.nn.functional.interpolate(tensor, size=(height, shape[1]), mode="bicubic", antialias=True)
     return resized[0].permute(1, 2, 0).contiguous().numpy()
 
 
@@ -155,7 +175,8 @@ class Colorizer:
     Knobs for the benchmark: `precision` ("auto" = the fast path of `colorize.fastpath`, "fp32"
     = the eager generator, "bf16" = the network under autocast, "onnx" = ONNX Runtime),
     `channels_last` (the network's memory layout), `chunk_pixels` (tile size of the
-    full-resolution work) and `gamut` ("chroma" or "clip", see `GAMUT_MODES`).
+    full-resolution work, None: the kernel's own), `gamut` ("chroma" or "clip", see `GAMUT_MODES`)
+    and `kernel` (the full-resolution work: "auto", "numba" or "torch", see `colorize.compose.KERNELS`).
     """
 
     def __init__(
@@ -166,14 +187,17 @@ class Colorizer:
         name: str,
         device: str | torch.device | None = None,
         precision: str = "auto",
-        chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
+        chunk_pixels: int | None = None,
         gamut: str = "chroma",
         channels_last: bool = True,
+        kernel: str = "auto",
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"Unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}.")
         if gamut not in GAMUT_MODES:
             raise ValueError(f"Unknown gamut mode '{gamut}'; choose one of {', '.join(GAMUT_MODES)}.")
+        if kernel not in KERNELS:
+            raise ValueError(f"Unknown compose kernel '{kernel}'; choose one of {', '.join(KERNELS)}.")
         if device is None:
             parameter = next(generator.parameters(), None)
             device = parameter.device if parameter is not None else "cpu"
@@ -190,6 +214,7 @@ class Colorizer:
         )
         self.chunk_pixels = chunk_pixels
         self.gamut = gamut
+        self.kernel = kernel
         self.model_config = ModelConfig.from_dict(config["model"]) if "model" in config else None
         # replaceable (`dataclasses.replace`) by a calibration sweep; read at every call
         self.settings = InferenceSettings.from_config(self.config)
@@ -342,6 +367,7 @@ class Colorizer:
             saturation=saturation * self.chroma_scale,
             chunk_pixels=self.chunk_pixels,
             gamut=self.gamut,
+            kernel=self.kernel,
         )
 
     def colorize(

@@ -36,8 +36,9 @@ class ModelConfig:
     discriminator_channels: int = option(64, "PatchGAN width of the first layer")
     discriminator_norm: str = option("batch", "discriminator normalisation (wgan-gp switches 'batch' to 'instance')", choices=NORM_NAMES)
     conditional: bool = option(True, "the discriminator sees L with ab (conditional GAN) or ab alone")
-    noise_channels: int = option(0, "size of the per-image noise vector z injected (with per-pixel noise maps) into the coarsest decoder blocks; 0 = none, dropout is the noise")
+    noise_channels: int = option(0, "size of the per-image noise vector z injected into the coarsest decoder blocks; 0 = none, dropout is the noise")
     noise_levels: int = option(4, "decoder blocks, from the bottleneck out, that receive the injected noise")
+    noise_maps: bool = option(True, "also add per-pixel noise maps (StyleGAN-style) where z enters; off = z alone, so a sample can only recolour whole regions the network itself delimits")
 
     def __post_init__(self) -> None:
         if self.generator not in GENERATOR_NAMES:
@@ -104,32 +105,36 @@ class NoiseDraw:
 
 
 class NoiseInjection(nn.Module):
-    """Adds a per-image vector z (through a learned projection) and a per-pixel noise map
-    (with learned per-channel strengths, as in StyleGAN) to a decoder feature map.
+    """Adds a per-image vector z (through a learned projection) and, with `pixel_maps`, a per-pixel
+    noise map (with learned per-channel strengths, as in StyleGAN) to a decoder feature map.
 
     Without a draw it is the identity: the deterministic pass is the network with zero noise.
     The weights start small but not at zero: a diversity loss |G(x, z1) - G(x, z2)| has no
-    gradient where the two samples are exactly equal.
+    gradient where the two samples are exactly equal. Per-pixel maps give the diversity term an
+    image-independent way to be met (a blotchy pattern at the map's resolution); with z alone a
+    sample can only change colours through the features the network computes from the photo.
     """
 
-    def __init__(self, channels: int, noise_channels: int) -> None:
+    def __init__(self, channels: int, noise_channels: int, *, pixel_maps: bool = True) -> None:
         super().__init__()
         self.noise_channels = noise_channels
         self.project = nn.Linear(noise_channels, channels, bias=False)
-        self.pixel_strength = nn.Parameter(torch.empty(1, channels, 1, 1))
+        self.pixel_strength = nn.Parameter(torch.empty(1, channels, 1, 1)) if pixel_maps else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.project.weight, 0.0, 0.1)
-        nn.init.constant_(self.pixel_strength, 0.05)
+        if self.pixel_strength is not None:
+            nn.init.constant_(self.pixel_strength, 0.05)
 
     def forward(self, x: torch.Tensor, draw: NoiseDraw | None = None) -> torch.Tensor:
         if draw is None:
             return x
         batch, _, height, width = x.shape
-        z = draw.z(batch, self.noise_channels, x)
-        pixels = draw.normal((batch, 1, height, width), x)
-        return x + self.project(z)[:, :, None, None] + self.pixel_strength * pixels
+        x = x + self.project(draw.z(batch, self.noise_channels, x))[:, :, None, None]
+        if self.pixel_strength is not None:
+            x = x + self.pixel_strength * draw.normal((batch, 1, height, width), x)
+        return x
 
 
 class SizeAgnosticGenerator(nn.Module):
@@ -235,7 +240,9 @@ class UNetGenerator(SizeAgnosticGenerator):
         # z and the noise maps enter the coarsest decoder levels: a choice of colour there spreads
         # over whole regions as the decoder upsamples, instead of speckling single pixels.
         noisy_levels = range(depth - 1, 0, -1)[: config.noise_levels] if config.noise_channels else ()
-        self.noise = nn.ModuleList(NoiseInjection(widths[level - 1], config.noise_channels) for level in noisy_levels)
+        self.noise = nn.ModuleList(
+            NoiseInjection(widths[level - 1], config.noise_channels, pixel_maps=config.noise_maps) for level in noisy_levels
+        )
         self.head = nn.Sequential(
             nn.ReLU(inplace=False),
             nn.ConvTranspose2d(widths[0] * (2 if skip and depth > 1 else 1), 2, 4, 2, 1),

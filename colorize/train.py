@@ -290,7 +290,10 @@ class Trainer:
         )
 
     # The discriminator is not part of a model folder, so only these fields have to agree.
-    GENERATOR_FIELDS = ("generator", "base_channels", "depth", "max_channels", "norm", "dropout", "dropout_layers")
+    GENERATOR_FIELDS = (
+        "generator", "base_channels", "depth", "max_channels", "norm", "dropout", "dropout_layers",
+        "noise_channels", "noise_levels", "noise_maps",
+    )
 
     def _load_initial_generator(self, folder: str) -> None:
         try:

@@ -43,6 +43,17 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def run_record(script: str) -> dict[str, object]:
+    """How a benchmark script was run: its command line, when, and on what CPU."""
+    return {
+        "command": f"python scripts/{script} " + " ".join(sys.argv[1:]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
 def one_run(workdir: Path) -> dict[str, float]:
     from gradio_client import Client, handle_file
     from skimage import data
@@ -92,11 +103,7 @@ def main() -> int:
             runs.append(result)
             print(f"run {index + 1}: page {result['page_s']} s, first colorized photo {result['first_result_s']} s (load {load:.1f})")
     summary = {
-        "command": "python scripts/bench_app_startup.py " + " ".join(sys.argv[1:]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
+        **run_record("bench_app_startup.py"),
         "median_page_s": statistics.median(r["page_s"] for r in runs),
         "median_first_result_s": statistics.median(r["first_result_s"] for r in runs),
         "target_first_result_s": 15.0,

@@ -68,6 +68,30 @@ def test_quick_run_writes_json_with_every_section(quick_run):
 
 
 @pytest.mark.slow
+def test_model_own_render_size_rows_and_the_split_of_one_call(quick_run):
+    data = quick_run[0]
+    own = [row for row in data["latency"] if row["render_size"] is None]
+    assert len(own) == len(bench.QUICK_PLAN.sizes)
+    assert all(row["render_sizes"]["reference"] == 256 for row in own)  # pix2pix at its native size
+    assert all(row["render_sizes"]["shipped"] == data["split"][0]["settings"]["render_size"] for row in own)
+    assert any(row["render_size"] is None for row in data["memory"])
+
+    (split,) = data["split"]
+    stages = split["stages"]
+    assert {"end to end", "end to end, torch kernel", "network (predict_ab)", "full resolution (compose, torch)"} <= set(stages)
+    network = stages["network (predict_ab)"]["median_s"]
+    expected = (stages["end to end"]["median_s"] - network) * 1000 / (160 * 120 / 1e6)
+    assert split["around_network_ms_per_mp"] == pytest.approx(expected)
+    reference = stages["reference network alone at 256x256"]["median_s"]
+    assert split["speedup_vs_reference_network"] == pytest.approx(reference / stages["end to end"]["median_s"])
+    assert split["kernel"] in ("numba", "torch")
+
+    (png,) = data["png"]
+    assert set(png["writers"]) == set(bench.PNG_WRITERS)
+    assert all(w["bytes"] > 0 and w["median_s"] > 0 for w in png["writers"].values())
+
+
+@pytest.mark.slow
 def test_compare_paths_measures_every_path_and_names_the_fastest_exact_one(quick_run):
     paths = quick_run[0]["paths"]
     rows = {row["path"]: row for row in paths["paths"]}
@@ -104,7 +128,7 @@ def test_markdown_report_and_printed_table(quick_run):
     assert data["environment"]["command"] in markdown
     assert data["environment"]["cpu"]["model"] in markdown and "Load average" in markdown
     assert "torch " + data["environment"]["torch_version"] in markdown
-    for heading in ("End-to-end latency", "Network alone", "Peak memory", "Batch colorization", "Training", "Ways to run the network", "OpenMP wait policy", "Very large images"):
+    for heading in ("End-to-end latency", "Where the time goes", "Writing the full-size PNG", "Network alone", "Peak memory", "Batch colorization", "Training", "Ways to run the network", "OpenMP wait policy", "Very large images"):
         assert heading in markdown
     assert "--quick run" in markdown
     assert "| 96x64 (0.01 MP) | 64 |" in process.stdout  # the table is printed too
@@ -119,7 +143,14 @@ def test_targets_are_checked_on_full_size_results():
             {"size": [4000, 3000], "render_size": 256, "models": {"shipped": stats(1.8), "reference": stats(2.0)}, "speedup_vs_reference": 1.1},
         ],
         "network": [{"render_shape": [256, 352], "speedup_vs_reference": 5.0}],
-        "memory": [{"size": [4000, 3000], "render_size": 256, "models": {"shipped": {"ok": True, "extra_mib": 300.0}}}],
+        "memory": [
+            {"size": [4000, 3000], "render_size": 256, "models": {"shipped": {"ok": True, "extra_mib": 300.0}}},
+            {"size": [4000, 3000], "render_size": None, "models": {"shipped": {"ok": True, "extra_mib": 1300.0}}},
+        ],
+        "split": [
+            {"size": [1024, 768], "stages": {"end to end": stats(0.030)}, "around_network_ms_per_mp": 19.0, "around_network_ms_per_mp_torch_kernel": 80.0, "speedup_vs_reference_network": 4.5},
+            {"size": [4000, 3000], "stages": {"end to end": stats(0.310)}, "around_network_ms_per_mp": 21.0, "around_network_ms_per_mp_torch_kernel": 80.0, "speedup_vs_reference_network": 0.5},
+        ],
         "huge": None,
     }
     checks = {check["target"]: check["met"] for check in bench.check_targets(result)}
@@ -128,6 +159,13 @@ def test_targets_are_checked_on_full_size_results():
     assert checks["1024x768 at render 256: >= 3x faster than the reference end to end"] is True
     assert checks["network alone at 256x352: >= 3x faster than the reference"] is True
     assert checks["4000x3000 at render 256: peak extra memory <= 1.5 GiB"] is True
+    own = "the model's own render size"
+    assert checks[f"1024x768 at {own}: full-resolution work around the network <= 20 ms per megapixel"] is True
+    assert checks[f"4000x3000 at {own}: full-resolution work around the network <= 20 ms per megapixel"] is False
+    assert checks[f"1024x768 at {own}: end to end <= 35 ms"] is True
+    assert checks[f"4000x3000 at {own}: end to end <= 300 ms"] is False
+    assert checks[f"1024x768 end to end at {own}: >= 4x faster than the reference U-Net's forward pass alone at 256x256"] is True
+    assert checks[f"4000x3000 at {own}: peak extra memory <= 1 GiB"] is False
 
 
 def test_bad_arguments_exit_2_with_a_sentence(tmp_path, capsys):

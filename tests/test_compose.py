@@ -76,3 +76,112 @@ def test_gamut_table_is_built_once_and_covers_every_lightness_and_hue():
     limit = table.max_chroma(torch.tensor([0.0, 50.0, 100.0, 50.0]), torch.tensor([1.0, 1.0, 1.0, 1.0 + 2 * math.pi]))
     assert limit[0] < 0.5 and limit[2] < 0.5 and 30.0 < limit[1] < 134.0
     assert torch.isclose(limit[1], limit[3])  # hue wraps around
+
+
+# --------------------------------------------------------------------------------------------
+# the compiled kernel (colorize.fused) against the torch path, which is today's exact path
+# --------------------------------------------------------------------------------------------
+
+needs_numba = pytest.mark.skipif(not compose.fused.available(), reason="numba is not installed")
+
+
+def _photo(width: int, height: int) -> Image.Image:
+    from skimage import data
+
+    return Image.fromarray(data.astronaut()).resize((width, height))
+
+
+def _strong_ab(height: int, width: int, seed: int = 0) -> torch.Tensor:
+    """Smooth, vivid ab (chroma up to ~150): many pixels outside sRGB, as a calibrated model's can be."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(1, 2, 4, 5, generator=generator) * 60.0
+    return torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)[0]
+
+
+@needs_numba
+@pytest.mark.parametrize("gamut", compose.GAMUT_MODES)
+@pytest.mark.parametrize("size, chunk", [((203, 157), None), ((203, 157), 40), ((64, 48), 10**9)])
+def test_compiled_kernel_agrees_with_the_torch_path_within_one_level(gamut, size, chunk):
+    photo = _photo(*size)
+    ab = _strong_ab(24, 40)
+    exact = np.asarray(compose.compose(photo, ab, gamut=gamut, kernel="torch")).astype(int)
+    fused = np.asarray(compose.compose(photo, ab, gamut=gamut, kernel="numba", chunk_pixels=chunk)).astype(int)
+    assert fused.shape == exact.shape
+    assert np.abs(fused - exact).max() <= 1
+    assert np.mean(fused != exact) < 0.01  # the odd float32 rounding difference, not a systematic one
+
+
+@pytest.mark.parametrize("kernel", ["torch", pytest.param("numba", marks=needs_numba)])
+def test_gray_stays_exactly_gray_and_colour_keeps_its_lightness(kernel):
+    levels = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2).repeat(5, axis=0)
+    gray = Image.fromarray(levels)
+    out = np.asarray(compose.compose(gray, torch.zeros(2, 3, 7), kernel=kernel))
+    assert np.array_equal(out, levels)  # every 8-bit level, L exactly
+
+    photo = _photo(120, 90)
+    out = np.asarray(compose.compose(photo, _strong_ab(12, 16, seed=1), kernel=kernel))
+    lightness_in = skcolor.rgb2lab(np.asarray(photo))[..., 0]
+    lightness_out = skcolor.rgb2lab(out)[..., 0]
+    assert np.abs(lightness_out - lightness_in).max() < 0.6  # 8-bit rounding of the new colour only
+
+
+@pytest.mark.parametrize("kernel", ["torch", pytest.param("numba", marks=needs_numba)])
+def test_nan_and_huge_predictions_give_an_image_not_a_crash(kernel):
+    ab = torch.full((2, 4, 4), float("nan"))
+    ab[0, :2] = float("inf")
+    ab[1, 2:] = -1e30
+    out = np.asarray(compose.compose(_photo(33, 21), ab, kernel=kernel))
+    assert out.shape == (21, 33, 3)
+
+
+def test_auto_falls_back_to_torch_and_an_explicit_numba_request_says_why(monkeypatch, caplog):
+    monkeypatch.setattr(compose.fused, "compile_kernel", lambda: False)
+    assert compose.resolve_kernel("auto") == "torch"
+    with pytest.raises(RuntimeError, match="pip install numba"):
+        compose.resolve_kernel("numba")
+    with pytest.raises(ValueError, match="choose one of auto, numba, torch"):
+        compose.resolve_kernel("cuda")
+    out = compose.compose(_photo(20, 10), torch.zeros(2, 2, 2))  # still works, on the torch path
+    assert out.size == (20, 10)
+
+
+@needs_numba
+def test_a_kernel_that_fails_to_compile_is_reported_and_skipped(monkeypatch, caplog):
+    def broken(*args):
+        raise RuntimeError("LLVM says no")
+
+    monkeypatch.setattr(compose.fused, "compose_tile", broken)
+    compose.fused.compile_kernel.cache_clear()
+    try:
+        assert compose.fused.compile_kernel() is False
+        assert "LLVM says no" in caplog.text
+    finally:
+        monkeypatch.undo()
+        compose.fused.compile_kernel.cache_clear()
+    assert compose.fused.compile_kernel() is True
+
+
+@needs_numba
+def test_compiled_path_memory_grows_with_the_tile_not_the_image():
+    import tracemalloc
+
+    photo = _photo(1500, 1000)  # 1.5 MP: float copies of it would be 6 MB each
+    ab = _strong_ab(32, 48)
+    compose.compose(photo, ab, kernel="numba")  # compiled, tables built
+    tracemalloc.start()
+    try:
+        compose.compose(photo, ab, kernel="numba")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    columns = 2 * 32 * 1500 * 4  # ab upsampled along the columns, once per image
+    tiles = 8 * compose.KERNEL_CHUNK_PIXELS["numba"] * 3  # a few 8-bit tiles in flight per worker
+    assert peak < columns + tiles + 1_000_000, peak
+
+
+@needs_numba
+def test_the_warm_up_compiles_the_signature_compose_runs():
+    assert compose.fused.compile_kernel()
+    for gamut in compose.GAMUT_MODES:
+        compose.compose(_photo(64, 48), _strong_ab(8, 8), kernel="numba", gamut=gamut)
+    assert len(compose.fused.compose_tile.signatures) == 1  # no second compilation at the first photo

@@ -18,7 +18,7 @@ from skimage import data
 import colorize.infer as infer
 from colorize import Colorizer, color
 from colorize.checkpoint import CheckpointError, save_model
-from colorize.imageio import ImageLoadError
+from colorize.imageio import ImageLoadError, load_image
 from colorize.models import ModelConfig, build_generator, init_weights
 
 TINY = ModelConfig(base_channels=4, depth=4, max_channels=16)
@@ -127,6 +127,8 @@ def test_exif_rotated_jpeg_comes_out_upright(colorizer):
     Image.fromarray(data.astronaut()).resize((40, 30)).save(buffer, format="JPEG", exif=exif)
     output = colorizer.colorize(buffer.getvalue(), render_size=RENDER)
     assert output.size == (30, 40)
+    upright = Image.fromarray(data.astronaut())
+    assert load_image(upright) is upright  # nothing to turn: no 0.1 s copy of a 12 MP photo
 
 
 def test_unreadable_input_raises_a_sentence(colorizer):
@@ -201,6 +203,16 @@ def test_render_shape_keeps_aspect_within_limits():
     height, width = infer.render_shape(3, 500, 256)
     assert width == 4 * 256 and height == 32  # panoramas are capped at 4:1
     assert infer.render_shape(400, 600, 256, keep_aspect=False) == (256, 256)
+
+
+@pytest.mark.parametrize("size", [(301, 207), (207, 301), (900, 120), (97, 640)])
+@pytest.mark.parametrize("render", [32, 64, 128])
+def test_resize_in_bands_is_the_one_piece_resize_to_the_bit(monkeypatch, photo, size, render):
+    image = photo.resize(size)
+    shape = infer.render_shape(size[1], size[0], render)
+    whole = infer.resize_rgb8(image, shape)
+    monkeypatch.setattr(infer, "RESIZE_BAND_PIXELS", 5 * size[0] + 3)  # bands of 5 rows
+    assert np.array_equal(infer.resize_rgb8(image, shape), whole)
 
 
 def test_full_resolution_luminance_matches_the_reference():

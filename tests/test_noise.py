@@ -126,3 +126,31 @@ def test_training_with_the_diversity_term_records_it_and_spreads_the_samples(tmp
     assert last(diverse) > last(plain)
     generator, _ = load_model(diverse)
     assert generator.has_injected_noise
+
+
+def test_without_noise_maps_only_z_enters_and_samples_still_differ():
+    config = ModelConfig(base_channels=4, depth=4, max_channels=16, dropout=0.0, noise_channels=4, noise_levels=2, noise_maps=False)
+    torch.manual_seed(0)
+    generator = build_generator(config).eval()
+    assert not any("pixel_strength" in name for name, _ in generator.named_parameters())
+    for injection in generator.noise:
+        torch.nn.init.normal_(injection.project.weight, 0.0, 2.0)
+    x = torch.randn(1, 1, 32, 48)
+    a, b = (generator(x, noise=torch.Generator().manual_seed(seed)) for seed in (1, 2))
+    assert (a - b).abs().mean() > 1e-3
+
+
+def test_init_from_refuses_a_model_with_other_noise_settings(tmp_path):
+    from colorize.checkpoint import save_model
+
+    source = save_model(tmp_path / "maps", build_generator(NOISY), NOISY)
+    root = tmp_path / "images"
+    (root / "t").mkdir(parents=True)
+    for name in ("astronaut", "coffee"):
+        Image.fromarray(getattr(data, name)()).resize((40, 40)).save(root / "t" / f"{name}.png")
+    code = main([
+        "--data", str(root / "t"), "--val", str(root / "t"), "--out", str(tmp_path / "run"), "--image-size", "32",
+        "--base-channels", "4", "--depth", "4", "--max-channels", "16", "--dropout", "0", "--noise-channels", "4",
+        "--noise-levels", "2", "--no-noise-maps", "--init-from", str(source), "--num-workers", "0",
+    ])
+    assert code == 2
