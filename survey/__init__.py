@@ -3,6 +3,7 @@
 Modules, one role each:
 
 - `settings`  the database URL and the admin password (environment + explicit values)
+- `access`    the admin password gate: constant-time check, a delay on wrong guesses, lockouts
 - `models`    SQLAlchemy tables
 - `store`     `Store`: sessions, transactions, queries; the only module that writes
 - `study`     `Protocol` and the per-participant trial plan (pure logic, no I/O)
