@@ -440,7 +440,8 @@ def score_row(config: AblationConfig, row: Row, val_paths: list[Path], grid_phot
             images_per_s=steps * batch / seconds if seconds else float("nan"),
             train_images=(training.get("data") or {}).get("images"),
             train_skipped=(training.get("data") or {}).get("skipped"),
-            device=training.get("device"),
+            device=training.get("device") + (" with bf16 autocast" if training.get("amp_bf16") else "")
+            if training.get("device") else None,
         )
         note_path = Path(config.out) / row.key / ROW_NOTE_FILE
         if note_path.is_file():

@@ -463,3 +463,16 @@ def test_temporary_files_are_removed_when_the_app_stops(stop, tmp_path):
         running.process.send_signal(stop)
         assert running.process.wait(30) == 0, running.log.read_text()
     assert not list(temporary.glob("colorize-app-*"))
+
+
+def test_the_app_gives_the_librarys_colours_for_the_same_photo_and_seed(app, tmp_path):
+    """App, library (and through test_entry_points, the CLI and the survey's stimuli) agree pixel for pixel."""
+    from colorize import Colorizer
+
+    path = tmp_path / "p.png"
+    gray_photo((120, 80)).save(path)
+    library = Colorizer.from_pretrained(app["workdir"] / "models" / "tiny")
+    for seed in (None, 4):
+        served = np.asarray(colorize(app["client"], path, **({"seed": seed} if seed is not None else {})), dtype=np.int16)
+        own = np.asarray(library.colorize(path, seed=seed), dtype=np.int16)
+        assert np.array_equal(served, own), f"seed {seed}"
