@@ -274,7 +274,8 @@ def markdown(record: dict) -> str:
         "",
         f"`{record['command']}` on {machine['cpu']} ({machine['cpus']} CPUs), Python {machine['python']}, "
         f"Gradio {machine['gradio']}, {record['database']}; {record['when']}. Load average (1 min) before "
-        f"{machine['load_before']:.2f}, after {machine['load_after']:.2f}. Server and load generator share the machine.",
+        f"{machine['load_before']:.2f}, after {machine['load_after']:.2f}. Server and load generator share the machine."
+        + (f" {machine['note']}" if machine.get("note") else ""),
         "",
         "| scenario | participants | admitted | finished | answers | p50 per answer | p95 per answer | max | answers/s | errors |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -293,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "survey-load")
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="default: all, in turn")
+    parser.add_argument("--note", default="", help="what else the machine was doing (written into the results)")
     args = parser.parse_args(argv)
     from importlib.metadata import version
 
@@ -323,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             "gradio": version("gradio"),
             "load_before": load_before,
             "load_after": os.getloadavg()[0],
+            "note": args.note,
         },
         "results": results,
     }
