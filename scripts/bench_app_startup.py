@@ -43,6 +43,22 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def wait_for_page(process: subprocess.Popen, url: str, log: Path, *, timeout_s: float) -> None:
+    """Return once `url` answers 200; raise with the end of the app's `log` if it exits or times out."""
+    launched = time.monotonic()
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the app exited: {log.read_text()[-2000:]}")
+        if time.monotonic() - launched > timeout_s:
+            raise TimeoutError(f"the app did not answer within {timeout_s:.0f} s")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+
+
 def run_record(script: str) -> dict[str, object]:
     """How a benchmark script was run: its command line, when, and on what CPU."""
     return {
@@ -69,17 +85,7 @@ def one_run(workdir: Path) -> dict[str, float]:
         process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{port}/"
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"the app exited: {(workdir / 'app.log').read_text()[-2000:]}")
-                if time.monotonic() - launched > 120:
-                    raise TimeoutError("the app did not answer within 120 s")
-                try:
-                    with urllib.request.urlopen(url, timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    time.sleep(0.1)
+            wait_for_page(process, url, workdir / "app.log", timeout_s=120)
             page_s = time.monotonic() - launched
             Client(url, verbose=False).predict(handle_file(str(photo)), api_name="/colorize")
             first_result_s = time.monotonic() - launched

@@ -32,13 +32,10 @@ import json
 import os
 import platform
 import random
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,7 +43,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench_app_startup import ROOT, _cpu_model, _free_port, wait_for_page
+
 sys.path.insert(0, str(ROOT))  # this checkout's packages, whatever is installed
 STUDY = "load"
 ACCEPT_ENCODING = "gzip, deflate, br"  # what Chromium sends, but zstd (not installed here)
@@ -83,12 +81,6 @@ class Outcome:
 # -- the app and its study --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def synthetic_photo(seed: int, size: int = 320) -> Image.Image:
     """A smooth, colourful stand-in photo (sines of random frequencies per channel)."""
     rng = np.random.default_rng(seed)
@@ -116,27 +108,21 @@ def build_load_study(db_url: str, *, images: int = 40, image_size: int = 256, **
         store.close()
 
 
-def start_app(workdir: Path, db_url: str, *, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+def start_app(workdir: Path, db_url: str) -> tuple[subprocess.Popen, str]:
     """`python app.py --mode survey` on a free loopback port; returns the process and its URL once it answers."""
-    port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "XDG_CACHE_HOME": str(workdir / "cache"), **(extra_env or {})}
+    port = _free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "XDG_CACHE_HOME": str(workdir / "cache")}
     env.pop("SURVEY_ADMIN_PASSWORD", None)
     command = [sys.executable, str(ROOT / "app.py"), "--mode", "survey", "--host", "127.0.0.1", "--port", str(port), "--db", db_url]
-    log = open(workdir / "app.log", "w")
-    process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(workdir / "app.log", "w") as log:
+        process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"The app exited: {(workdir / 'app.log').read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return process, url
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise TimeoutError(f"The app did not answer within 120 s: {(workdir / 'app.log').read_text()}")
+    try:
+        wait_for_page(process, url, workdir / "app.log", timeout_s=120)
+    except (RuntimeError, TimeoutError):
+        stop_app(process)
+        raise
+    return process, url
 
 
 def stop_app(process: subprocess.Popen) -> None:
@@ -257,16 +243,6 @@ def summary(scenario: Scenario, outcome: Outcome, wall_s: float) -> dict:
     }
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def markdown(record: dict) -> str:
     machine = record["machine"]
     lines = [
@@ -319,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         "database": "SQLite (WAL) in a temporary folder",
         "study": "40 synthetic photos at 256 px, methods gray and warm, 3 practice + 20 test trials (2 catch), 1 s exposure",
         "machine": {
-            "cpu": cpu_model(),
+            "cpu": _cpu_model(),
             "cpus": len(os.sched_getaffinity(0)),
             "python": platform.python_version(),
             "gradio": version("gradio"),

@@ -105,6 +105,17 @@ def running_app(
 
 
 @contextlib.contextmanager
+def running_study_app(workdir: Path, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Iterator[tuple[RunningApp, str]]:
+    """`python app.py --mode survey [args]` over the two tiny studies in a fresh SQLite file; yields it and the database URL."""
+    from survey.store import Store
+
+    db_url = f"sqlite:///{workdir / 'survey.sqlite'}"
+    build_tiny_studies(Store(db_url))
+    with running_app(models_dir=workdir / "no-models", db_url=db_url, workdir=workdir, env=env, args=("--mode", "survey", *args)) as running:
+        yield running, db_url
+
+
+@contextlib.contextmanager
 def chromium():
     """A headless system Chromium; open pages in it with `new_page`."""
     from playwright.sync_api import sync_playwright

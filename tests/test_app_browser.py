@@ -24,6 +24,7 @@ from browser import (
     gray_photo,
     new_page,
     running_app,
+    running_study_app,
     save_tiny_checkpoint,
 )
 from colorize.pixels import mean_chroma
@@ -413,11 +414,7 @@ def test_on_a_phone_the_result_is_brought_into_view(phone_page, server, tmp_path
 
 @pytest.fixture(scope="module")
 def survey_server(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("browser-survey")
-    db_url = f"sqlite:///{workdir / 'survey.sqlite'}"
-    build_tiny_studies(Store(db_url))
-    env = {"SURVEY_ADMIN_PASSWORD": "survey admin"}
-    with running_app(models_dir=workdir / "no-models", db_url=db_url, workdir=workdir, env=env, args=("--mode", "survey")) as running:
+    with running_study_app(tmp_path_factory.mktemp("browser-survey"), env={"SURVEY_ADMIN_PASSWORD": "survey admin"}) as (running, db_url):
         yield {"url": running.url, "db_url": db_url}
 
 

@@ -20,7 +20,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from browser import build_tiny_studies, running_app
+from browser import running_study_app
 from survey.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -31,12 +31,8 @@ pytestmark = pytest.mark.slow  # a real `python app.py --mode survey`
 
 @pytest.fixture(scope="module")
 def study_app(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("survey-app")
-    db_url = f"sqlite:///{workdir / 'survey.sqlite'}"
-    build_tiny_studies(Store(db_url))
     env = {"SURVEY_ADMIN_PASSWORD": "pw for the test"}
-    args = ("--mode", "survey", "--max-starts-per-client", "3")
-    with running_app(models_dir=workdir / "no-models", db_url=db_url, workdir=workdir, env=env, args=args) as running:
+    with running_study_app(tmp_path_factory.mktemp("survey-app"), env=env, args=("--max-starts-per-client", "3")) as (running, db_url):
         yield {"url": running.url, "db_url": db_url, "log": running.log}
 
 
