@@ -26,7 +26,10 @@ passes its IP address) may start per `start_window`.
 Every trial is shown through its own `stimuli.Presentation` (an imperceptible crop and dither,
 the same for both images of a pair, stored with the trial): the bytes a participant receives
 are never the stored stimulus, so comparing files across participations tells nothing.
-`trial_images` re-renders them for the analysis.
+`trial_images` re-renders them for the analysis. Once a trial's exposure window has passed,
+`next_trial` serves it without images (and records the re-show): the exposure is kept by the
+server, not by the page. Decoded stimuli are cached in memory (`PIXEL_CACHE_BYTES`), so serving
+a trial reads no image blob and decodes no PNG for stimuli shown before.
 
 Concurrency: SQLite runs in WAL mode with a busy timeout and takes the write lock at the start of
 each write transaction (BEGIN IMMEDIATE), so concurrent participants queue for a few milliseconds
