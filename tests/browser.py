@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +115,21 @@ def running_study_app(workdir: Path, *, env: dict[str, str] | None = None, args:
     build_tiny_studies(Store(db_url))
     with running_app(models_dir=workdir / "no-models", db_url=db_url, workdir=workdir, env=env, args=("--mode", "survey", *args)) as running:
         yield running, db_url
+
+
+def post_event(url: str, endpoint: str, data: list, *, address: str) -> tuple[int, dict]:
+    """One event as the page sends it (no queue): POST /gradio_api/run/<endpoint> from a visitor at
+    `address` (X-Forwarded-For, believed from loopback); the status and the JSON answer."""
+    request = urllib.request.Request(
+        f"{url}gradio_api/run/{endpoint}",
+        data=json.dumps({"data": data, "session_hash": f"s{address}"}).encode(),
+        headers={"Content-Type": "application/json", "X-Forwarded-For": address},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from browser import build_tiny_studies, gray_photo, running_app, save_tiny_checkpoint
+from browser import build_tiny_studies, gray_photo, post_event, running_app, save_tiny_checkpoint
 from colorize.pixels import mean_chroma
 from survey.store import Store
 
@@ -476,3 +476,30 @@ def test_the_app_gives_the_librarys_colours_for_the_same_photo_and_seed(app, tmp
         served = np.asarray(colorize(app["client"], path, **({"seed": seed} if seed is not None else {})), dtype=np.int16)
         own = np.asarray(library.colorize(path, seed=seed), dtype=np.int16)
         assert np.array_equal(served, own), f"seed {seed}"
+
+
+def test_participants_never_wait_behind_colorizing_nor_meet_a_full_queue(tmp_path):
+    """The study's page events skip the queue: with colorizing filling a queue of 2, a participant
+    is still served at once, while a queued call (an API client's) is turned away."""
+    from gradio_client.client import Status
+
+    save_tiny_checkpoint(tmp_path / "models" / "tiny")
+    db_url = f"sqlite:///{tmp_path / 'survey.sqlite'}"
+    build_tiny_studies(Store(db_url))
+    env = {"COLORIZE_SHIPPED_MODEL": str(tmp_path / "models" / "tiny")}
+    with running_app(models_dir=tmp_path / "models", db_url=db_url, workdir=tmp_path, env=env, args=("--queue-size", "2")) as running:
+        client = Client(running.url, verbose=False)
+        big = tmp_path / "big.png"
+        gray_photo((3000, 3000)).save(big)
+        jobs = [client.submit(handle_file(str(big)), api_name="/colorize") for _ in range(3)]  # one runs, two wait
+        deadline = time.monotonic() + 120
+        while [job.status().code for job in jobs].count(Status.IN_QUEUE) < 2:
+            assert time.monotonic() < deadline and not all(job.done() for job in jobs), "colorizing never filled the queue"
+            time.sleep(0.05)
+        status, answer = post_event(running.url, "survey_consent", ["tiny-pair", {}], address="192.0.2.9")
+        assert status == 200 and answer["data"][1]["screen"] == "instructions"  # served while colorizing waits
+        with pytest.raises(Exception, match="Queue is full"):
+            client.predict("tiny-pair", {}, api_name="/survey_consent")  # the queued way is full
+        assert not all(job.done() for job in jobs)
+        for job in jobs:
+            job.result(timeout=300)

@@ -13,7 +13,6 @@ import json
 import re
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from browser import running_study_app
+from browser import post_event, running_study_app
 from survey.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -99,23 +98,9 @@ def test_an_address_may_start_three_participants_here_and_then_waits(study_app):
     _, screen, _ = client(study_app, "192.0.2.4").predict("tiny-single", {}, api_name="/survey_consent")
     assert screen["screen"] == "instructions"
     # The page's own way in (no queue: a plain POST per click) counts the same.
-    answers = [post(study_app, "survey_consent", ["tiny-pair", {}], address="192.0.2.6") for _ in range(4)]
+    answers = [post_event(study_app["url"], "survey_consent", ["tiny-pair", {}], address="192.0.2.6") for _ in range(4)]
     assert [status for status, _ in answers] == [200, 200, 200, 500]
     assert "started too many times from your connection" in answers[-1][1]["error"]
-
-
-def post(app, endpoint: str, data: list, *, address: str) -> tuple[int, dict]:
-    """One event as the page sends it: POST /gradio_api/run/<endpoint>; the status and the JSON answer."""
-    request = urllib.request.Request(
-        f"{app['url']}gradio_api/run/{endpoint}",
-        data=json.dumps({"data": data, "session_hash": f"s{address}"}).encode(),
-        headers={"Content-Type": "application/json", "X-Forwarded-For": address},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def test_two_hundred_participants_arriving_within_seconds_are_all_admitted_and_finish(study_app):
