@@ -607,7 +607,7 @@ class Trainer:
             "val_metrics": self.last_val,
             "device": describe_device(self.device),
             "amp_bf16": self.use_amp,
-            "wall_time_s": round(self._wall_time(), 1),
+            "wall_time_s": round(self._wall_time(), 3),  # a tiny run takes milliseconds: 0.1 s steps would say 0
             "torch_version": torch.__version__,
         }
 
