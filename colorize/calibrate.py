@@ -40,7 +40,7 @@ import torch
 from .checkpoint import CONFIG_FILE, CheckpointError, atomic_write_text, read_config
 from .data import DatasetError
 from .evaluate import DEFAULT_SIZE, evaluate, scored_images, summarize
-from .defaults import MAX_CHROMA_GAMMA, MAX_CHROMA_SCALE, MAX_SAMPLES
+from .defaults import MAX_CHROMA_GAMMA, MAX_CHROMA_KNEE, MAX_CHROMA_SCALE, MAX_SAMPLES
 from .infer import Colorizer
 
 DEFAULT_SCALES = (0.5, 0.6, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0, 2.4, 2.8, 3.4, 4.0)  # ~1.19x apart
@@ -60,6 +60,7 @@ def sweep(
     gammas: Sequence[float] = DEFAULT_GAMMAS,
     samples: Sequence[int] = (1,),
     agreement_powers: Sequence[float] = (1.0,),
+    knees: Sequence[float] = (0.0,),
 ) -> list[dict]:
     """Summary metrics (see `colorize.evaluate.summarize`) of `colorizer` at every combination of settings.
 
@@ -69,19 +70,19 @@ def sweep(
     gray_scores: dict = {}
     original = colorizer.settings
     combinations = []
-    for count, gamma, scale in itertools.product(samples, gammas, scales):
+    for count, gamma, scale, knee in itertools.product(samples, gammas, scales, knees):
         for power in agreement_powers if count > 1 else (1.0,):
-            combinations.append((int(count), float(power), float(gamma), float(scale)))
+            combinations.append((int(count), float(power), float(gamma), float(scale), float(knee)))
     try:
-        for count, power, gamma, scale in combinations:
+        for count, power, gamma, scale, knee in combinations:
             colorizer.settings = dataclasses.replace(
-                original, samples=count, agreement_power=power, chroma_gamma=gamma, chroma_scale=scale
+                original, samples=count, agreement_power=power, chroma_gamma=gamma, chroma_scale=scale, chroma_knee=knee
             )
             with torch.inference_mode():
                 rows = evaluate(colorizer, paths, size=size, render_size=render_size, gray_scores=gray_scores)
             results.append({
                 "samples": count, "agreement_power": power, "chroma_gamma": gamma, "chroma_scale": scale,
-                "images": len(rows), **summarize(rows),
+                "chroma_knee": knee, "images": len(rows), **summarize(rows),
             })
     finally:
         colorizer.settings = original
@@ -117,19 +118,19 @@ def choose(
 
 def render_table(results: list[dict], chosen: dict) -> str:
     lines = [
-        "| samples | agreement power | chroma gamma | chroma scale | PSNR (dB) | CIEDE2000 | false colour | images > 10% "
-        "| colourfulness ratio | |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| samples | agreement power | chroma gamma | chroma scale | chroma knee | PSNR (dB) | CIEDE2000 | false colour "
+        "| images > 10% | colourfulness ratio | |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in results:
         mark = "**chosen**" if row is chosen else ""
         lines.append(
             f"| {row['samples']} | {row['agreement_power']:.2f} | {row['chroma_gamma']:.2f} | {row['chroma_scale']:.2f} "
-            f"| {row['psnr']:.2f} | {row['ciede2000']:.2f} | {100 * row['false_colour']:.2f}% "
+            f"| {row.get('chroma_knee', 0.0):g} | {row['psnr']:.2f} | {row['ciede2000']:.2f} | {100 * row['false_colour']:.2f}% "
             f"| {row['false_colour_images']} | {row['colorfulness_ratio']:.3f} | {mark} |"
         )
     gray = results[0]
-    lines.append(f"| gray (ab = 0) | | | | {gray['gray_psnr']:.2f} | {gray['gray_ciede2000']:.2f} | 0% | 0 | 0 | |")
+    lines.append(f"| gray (ab = 0) | | | | | {gray['gray_psnr']:.2f} | {gray['gray_ciede2000']:.2f} | 0% | 0 | 0 | |")
     return "\n".join(lines)
 
 
@@ -144,7 +145,7 @@ def write_choice(model: Path, chosen: dict, record: dict) -> None:
     atomic_write_text(model / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-CHOSEN_KEYS = ("chroma_scale", "chroma_gamma", "samples", "agreement_power")
+CHOSEN_KEYS = ("chroma_scale", "chroma_gamma", "samples", "agreement_power", "chroma_knee")
 
 
 def _number_list(what: str, upper: float):
@@ -158,6 +159,16 @@ def _number_list(what: str, upper: float):
         return values
 
     return parse
+
+
+def _knee_list(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers") from None
+    if not values or not all(0 <= v <= MAX_CHROMA_KNEE for v in values):
+        raise argparse.ArgumentTypeError(f"knees must be numbers from 0 (none) to {MAX_CHROMA_KNEE:g}")
+    return values
 
 
 def _count_list(text: str) -> tuple[int, ...]:
@@ -190,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--agreement-powers", type=_number_list("agreement powers", 8.0), default=(1.0,),
         help="comma-separated powers of the hue agreement (with samples > 1)",
+    )
+    parser.add_argument(
+        "--knees", type=_knee_list, default=(0.0,),
+        help="comma-separated soft chroma ceilings to try (colorize.infer.apply_chroma_knee; 0 = none)",
     )
     parser.add_argument("--min-colourfulness-ratio", type=float, default=DEFAULT_MIN_RATIO, help="vividness to keep (output / real)")
     parser.add_argument("--max-false-colour", type=float, default=DEFAULT_MAX_FALSE_COLOUR, help="largest mean false-colour share allowed (0-1)")
@@ -232,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     results = sweep(
         colorizer, paths, args.scales, size=args.size, render_size=args.render_size, gammas=args.gammas,
-        samples=args.samples, agreement_powers=args.agreement_powers,
+        samples=args.samples, agreement_powers=args.agreement_powers, knees=args.knees,
     )
     chosen, reached = choose(
         results, args.min_colourfulness_ratio, max_false_colour=args.max_false_colour, max_spoiled=args.max_spoiled_images
@@ -261,7 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print(
         f"chosen chroma scale: {chosen['chroma_scale']:.2f}, chroma gamma: {chosen['chroma_gamma']:.2f}, "
-        f"samples: {chosen['samples']}, agreement power: {chosen['agreement_power']:.2f} ({time.perf_counter() - started:.0f} s)"
+        f"samples: {chosen['samples']}, agreement power: {chosen['agreement_power']:.2f}, "
+        f"chroma knee: {chosen['chroma_knee']:g} ({time.perf_counter() - started:.0f} s)"
     )
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

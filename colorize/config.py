@@ -100,6 +100,7 @@ class TrainConfig:
     n_critic: int = option(5, "critic updates per generator update (wgan-gp; vanilla and lsgan alternate 1:1)")
     resnet18_weights: str = option("", "torchvision-format resnet18 state dict for the resnet18-unet encoder")
     lambda_diversity: float = option(0.0, "weight of the diversity-sensitive term (needs --noise-channels): every image is generated with two noise draws and the mean |ab difference| of their region means (8x8 grid) is rewarded, up to diversity_cap, so samples differ where the colour is ambiguous while L1 keeps them together where it is not (0 = off)")
+    diversity_every: int = option(1, "apply the diversity term on one step in this many (the others draw the noise once: about half the work per step)")
     diversity_cap: float = option(0.15, "largest rewarded mean |ab difference| between two noise draws of one image (normalised ab units, 1 = 110)")
     ema_decay: float = option(0.0, "keep an exponential moving average of the generator's weights with this decay per step (e.g. 0.995) and save, validate and export the average instead of the last step's weights (0 = off)")
     init_from: str = option("", "model folder (model.safetensors + config.json) whose generator weights start this run: fine-tuning, or continuing a shipped model whose training state is gone; the architecture flags must match it")
@@ -116,7 +117,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
-        positive = ("image_size", "batch_size", "log_every", "sample_images")
+        positive = ("image_size", "batch_size", "log_every", "sample_images", "diversity_every")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}.")

@@ -12,6 +12,7 @@ config.json, section "inference" (all optional):
     chroma_gamma   calibrated chroma curve exponent, default 1
     samples        noise draws combined per image, default 1 (the deterministic pass)
     agreement_power  with samples > 1: chroma x (hue agreement of the draws) ** power, default 1
+    chroma_knee    soft ceiling of the final chroma, C -> knee * tanh(C / knee); 0 (default) = none
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ RENDER_SIZE_STEP = 32
 MAX_CHROMA_SCALE = 4.0  # an L1-trained model predicts muted colours: it may need 3x to look real
 MAX_CHROMA_GAMMA = 4.0
 MAX_SAMPLES = 16
+MAX_CHROMA_KNEE = 150.0  # above any sRGB colour's chroma: no effect
 # Render sizes within this factor of the training size show objects at about the scale the
 # model learned (training crops are cut from photos resized to 1.15x the crop size).
 TRAINED_RANGE = (0.75, 1.25)
@@ -41,6 +43,7 @@ class InferenceSettings:
     chroma_gamma: float = 1.0
     samples: int = 1
     agreement_power: float = 1.0
+    chroma_knee: float = 0.0
 
     @property
     def trained_range(self) -> tuple[int, int] | None:
@@ -87,6 +90,7 @@ class InferenceSettings:
             chroma_gamma=_number(section, "chroma_gamma", 1.0, MAX_CHROMA_GAMMA),
             samples=samples,
             agreement_power=_number(section, "agreement_power", 1.0, 8.0),
+            chroma_knee=_knee(section.get("chroma_knee", 0.0)),
         )
 
 
@@ -96,6 +100,12 @@ def _training_size(config: dict) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
+
+
+def _knee(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_CHROMA_KNEE:
+        raise CheckpointError(f"config.json: inference.chroma_knee must be 0 (none) or a chroma up to {MAX_CHROMA_KNEE:g}, not {value!r}.")
+    return float(value)
 
 
 def _number(section: dict, key: str, default: float, upper: float) -> float:

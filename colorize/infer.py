@@ -146,6 +146,18 @@ def apply_chroma_gamma(ab: torch.Tensor, gamma: float) -> torch.Tensor:
     return ab * (chroma / CHROMA_PIVOT).pow(gamma - 1.0)
 
 
+def apply_chroma_knee(ab: torch.Tensor, knee: float) -> torch.Tensor:
+    """ab (..., 2, h, w) with each pixel's chroma C mapped to knee * tanh(C / knee), hue kept.
+
+    A soft ceiling: weak and moderate colours pass almost unchanged (C = knee/2 loses 8%), strong
+    ones approach `knee`. Why: a wrong colour costs the viewer most where it is strongest (a
+    saturated blue blob on a white wall); past the knee, more chroma buys little vividness and
+    much risk. `colorize.calibrate` measures it against accuracy and false colour.
+    """
+    chroma = torch.linalg.vector_norm(ab, dim=-3, keepdim=True)
+    return ab * (knee * torch.tanh(chroma / knee) / chroma.clamp_min(1e-6))
+
+
 AGREEMENT_SEED = 20_261_128  # the noise draws behind the default colouring: fixed, so it is deterministic
 
 
@@ -361,14 +373,11 @@ class Colorizer:
         return rgb, network_input(rgb, render_shape(height, width, render_size, keep_aspect=keep_aspect))
 
     def _finish(self, rgb: Image.Image, ab_norm: torch.Tensor, saturation: float) -> Image.Image:
-        return compose(
-            rgb,
-            apply_chroma_gamma(color.denormalize_ab(ab_norm), self.chroma_gamma),
-            saturation=saturation * self.chroma_scale,
-            chunk_pixels=self.chunk_pixels,
-            gamut=self.gamut,
-            kernel=self.kernel,
-        )
+        ab = apply_chroma_gamma(color.denormalize_ab(ab_norm), self.chroma_gamma)
+        strength = saturation * self.chroma_scale
+        if self.settings.chroma_knee > 0:  # at the network's resolution: cheap
+            ab, strength = apply_chroma_knee(ab * strength, self.settings.chroma_knee), 1.0
+        return compose(rgb, ab, saturation=strength, chunk_pixels=self.chunk_pixels, gamut=self.gamut, kernel=self.kernel)
 
     def colorize(
         self,

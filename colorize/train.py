@@ -369,13 +369,15 @@ class Trainer:
     def _generate(self, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The generator's ab for a batch, and (with the diversity term) the batch's diversity reward.
 
-        With `lambda_diversity`, every image goes through twice with independent noise draws: the
+        With `lambda_diversity` (on one step in `diversity_every`), every image goes through twice with independent noise draws: the
         returned ab holds both halves (2B images) and the reward is the mean over images of
         min(mean |ab1 - ab2|, diversity_cap), with ab1 and ab2 the draws' region means on a
         DIVERSITY_GRID x DIVERSITY_GRID grid.
         """
         noisy = unwrap(self.generator).has_injected_noise
-        if not (noisy and self.config.lambda_diversity > 0):
+        # on the steps between diversity steps (`diversity_every`): one draw, half the work
+        diversity_step = self.global_step % self.config.diversity_every == 0
+        if not (noisy and self.config.lambda_diversity > 0 and diversity_step):
             return self.generator(lightness, noise=True if noisy else None), None
         fake = self.generator(torch.cat((lightness, lightness)), noise=True)
         # Compared on a coarse grid of region means: a colour choice for a whole region counts,

@@ -206,3 +206,33 @@ def test_sweep_over_noise_samples_writes_them(photos, tmp_path, capsys):
         best["samples"], best["agreement_power"], best["chroma_scale"]
     )
     assert Colorizer.from_pretrained(folder).settings.samples == best["samples"]
+
+
+def test_chroma_knee_keeps_hue_and_bounds_chroma_softly():
+    from colorize.infer import apply_chroma_knee
+
+    hues = torch.linspace(0, 2 * torch.pi, 5)[:-1]
+    chroma = torch.tensor([5.0, 20.0, 60.0, 120.0])
+    ab = torch.stack([chroma * torch.cos(hues), chroma * torch.sin(hues)])[:, None, :]
+    knee = apply_chroma_knee(ab, 30.0)
+    out = torch.linalg.vector_norm(knee, dim=0)[0]
+    torch.testing.assert_close(out, 30.0 * torch.tanh(chroma / 30.0))
+    assert out.max() < 30.0 and out[0] > 0.98 * 5.0  # weak colours pass, strong ones stay under the knee
+    torch.testing.assert_close(torch.atan2(knee[1], knee[0]), torch.atan2(ab[1], ab[0]))
+    assert torch.equal(apply_chroma_knee(torch.zeros(2, 2, 2), 30.0), torch.zeros(2, 2, 2))
+
+
+def test_knee_sweep_is_written_and_applied(model, photos, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(model, copy)
+    code = calibrate.main(
+        ["--model", str(copy), "--data", str(photos), "--scales", "1", "--gammas", "1", "--knees", "0,20",
+         "--min-colourfulness-ratio", "0", "--max-false-colour", "1", "--max-spoiled-images", "1",
+         "--size", "32", "--render-size", "32", "--out", str(tmp_path / "cal"), "--write"]
+    )
+    assert code == 0
+    results = {r["chroma_knee"]: r for r in json.loads((tmp_path / "cal" / "calibration.json").read_text())["results"]}
+    assert results[20.0]["mean_chroma"] < results[0.0]["mean_chroma"]  # the tiny model's colours are strong
+    written = json.loads((copy / "config.json").read_text())["inference"]["chroma_knee"]
+    assert written == min(results.values(), key=lambda r: r["ciede2000"])["chroma_knee"]
+    assert Colorizer.from_pretrained(copy).settings.chroma_knee == written

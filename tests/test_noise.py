@@ -154,3 +154,21 @@ def test_init_from_refuses_a_model_with_other_noise_settings(tmp_path):
         "--noise-levels", "2", "--no-noise-maps", "--init-from", str(source), "--num-workers", "0",
     ])
     assert code == 2
+
+
+def test_diversity_every_n_steps_records_the_term_on_those_steps_only(tmp_path):
+    root = tmp_path / "images"
+    (root / "t").mkdir(parents=True)
+    for name in ("astronaut", "chelsea", "coffee", "rocket"):
+        Image.fromarray(getattr(data, name)()).resize((40, 40)).save(root / "t" / f"{name}.png")
+    out = tmp_path / "run"
+    assert main([
+        "--data", str(root / "t"), "--val", str(root / "t"), "--out", str(out), "--image-size", "32",
+        "--base-channels", "4", "--depth", "3", "--discriminator-channels", "4", "--batch-size", "1",
+        "--epochs-l1", "1", "--epochs-gan", "0", "--num-workers", "0", "--dropout", "0", "--noise-channels", "4",
+        "--lambda-diversity", "10", "--diversity-every", "2",
+    ]) == 0
+    (row,) = list(csv.DictReader(open(out / "metrics.csv", newline="")))
+    assert float(row["diversity"]) > 0  # steps 0 and 2 of the 4 had it (the mean is over those)
+    with pytest.raises(ConfigError, match="diversity_every"):
+        TrainConfig(data=("x",), val="y", diversity_every=0)
