@@ -148,37 +148,28 @@ def write_choice(model: Path, chosen: dict, record: dict) -> None:
 CHOSEN_KEYS = ("chroma_scale", "chroma_gamma", "samples", "agreement_power", "chroma_knee")
 
 
-def _number_list(what: str, upper: float):
-    def parse(text: str) -> tuple[float, ...]:
+def _list_of(what: str, kind: type, accepts, allowed: str):
+    """An argparse type: comma-separated values of `kind`, each passing `accepts`, else one sentence."""
+
+    def parse(text: str) -> tuple:
         try:
-            values = tuple(float(part) for part in text.split(",") if part.strip())
+            values = tuple(kind(part) for part in text.split(",") if part.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers") from None
-        if not values or not all(0 < v <= upper for v in values):
-            raise argparse.ArgumentTypeError(f"{what} must be numbers in (0, {upper:g}]")
+            noun = "whole numbers" if kind is int else "numbers"
+            raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of {noun}") from None
+        if not values or not all(accepts(v) for v in values):
+            raise argparse.ArgumentTypeError(f"{what} must be {allowed}")
         return values
 
     return parse
 
 
-def _knee_list(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers") from None
-    if not values or not all(0 <= v <= MAX_CHROMA_KNEE for v in values):
-        raise argparse.ArgumentTypeError(f"knees must be numbers from 0 (none) to {MAX_CHROMA_KNEE:g}")
-    return values
+def _number_list(what: str, upper: float):
+    return _list_of(what, float, lambda v: 0 < v <= upper, f"numbers in (0, {upper:g}]")
 
 
-def _count_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of whole numbers") from None
-    if not values or not all(1 <= v <= MAX_SAMPLES for v in values):
-        raise argparse.ArgumentTypeError(f"samples must be whole numbers from 1 to {MAX_SAMPLES}")
-    return values
+_knee_list = _list_of("knees", float, lambda v: 0 <= v <= MAX_CHROMA_KNEE, f"numbers from 0 (none) to {MAX_CHROMA_KNEE:g}")
+_count_list = _list_of("samples", int, lambda v: 1 <= v <= MAX_SAMPLES, f"whole numbers from 1 to {MAX_SAMPLES}")
 
 
 def build_parser() -> argparse.ArgumentParser:
