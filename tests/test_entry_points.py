@@ -1,5 +1,6 @@
 """Every entry point starts from the model's own inference settings and gives the same colours:
-the library, `colorize.infer`, `colorize.evaluate`, the survey's stimuli (and, in test_app, the app)."""
+the library, `colorize.infer`, `colorize.evaluate`, the survey's stimuli, `colorize.bench` (and,
+in test_app and test_app_browser, the app's output and its render-size slider)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,8 @@ def test_library_cli_evaluate_and_survey_agree_on_the_models_defaults(model, pho
     summary = json.loads(capsys.readouterr().out)
     assert summary["render_size"] == OWN_RENDER_SIZE
     assert summary["inference_settings"] == colorizer.settings.to_dict()
+
+    # the benchmark's "own size" rows run each model at its own render size
+    from colorize import bench
+
+    assert OWN_RENDER_SIZE in bench.effective_render_sizes({"shipped": colorizer}, bench.QUICK_PLAN)
