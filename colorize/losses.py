@@ -134,3 +134,85 @@ def critic_from_inputs(discriminator: nn.Module) -> Callable[[torch.Tensor], tor
     if getattr(unwrap(discriminator), "conditional", True):
         return lambda x: discriminator(x[:, :1], x[:, 1:])
     return lambda x: discriminator(None, x)
+
+
+# -- the bins colour head (Zhang et al. 2016, "Colorful Image Colorization")
+
+SOFT_ENCODING_SIGMA = 5.0  # ab units
+REBALANCING_MIX = 0.5  # weights 1 / ((1 - mix) * prior + mix / Q): rare colours count up to ~2Q times more
+_NEIGHBOURS = torch.tensor([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], dtype=torch.long)  # centre first below
+
+
+def _grid(centres: torch.Tensor) -> tuple[float, int, torch.Tensor]:
+    """The square grid the centres (Q, 2, in ab units) sit on: its step, its radius in steps, and a
+    (2r+1, 2r+1) table from grid position to bin index (-1 where no bin is)."""
+    step = float((centres[:, 0].unique().sort().values.diff().min()))
+    radius = int(round(float(centres.abs().max()) / step))
+    table = torch.full((2 * radius + 1, 2 * radius + 1), -1, dtype=torch.long)
+    positions = (centres / step).round().long() + radius
+    table[positions[:, 0], positions[:, 1]] = torch.arange(len(centres))
+    return step, radius, table
+
+
+def soft_encoding(target_ab: torch.Tensor, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each target pixel (B, 2, h, w, normalised ab) spread over the 3x3 bins around its nearest
+    with Gaussian weights (sigma 5 ab units): bin indices and weights, both (B, 9, h, w); the
+    first of the 9 is the nearest bin. Bins outside the grid get weight 0."""
+    ab_scale = 110.0
+    scaled = centres * ab_scale
+    step, radius, table = _grid(scaled.cpu())
+    table = table.to(target_ab.device)
+    target_ab = target_ab.float()
+    # the few sRGB colours beyond the bins' disc (saturated blues and purples, chroma up to 134)
+    # are drawn in to its edge, where their nearest bins are
+    chroma = torch.linalg.vector_norm(target_ab, dim=1, keepdim=True) * ab_scale
+    target_ab = target_ab * (float(scaled.norm(dim=1).max()) - step / 2) / chroma.clamp(min=float(scaled.norm(dim=1).max()) - step / 2)
+    position = (target_ab * ab_scale / step).round().long().clamp(-radius, radius)  # (B, 2, h, w)
+    order = sorted(range(9), key=lambda k: (abs(int(_NEIGHBOURS[k, 0])) + abs(int(_NEIGHBOURS[k, 1])), k))
+    offsets = _NEIGHBOURS[order].to(target_ab.device)  # (9, 2), (0, 0) first
+    grid_a = (position[:, 0, None] + offsets[:, 0, None, None]).clamp(-radius, radius)  # (B, 9, h, w)
+    grid_b = (position[:, 1, None] + offsets[:, 1, None, None]).clamp(-radius, radius)
+    index = table[grid_a + radius, grid_b + radius]
+    distance2 = (grid_a * step - target_ab[:, 0:1] * ab_scale).square() + (grid_b * step - target_ab[:, 1:2] * ab_scale).square()
+    weights = torch.exp(-distance2 / (2 * SOFT_ENCODING_SIGMA**2)) * (index >= 0)
+    weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1e-12)
+    return index.clamp(min=0), weights
+
+
+def nearest_bins(target_ab: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """Index (B, h, w) of the bin nearest each target pixel (normalised ab, B, 2, h, w)."""
+    index, weights = soft_encoding(target_ab, centres)
+    return index.gather(1, weights.argmax(dim=1, keepdim=True))[:, 0]
+
+
+def bin_prior(target_ab: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """How often each bin is the nearest to a pixel of `target_ab` (B, 2, h, w): a distribution (Q,)."""
+    counts = torch.bincount(nearest_bins(target_ab, centres).flatten(), minlength=len(centres)).double()
+    return (counts / counts.sum()).float()
+
+
+def rebalancing_weights(prior: torch.Tensor, mix: float = REBALANCING_MIX) -> torch.Tensor:
+    """Per-bin loss weights that make rare (saturated) colours count: proportional to
+    1 / ((1 - mix) * prior + mix / Q), scaled so that a pixel weighs 1 on average."""
+    weights = 1.0 / ((1.0 - mix) * prior + mix / len(prior))
+    return weights / (prior * weights).sum()
+
+
+def colour_bins_loss(
+    logits: torch.Tensor, target_ab: torch.Tensor, centres: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy of the bins head's logits (B, Q, h, w) against the target ab (B, 2, H, W),
+    pooled to the logits' resolution and soft-encoded (`soft_encoding`), each pixel weighted by
+    `weights` of its nearest bin (`rebalancing_weights`)."""
+    if target_ab.shape[-2:] != logits.shape[-2:]:
+        target_ab = F.adaptive_avg_pool2d(target_ab.float(), logits.shape[-2:])
+    index, soft = soft_encoding(target_ab, centres)
+    log_probabilities = F.log_softmax(logits, dim=1, dtype=torch.float32)
+    per_pixel = -(soft * log_probabilities.gather(1, index)).sum(dim=1)
+    if weights is not None:
+        per_pixel = per_pixel * weights[nearest_from(index, soft)]
+    return per_pixel.mean()
+
+
+def nearest_from(index: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    return index.gather(1, soft.argmax(dim=1, keepdim=True))[:, 0]

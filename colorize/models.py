@@ -16,9 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cli import option
+from .color import AB_SCALE
 
 GENERATOR_NAMES = ("unet", "resunet", "resnet18-unet", "encdec")
 NORM_NAMES = ("batch", "instance", "none")
+COLOUR_HEADS = ("regression", "bins")
+COLOUR_BIN_STEP = 10.0  # ab units between neighbouring bin centres (Zhang et al. 2016)
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,16 @@ class ModelConfig:
     noise_channels: int = option(0, "size of the per-image noise vector z injected into the coarsest decoder blocks; 0 = none, dropout is the noise")
     noise_levels: int = option(4, "decoder blocks, from the bottleneck out, that receive the injected noise")
     noise_maps: bool = option(True, "also add per-pixel noise maps (StyleGAN-style) where z enters; off = z alone, so a sample can only recolour whole regions the network itself delimits")
+    colour_head: str = option(
+        "regression",
+        "what the generator's last layer predicts: ab itself (regression, pix2pix), or how likely each of ~380 ab colour "
+        "bins is, decoded by an annealed mean (bins, Zhang et al. 2016: where a regression averages red and green "
+        "to a yellow-brown, the bins keep the likelier colour); unet, resunet and encdec",
+        choices=COLOUR_HEADS,
+    )
+    colour_temperature: float = option(
+        0.38, "bins head: temperature of the annealed mean (1 = the distribution's mean colour, towards 0 = its most likely bin)"
+    )
 
     def __post_init__(self) -> None:
         if self.generator not in GENERATOR_NAMES:
@@ -58,6 +71,12 @@ class ModelConfig:
             raise ValueError("noise_channels must be 0 or more and noise_levels at least 1.")
         if self.noise_channels and self.generator == "resnet18-unet":
             raise ValueError("Injected noise (noise_channels > 0) is built for the unet, resunet and encdec generators only.")
+        if self.colour_head not in COLOUR_HEADS:
+            raise ValueError(f"Unknown colour_head '{self.colour_head}'; choose one of {', '.join(COLOUR_HEADS)}.")
+        if self.colour_head == "bins" and self.generator == "resnet18-unet":
+            raise ValueError("The bins colour head is built for the unet, resunet and encdec generators only.")
+        if not 0.0 < self.colour_temperature <= 1.0:
+            raise ValueError(f"colour_temperature must be in (0, 1], not {self.colour_temperature}.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,7 +166,11 @@ class SizeAgnosticGenerator(nn.Module):
 
     size_multiple: int = 1
 
-    def forward(self, lightness: torch.Tensor, *, noise: bool | torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self, lightness: torch.Tensor, *, noise: bool | torch.Generator | None = None, with_logits: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """ab; with `with_logits` (a bins head, an input of a whole multiple of `size_multiple`:
+        training crops), the pair (ab, the head's logits at half resolution)."""
         draw = None
         if noise is not None and noise is not False:
             draw = NoiseDraw(None if noise is True else noise)
@@ -156,6 +179,12 @@ class SizeAgnosticGenerator(nn.Module):
         target_h = max(multiple, -(-height // multiple) * multiple)
         target_w = max(multiple, -(-width // multiple) * multiple)
         pad_h, pad_w = target_h - height, target_w - width
+        if with_logits:
+            if not self.predicts_bins:
+                raise ValueError("Only a generator with the bins colour head has logits.")
+            if pad_h or pad_w:
+                raise ValueError(f"Logits need an input whose sides are multiples of {multiple}, not {height}x{width}.")
+            return self.predict_with_logits(lightness, draw)
         if pad_h or pad_w:
             top, left = pad_h // 2, pad_w // 2
             lightness = F.pad(lightness, (left, pad_w - left, top, pad_h - top), mode="replicate")
@@ -169,6 +198,10 @@ class SizeAgnosticGenerator(nn.Module):
 
     @property
     def has_injected_noise(self) -> bool:
+        return False
+
+    @property
+    def predicts_bins(self) -> bool:
         return False
 
     def predict(self, lightness: torch.Tensor, draw: NoiseDraw | None = None) -> torch.Tensor:
@@ -188,6 +221,45 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x + self.body(x))
+
+
+def colour_bin_centres(step: float = COLOUR_BIN_STEP) -> torch.Tensor:
+    """(Q, 2) ab centres, in ab units, of the bins head: a square grid of `step` within the disc of
+    radius AB_SCALE, which holds all sRGB colours but the most saturated blues and purples (chroma
+    up to 134, trained on the disc's edge). Closed form on purpose: a set measured from the gamut
+    could differ by a bin between machines, and the head's weights would no longer fit."""
+    radius = int(AB_SCALE // step)
+    axis = torch.arange(-radius, radius + 1, dtype=torch.float64) * step
+    a, b = torch.meshgrid(axis, axis, indexing="ij")
+    centres = torch.stack((a.flatten(), b.flatten()), dim=1)
+    return centres[centres.square().sum(dim=1) <= AB_SCALE**2].float()
+
+
+class ColourBinsHead(nn.Module):
+    """One logit per ab bin at the last decoder level (half the input's resolution), decoded by
+    the annealed mean: softmax(logits / T) times the bin centres, then upsampled x2 (bilinear).
+
+    Colour is smooth where the photo is, so predicting it at half resolution costs no sharpness
+    once L is added back at full resolution, and a quarter of the head's work.
+    """
+
+    def __init__(self, in_channels: int, temperature: float) -> None:
+        super().__init__()
+        centres = colour_bin_centres() / AB_SCALE
+        self.classify = nn.Conv2d(in_channels, len(centres), 1)
+        self.register_buffer("centres", centres, persistent=False)  # normalised ab, (Q, 2)
+        self.temperature = float(temperature)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classify(F.relu(features))
+
+    def decode(self, logits: torch.Tensor) -> torch.Tensor:
+        probabilities = torch.softmax(logits * (1.0 / self.temperature), dim=1, dtype=torch.float32)
+        ab = F.conv2d(probabilities, self.centres.T[:, :, None, None].to(probabilities.dtype))  # the expected ab
+        return F.interpolate(ab, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.logits(features))
 
 
 class UNetGenerator(SizeAgnosticGenerator):
@@ -243,17 +315,28 @@ class UNetGenerator(SizeAgnosticGenerator):
         self.noise = nn.ModuleList(
             NoiseInjection(widths[level - 1], config.noise_channels, pixel_maps=config.noise_maps) for level in noisy_levels
         )
-        self.head = nn.Sequential(
-            nn.ReLU(inplace=False),
-            nn.ConvTranspose2d(widths[0] * (2 if skip and depth > 1 else 1), 2, 4, 2, 1),
-            nn.Tanh(),
-        )
+        head_channels = widths[0] * (2 if skip and depth > 1 else 1)
+        if config.colour_head == "bins":
+            self.head = ColourBinsHead(head_channels, config.colour_temperature)
+        else:
+            self.head = nn.Sequential(nn.ReLU(inplace=False), nn.ConvTranspose2d(head_channels, 2, 4, 2, 1), nn.Tanh())
+
+    @property
+    def predicts_bins(self) -> bool:
+        return isinstance(self.head, ColourBinsHead)
 
     @property
     def has_injected_noise(self) -> bool:
         return len(self.noise) > 0
 
     def predict(self, lightness: torch.Tensor, draw: NoiseDraw | None = None) -> torch.Tensor:
+        return self.head(self._decoder_features(lightness, draw))
+
+    def predict_with_logits(self, lightness: torch.Tensor, draw: NoiseDraw | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.head.logits(self._decoder_features(lightness, draw))
+        return self.head.decode(logits), logits
+
+    def _decoder_features(self, lightness: torch.Tensor, draw: NoiseDraw | None) -> torch.Tensor:
         features = []
         x = lightness
         for block in self.down:
@@ -267,7 +350,7 @@ class UNetGenerator(SizeAgnosticGenerator):
             skip_features = features.pop()
             if self.skip:
                 x = torch.cat((x, skip_features), dim=1)
-        return self.head(x)
+        return x
 
 
 class BasicBlock(nn.Module):

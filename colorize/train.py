@@ -62,7 +62,10 @@ from .color import AB_SCALE, rgb_from_normalized
 from .config import OPTIONS, ConfigError, TrainConfig, config_from_settings, explicit_settings, flatten
 from .data import ColorizationDataset, DatasetError, EpochSampler
 from .devices import DeviceError, describe_device, resolve_device, unwrap
-from .losses import RECONSTRUCTION_LOSSES, build_objective, critic_from_inputs, critic_inputs, gradient_penalty
+from .losses import (
+    RECONSTRUCTION_LOSSES, bin_prior, build_objective, colour_bins_loss, critic_from_inputs, critic_inputs,
+    gradient_penalty, rebalancing_weights,
+)
 from .models import ModelConfig, build_discriminator, build_generator, count_parameters, load_resnet18_encoder_weights
 from .pixels import to_8bit
 
@@ -74,9 +77,11 @@ METRICS_FILE = "metrics.csv"
 METRICS_COLUMNS = (
     "epoch", "step", "phase", "l1", "l2", "g_gan", "d_loss", "gp", "d_real", "d_fake",
     "val_l1", "val_psnr", "val_colorfulness_ratio", "images_per_s", "wall_time_s", "diversity", "val_diversity",
+    "colour_ce",
 )
 # Settings that bound or place one session; `--resume` does not inherit them from the saved run.
 DIVERSITY_GRID = 8  # the diversity term compares the two draws' mean ab on an 8x8 grid of regions
+PRIOR_IMAGES = 1024  # training crops whose colours set the bins head's rebalancing weights
 SESSION_SETTINGS = ("max_steps", "time_limit", "resume", "device", "num_workers", "log_every")
 
 
@@ -271,6 +276,7 @@ class Trainer:
         self.discriminator = build_discriminator(self.model_config) if config.uses_gan else None
         self.objective = build_objective(config.gan_mode) if config.uses_gan else None
         self.reconstruction = RECONSTRUCTION_LOSSES[config.reconstruction_loss]
+        self.bin_weights = self._rebalancing_weights() if self.generator.predicts_bins else None
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.generator.to(self.device, memory_format=memory_format)
         self.ema = None
@@ -295,6 +301,21 @@ class Trainer:
         "noise_channels", "noise_levels", "noise_maps",
     )
 
+    def _rebalancing_weights(self) -> torch.Tensor:
+        """The bins head's per-bin weights, from the colours of PRIOR_IMAGES training crops spread
+        over the data (the epoch-0 crops: the same in a resumed run)."""
+        count = len(self.train_data)
+        crops = min(PRIOR_IMAGES, count)
+        indices = [(i * count) // crops for i in range(crops)]
+        centres = self.generator.head.centres
+        prior = torch.zeros(len(centres))
+        for start in range(0, len(indices), 64):
+            ab = torch.stack([self.train_data[(i, 0)][1] for i in indices[start : start + 64]])
+            prior += bin_prior(F.avg_pool2d(ab, 2), centres) * len(ab)
+        prior /= prior.sum()
+        logger.info("Bins head: %d bins, %d of them seen in %d training crops.", len(prior), int((prior > 0).sum()), len(indices))
+        return rebalancing_weights(prior).to(self.device)
+
     def _load_initial_generator(self, folder: str) -> None:
         try:
             source, saved = load_model(folder)
@@ -311,7 +332,16 @@ class Trainer:
                 f"init_from: the model in {folder} has another architecture ({'; '.join(differing)}); "
                 "pass the same architecture flags."
             )
-        self.generator.load_state_dict(source.state_dict())
+        weights = source.state_dict()
+        if saved_model.get("colour_head", "regression") != self.model_config.colour_head:
+            # another colour head: the body is reused and the head starts fresh
+            weights = {name: value for name, value in weights.items() if not name.startswith("head.")}
+            missing, _ = self.generator.load_state_dict(weights, strict=False)
+            if any(not name.startswith("head.") for name in missing):
+                raise ConfigError(f"init_from: the model in {folder} lacks some of this generator's weights.")
+            logger.info("A new %s colour head on the body of %s.", self.model_config.colour_head, folder)
+        else:
+            self.generator.load_state_dict(weights)
         logger.info("Generator weights loaded from %s (%s steps there)", folder, saved.get("training", {}).get("steps", "?"))
 
     def _wrap_distributed(self) -> None:
@@ -366,8 +396,9 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def _generate(self, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The generator's ab for a batch, and (with the diversity term) the batch's diversity reward.
+    def _generate(self, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """The generator's ab for a batch, its bins head's logits (None for a regression head), and
+        (with the diversity term) the batch's diversity reward.
 
         With `lambda_diversity` (on one step in `diversity_every`), every image goes through twice with independent noise draws: the
         returned ab holds both halves (2B images) and the reward is the mean over images of
@@ -375,21 +406,34 @@ class Trainer:
         DIVERSITY_GRID x DIVERSITY_GRID grid.
         """
         noisy = unwrap(self.generator).has_injected_noise
+        bins = self.bin_weights is not None
         # on the steps between diversity steps (`diversity_every`): one draw, half the work
         diversity_step = self.global_step % self.config.diversity_every == 0
         if not (noisy and self.config.lambda_diversity > 0 and diversity_step):
-            return self.generator(lightness, noise=True if noisy else None), None
-        fake = self.generator(torch.cat((lightness, lightness)), noise=True)
+            output = self.generator(lightness, noise=True if noisy else None, **({"with_logits": True} if bins else {}))
+            return (*output, None) if bins else (output, None, None)
+        output = self.generator(torch.cat((lightness, lightness)), noise=True, **({"with_logits": True} if bins else {}))
+        fake, logits = output if bins else (output, None)
         # Compared on a coarse grid of region means: a colour choice for a whole region counts,
         # a texture of stripes or speckle (which the network otherwise learns, being the
         # cheapest way to differ everywhere) averages out and earns nothing.
         first, second = F.adaptive_avg_pool2d(fake.float(), DIVERSITY_GRID).chunk(2)
         per_image = (first - second).abs().mean(dim=(1, 2, 3))
-        return fake, per_image.clamp(max=self.config.diversity_cap).mean()
+        return fake, logits, per_image.clamp(max=self.config.diversity_cap).mean()
 
     @staticmethod
     def _targets(ab: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         return ab if len(fake) == len(ab) else torch.cat((ab, ab))
+
+    def _colour_loss(self, fake: torch.Tensor, logits: torch.Tensor | None, ab: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The colour term (before lambda_l1) and what to log: L1 or L2 on ab; for a bins head, the
+        rebalanced cross-entropy of its logits, with the decoded ab's L1 logged beside it."""
+        targets = self._targets(ab, fake)
+        if logits is None:
+            loss = self.reconstruction(fake, targets)
+            return loss, {self.config.reconstruction_loss: loss.detach()}
+        loss = colour_bins_loss(logits, targets, unwrap(self.generator).head.centres, self.bin_weights)
+        return loss, {"colour_ce": loss.detach(), "l1": (fake.detach().float() - targets).abs().mean()}
 
     def _average_gradients(self, module: nn.Module) -> None:
         if not self.distributed:
@@ -431,9 +475,8 @@ class Trainer:
     def _l1_step(self, lightness: torch.Tensor, ab: torch.Tensor) -> dict[str, torch.Tensor]:
         self.opt_g.zero_grad(set_to_none=True)
         with self._autocast():
-            fake, diversity = self._generate(lightness)
-        loss = self.reconstruction(fake, self._targets(ab, fake))
-        losses = {self.config.reconstruction_loss: loss.detach()}
+            fake, logits, diversity = self._generate(lightness)
+        loss, losses = self._colour_loss(fake, logits, ab)
         total = loss
         if diversity is not None:
             # in the L1 phase the loss is L1 alone (weight 1), so the reward is scaled to match
@@ -448,7 +491,7 @@ class Trainer:
         config, discriminator, objective = self.config, self.discriminator, self.objective
         update_generator = not objective.uses_gradient_penalty or (self.global_step + 1) % config.n_critic == 0
         with torch.set_grad_enabled(update_generator), self._autocast():
-            fake, diversity = self._generate(lightness)
+            fake, logits, diversity = self._generate(lightness)
         fake_lightness = lightness if len(fake) == len(lightness) else torch.cat((lightness, lightness))
 
         # discriminator / critic
@@ -478,7 +521,7 @@ class Trainer:
             self.opt_g.zero_grad(set_to_none=True)
             with self._autocast():
                 g_gan = objective.generator_loss(discriminator(fake_lightness, fake).float())
-            reconstruction = self.reconstruction(fake, self._targets(ab, fake))
+            reconstruction, reconstruction_losses = self._colour_loss(fake, logits, ab)
             total = config.lambda_gan * g_gan + config.lambda_l1 * reconstruction
             if diversity is not None:
                 total = total - config.lambda_diversity * diversity
@@ -487,7 +530,7 @@ class Trainer:
             self.opt_g.step()
             self._update_average()
             discriminator.requires_grad_(True)
-            losses.update({"g_gan": g_gan.detach(), config.reconstruction_loss: reconstruction.detach()})
+            losses.update({"g_gan": g_gan.detach(), **reconstruction_losses})
         return losses
 
     # -- validation, samples, checkpoints
