@@ -61,6 +61,7 @@ def sweep(
     samples: Sequence[int] = (1,),
     agreement_powers: Sequence[float] = (1.0,),
     knees: Sequence[float] = (0.0,),
+    temperatures: Sequence[float | None] = (None,),
 ) -> list[dict]:
     """Summary metrics (see `colorize.evaluate.summarize`) of `colorizer` at every combination of settings.
 
@@ -70,19 +71,21 @@ def sweep(
     gray_scores: dict = {}
     original = colorizer.settings
     combinations = []
-    for count, gamma, scale, knee in itertools.product(samples, gammas, scales, knees):
+    for temperature, count, gamma, scale, knee in itertools.product(temperatures, samples, gammas, scales, knees):
         for power in agreement_powers if count > 1 else (1.0,):
-            combinations.append((int(count), float(power), float(gamma), float(scale), float(knee)))
+            combinations.append((temperature, int(count), float(power), float(gamma), float(scale), float(knee)))
     try:
-        for count, power, gamma, scale, knee in combinations:
+        for temperature, count, power, gamma, scale, knee in combinations:
             colorizer.settings = dataclasses.replace(
-                original, samples=count, agreement_power=power, chroma_gamma=gamma, chroma_scale=scale, chroma_knee=knee
+                original, samples=count, agreement_power=power, chroma_gamma=gamma, chroma_scale=scale, chroma_knee=knee,
+                colour_temperature=original.colour_temperature if temperature is None else float(temperature),
             )
             with torch.inference_mode():
                 rows = evaluate(colorizer, paths, size=size, render_size=render_size, gray_scores=gray_scores)
             results.append({
                 "samples": count, "agreement_power": power, "chroma_gamma": gamma, "chroma_scale": scale,
-                "chroma_knee": knee, "images": len(rows), **summarize(rows),
+                "chroma_knee": knee, "colour_temperature": colorizer.settings.colour_temperature,
+                "images": len(rows), **summarize(rows),
             })
     finally:
         colorizer.settings = original
@@ -118,19 +121,20 @@ def choose(
 
 def render_table(results: list[dict], chosen: dict) -> str:
     lines = [
-        "| samples | agreement power | chroma gamma | chroma scale | chroma knee | PSNR (dB) | CIEDE2000 | false colour "
-        "| images > 10% | colourfulness ratio | |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| temperature | samples | agreement power | chroma gamma | chroma scale | chroma knee | PSNR (dB) | CIEDE2000 "
+        "| false colour | images > 10% | colourfulness ratio | |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in results:
         mark = "**chosen**" if row is chosen else ""
         lines.append(
+            f"| {'own' if row.get('colour_temperature') is None else format(row['colour_temperature'], 'g')} "
             f"| {row['samples']} | {row['agreement_power']:.2f} | {row['chroma_gamma']:.2f} | {row['chroma_scale']:.2f} "
             f"| {row.get('chroma_knee', 0.0):g} | {row['psnr']:.2f} | {row['ciede2000']:.2f} | {100 * row['false_colour']:.2f}% "
             f"| {row['false_colour_images']} | {row['colorfulness_ratio']:.3f} | {mark} |"
         )
     gray = results[0]
-    lines.append(f"| gray (ab = 0) | | | | | {gray['gray_psnr']:.2f} | {gray['gray_ciede2000']:.2f} | 0% | 0 | 0 | |")
+    lines.append(f"| gray (ab = 0) | | | | | | {gray['gray_psnr']:.2f} | {gray['gray_ciede2000']:.2f} | 0% | 0 | 0 | |")
     return "\n".join(lines)
 
 
@@ -139,13 +143,13 @@ def write_choice(model: Path, chosen: dict, record: dict) -> None:
     config = read_config(model)
     config["inference"] = {
         **(config.get("inference") or {}),
-        **{key: chosen[key] for key in CHOSEN_KEYS},
+        **{key: chosen[key] for key in CHOSEN_KEYS if key in chosen and chosen[key] is not None},
         "calibration": record,
     }
     atomic_write_text(model / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-CHOSEN_KEYS = ("chroma_scale", "chroma_gamma", "samples", "agreement_power", "chroma_knee")
+CHOSEN_KEYS = ("chroma_scale", "chroma_gamma", "samples", "agreement_power", "chroma_knee", "colour_temperature")
 
 
 def _list_of(what: str, kind: type, accepts, allowed: str):
@@ -194,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated powers of the hue agreement (with samples > 1)",
     )
     parser.add_argument(
+        "--temperatures", type=_list_of("temperatures", float, lambda v: 0 < v <= 1, "numbers in (0, 1]"), default=(None,),
+        help="comma-separated annealed-mean temperatures to try (a bins-head model only; default: its own)",
+    )
+    parser.add_argument(
         "--knees", type=_knee_list, default=(0.0,),
         help="comma-separated soft chroma ceilings to try (colorize.infer.apply_chroma_knee; 0 = none)",
     )
@@ -233,12 +241,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     paths = evenly_spaced(paths, args.sample)
     started = time.perf_counter()
+    if args.temperatures != (None,) and not colorizer.generator.predicts_bins:
+        print("error: --temperatures needs a model with the bins colour head (trained with --colour-head bins).", file=sys.stderr)
+        return 2
     if max(args.samples) > 1 and not colorizer.generator.has_injected_noise:
         print("error: --samples above 1 needs a model with injected noise (trained with --noise-channels).", file=sys.stderr)
         return 2
     results = sweep(
         colorizer, paths, args.scales, size=args.size, render_size=args.render_size, gammas=args.gammas,
-        samples=args.samples, agreement_powers=args.agreement_powers, knees=args.knees,
+        samples=args.samples, agreement_powers=args.agreement_powers, knees=args.knees, temperatures=args.temperatures,
     )
     chosen, reached = choose(
         results, args.min_colourfulness_ratio, max_false_colour=args.max_false_colour, max_spoiled=args.max_spoiled_images
@@ -268,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"chosen chroma scale: {chosen['chroma_scale']:.2f}, chroma gamma: {chosen['chroma_gamma']:.2f}, "
         f"samples: {chosen['samples']}, agreement power: {chosen['agreement_power']:.2f}, "
-        f"chroma knee: {chosen['chroma_knee']:g} ({time.perf_counter() - started:.0f} s)"
+        f"chroma knee: {chosen['chroma_knee']:g}, temperature: {chosen.get('colour_temperature') or 'own'} ({time.perf_counter() - started:.0f} s)"
     )
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,8 @@ config.json, section "inference" (all optional):
     samples        noise draws combined per image, default 1 (the deterministic pass)
     agreement_power  with samples > 1: chroma x (hue agreement of the draws) ** power, default 1
     chroma_knee    soft ceiling of the final chroma, C -> knee * tanh(C / knee); 0 (default) = none
+    colour_temperature  a bins-head model's annealed-mean temperature in (0, 1]; default: the one
+                   it was trained with (model.colour_temperature); ignored by a regression head
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class InferenceSettings:
     samples: int = 1
     agreement_power: float = 1.0
     chroma_knee: float = 0.0
+    colour_temperature: float | None = None  # None: the model's own (bins head only)
 
     @property
     def trained_range(self) -> tuple[int, int] | None:
@@ -91,6 +94,9 @@ class InferenceSettings:
             samples=samples,
             agreement_power=_number(section, "agreement_power", 1.0, 8.0),
             chroma_knee=_knee(section.get("chroma_knee", 0.0)),
+            colour_temperature=(
+                None if section.get("colour_temperature") is None else _number(section, "colour_temperature", 1.0, 1.0)
+            ),
         )
 
 

@@ -228,9 +228,28 @@ class Colorizer:
         self.gamut = gamut
         self.kernel = kernel
         self.model_config = ModelConfig.from_dict(config["model"]) if "model" in config else None
+        self._lock = threading.Lock()
         # replaceable (`dataclasses.replace`) by a calibration sweep; read at every call
         self.settings = InferenceSettings.from_config(self.config)
-        self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> InferenceSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: InferenceSettings) -> None:
+        head = getattr(self.generator, "head", None)
+        temperature = value.colour_temperature
+        if temperature is None and self.model_config is not None:
+            temperature = self.model_config.colour_temperature
+        if getattr(self.generator, "predicts_bins", False) and temperature != head.temperature:
+            with self._lock:
+                head.temperature = float(temperature)
+                # the fast path traced the old temperature in as a constant
+                self._fast = fastpath.prepare_generator(
+                    self.generator, fastpath.choose_path(self.precision, self.device), memory_format=self.memory_format
+                )
+        self._settings = value
 
     @property
     def chroma_scale(self) -> float:

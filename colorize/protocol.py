@@ -78,7 +78,7 @@ BARS = (
 )
 
 SKIMAGE_SHEET_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle")
-OVERRIDABLE = ("render_size", "chroma_scale", "chroma_gamma", "samples", "agreement_power", "chroma_knee")
+OVERRIDABLE = ("render_size", "chroma_scale", "chroma_gamma", "samples", "agreement_power", "chroma_knee", "colour_temperature")
 
 
 @dataclass(frozen=True)

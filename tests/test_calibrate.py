@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -236,3 +237,34 @@ def test_knee_sweep_is_written_and_applied(model, photos, tmp_path):
     written = json.loads((copy / "config.json").read_text())["inference"]["chroma_knee"]
     assert written == min(results.values(), key=lambda r: r["ciede2000"])["chroma_knee"]
     assert Colorizer.from_pretrained(copy).settings.chroma_knee == written
+
+
+def test_temperature_sweep_of_a_bins_model_is_written_and_applied(photos, tmp_path, capsys):
+    config = ModelConfig(base_channels=4, depth=3, max_channels=8, colour_head="bins")
+    torch.manual_seed(0)
+    generator = build_generator(config)
+    init_weights(generator, std=0.2)
+    model = save_model(tmp_path / "bins", generator.eval(), config)
+    code = calibrate.main(
+        ["--model", str(model), "--data", str(photos), "--scales", "1", "--gammas", "1", "--temperatures", "0.1,1",
+         "--min-colourfulness-ratio", "0", "--max-false-colour", "1", "--max-spoiled-images", "1",
+         "--size", "32", "--render-size", "32", "--out", str(tmp_path / "cal"), "--write"]
+    )
+    assert code == 0
+    results = {r["colour_temperature"]: r for r in json.loads((tmp_path / "cal" / "calibration.json").read_text())["results"]}
+    assert results[0.1]["mean_chroma"] > results[1.0]["mean_chroma"]  # colder: nearer the likeliest bin
+    written = json.loads((model / "config.json").read_text())["inference"]["colour_temperature"]
+    assert written == min(results.values(), key=lambda r: r["ciede2000"])["colour_temperature"]
+    colorizer = Colorizer.from_pretrained(model)
+    assert colorizer.settings.colour_temperature == written and colorizer.generator.head.temperature == written
+    photo = Image.open(next(photos.iterdir())).convert("L")
+    chosen = np.asarray(colorizer.colorize(photo, render_size=32))
+    other = 1.0 if written != 1.0 else 0.1
+    colorizer.settings = dataclasses.replace(colorizer.settings, colour_temperature=other)
+    assert not np.array_equal(np.asarray(colorizer.colorize(photo, render_size=32)), chosen)
+    colorizer.settings = dataclasses.replace(colorizer.settings, colour_temperature=written)
+    assert np.array_equal(np.asarray(colorizer.colorize(photo, render_size=32)), chosen)
+    # a regression model has no temperature to sweep
+    plain = save_model(tmp_path / "plain", build_generator(TINY).eval(), TINY)
+    assert calibrate.main(["--model", str(plain), "--data", str(photos), "--temperatures", "0.5"]) == 2
+    assert "bins colour head" in capsys.readouterr().err
