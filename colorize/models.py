@@ -241,7 +241,15 @@ class ColourBinsHead(nn.Module):
 
     Colour is smooth where the photo is, so predicting it at half resolution costs no sharpness
     once L is added back at full resolution, and a quarter of the head's work.
+
+    A noise draw samples the distribution region by region: Gumbel noise, one value per bin and
+    per cell of a SAMPLING_CELL grid (smoothly interpolated between cells), is added to the logits
+    before the annealed mean (the Gumbel-max trick: log p + Gumbel picks a bin with probability p).
+    Where the network is sure (one bin far likelier) every draw keeps its colour; where it is
+    torn (a shirt: red or blue) draws pick differently, a whole region at a time.
     """
+
+    SAMPLING_CELL = 8  # logit pixels per side of a region that takes one colour per draw
 
     def __init__(self, in_channels: int, temperature: float) -> None:
         super().__init__()
@@ -253,13 +261,22 @@ class ColourBinsHead(nn.Module):
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         return self.classify(F.relu(features))
 
-    def decode(self, logits: torch.Tensor) -> torch.Tensor:
+    def decode(self, logits: torch.Tensor, draw: NoiseDraw | None = None) -> torch.Tensor:
+        if draw is not None:
+            logits = logits.float() + self._regional_gumbel(logits, draw)
         probabilities = torch.softmax(logits * (1.0 / self.temperature), dim=1, dtype=torch.float32)
         ab = F.conv2d(probabilities, self.centres.T[:, :, None, None].to(probabilities.dtype))  # the expected ab
         return F.interpolate(ab, scale_factor=2.0, mode="bilinear", align_corners=False)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.logits(features))
+    def forward(self, features: torch.Tensor, draw: NoiseDraw | None = None) -> torch.Tensor:
+        return self.decode(self.logits(features), draw)
+
+    def _regional_gumbel(self, logits: torch.Tensor, draw: NoiseDraw) -> torch.Tensor:
+        batch, bins, height, width = logits.shape
+        cells = (max(1, -(-height // self.SAMPLING_CELL)), max(1, -(-width // self.SAMPLING_CELL)))
+        uniform = torch.special.ndtr(draw.normal((batch, bins, *cells), logits.float()))  # U(0, 1) from the draw's normals
+        gumbel = -torch.log(-torch.log(uniform.clamp(1e-6, 1 - 1e-6)))
+        return F.interpolate(gumbel, size=(height, width), mode="bilinear", align_corners=False)
 
 
 class UNetGenerator(SizeAgnosticGenerator):
@@ -327,10 +344,12 @@ class UNetGenerator(SizeAgnosticGenerator):
 
     @property
     def has_injected_noise(self) -> bool:
-        return len(self.noise) > 0
+        # a bins head samples its own distribution (ColourBinsHead), with or without z
+        return len(self.noise) > 0 or self.predicts_bins
 
     def predict(self, lightness: torch.Tensor, draw: NoiseDraw | None = None) -> torch.Tensor:
-        return self.head(self._decoder_features(lightness, draw))
+        features = self._decoder_features(lightness, draw)
+        return self.head(features, draw) if self.predicts_bins else self.head(features)
 
     def predict_with_logits(self, lightness: torch.Tensor, draw: NoiseDraw | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.head.logits(self._decoder_features(lightness, draw))

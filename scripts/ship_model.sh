@@ -3,9 +3,10 @@
 #   bash scripts/ship_model.sh RUN_DIR [DATA_ROOT] [PREVIOUS_MODEL_DIR]
 # 1. fp16 copy of the weights + config.json into colorize/weights/ (what the app, infer, the
 #    survey and evaluate load by default)
-# 2. its inference settings calibrated on imagenette/val (the set where calibration and
-#    checkpoint choice are allowed; never the unseen sets): chroma scale and curve, and how many
-#    noise draws fade the colour where they disagree, by calibrate's rule (false colour within
+# 2. its inference settings calibrated on 200 imagenette/val photos (the set where calibration and
+#    checkpoint choice are allowed; never the unseen sets): chroma scale, knee and curve, the
+#    bins head's temperature, and how many noise draws fade the colour where they disagree, by
+#    calibrate's rule (false colour within
 #    2.5% on average and 2.5% of images over 10%, then the most accurate keeping 0.85 of real
 #    colourfulness)
 # 3. the evaluation protocol (colorize.protocol): imagenette/val and the two unseen sets, for the
@@ -19,9 +20,18 @@ data=${2:-../shared/data}
 previous=${3:-}
 py=${PYTHON:-.venv/bin/python}
 $py -m colorize.train --export-half "$run" colorize/weights
+# The grid (override with CALIBRATION_GRID="--scales ... --knees ..."): a bins-head model's colours
+# are near real strength and its temperature sets how boldly it picks; a regression (L1) model's
+# colours are muted and need a larger chroma scale, held in by a soft ceiling (knee).
+head=$($py -c 'import json, sys; print(json.load(open(sys.argv[1]))["model"].get("colour_head", "regression"))' colorize/weights/config.json)
+if [ "$head" = bins ]; then
+    default_grid="--temperatures 0.3,0.45,0.6 --samples 1,4 --gammas 1 --scales 0.9,1.1,1.3 --knees 0,40"
+else
+    default_grid="--samples 1,4 --gammas 1 --scales 2,2.5,3,3.5 --knees 0,30,40"
+fi
+# shellcheck disable=SC2086  # the grid is a list of options
 $py -m colorize.calibrate --model colorize/weights --data "$data/imagenette/val" \
-    --exclude "$data/imagenette/near_gray.txt" --sample 300 \
-    --samples 1,4 --agreement-powers 1,2 --gammas 1,1.5 --scales 1,1.2,1.4,1.6,1.8,2.0,2.3,2.6 \
+    --exclude "$data/imagenette/near_gray.txt" --sample 200 ${CALIBRATION_GRID:-$default_grid} \
     --out results/shipped-calibration --write
 models=(--model "shipped=colorize/weights"
         --model "shipped, single pass=colorize/weights@samples=1"
@@ -42,5 +52,5 @@ from colorize.protocol import skimage_photos
 colorizer = Colorizer.from_pretrained()
 sample_grid(colorizer, skimage_photos(), size=192, render_size=None).save("results/shipped_samples.png")
 PY
-cp "$run/metrics.csv" results/shipped_training_metrics.csv
+if [ -f "$run/metrics.csv" ]; then cp "$run/metrics.csv" results/shipped_training_metrics.csv; fi
 echo "shipped: $(du -h colorize/weights/model.safetensors | cut -f1) of weights; results in results/protocol/"

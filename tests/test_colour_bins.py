@@ -176,3 +176,25 @@ def test_a_bins_run_with_the_diversity_term_resumes_exactly(folders, tmp_path):
     for key in ("generator", "ema"):
         for name in a[key]:
             assert torch.equal(a[key][name], b[key][name]), (key, name)
+
+
+def test_draws_of_a_bins_model_differ_where_it_is_torn_and_agree_where_it_is_sure():
+    generator = build_generator(ModelConfig(colour_head="bins", base_channels=4, depth=3)).eval()
+    assert generator.has_injected_noise  # the head samples its own distribution, even without z
+    head = generator.head
+    logits = torch.full((1, len(head.centres), 16, 16), -20.0)
+    red, blue = int(nearest_bins(torch.tensor([0.5, 0.2]).view(1, 2, 1, 1), head.centres)[0, 0, 0]), \
+        int(nearest_bins(torch.tensor([0.1, -0.5]).view(1, 2, 1, 1), head.centres)[0, 0, 0])
+    logits[:, red, :, :8] = 10.0  # left half: surely red
+    logits[:, red, :, 8:] = 0.0  # right half: red or blue, equally likely
+    logits[:, blue, :, 8:] = 0.0
+    from colorize.models import NoiseDraw
+
+    draws = torch.stack([head.decode(logits, NoiseDraw(torch.Generator().manual_seed(seed))) for seed in range(8)])
+    left, right = draws[..., :, 2:6], draws[..., :, 18:30]
+    assert float(left.std(dim=0).max()) < 1e-3
+    assert float(right.std(dim=0).mean()) > 0.1  # whole regions flip between red and blue
+    assert torch.equal(draws[0], head.decode(logits, NoiseDraw(torch.Generator().manual_seed(0))))
+    # without a draw: the annealed mean, between the two colours on the torn side
+    plain = head.decode(logits)
+    assert float(plain[0, 0, 0, 24]) < float(draws[..., 0, 0, 24].max())
