@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Turns a training run into the shipped model and regenerates its figures in results/.
 #   bash scripts/ship_model.sh RUN_DIR [DATA_ROOT] [PREVIOUS_MODEL_DIR]
+#   CALIBRATED=DIR bash scripts/ship_model.sh MODEL_DIR ...   (MODEL_DIR calibrated already, table in DIR)
 # 1. fp16 copy of the weights + config.json into colorize/weights/ (what the app, infer, the
 #    survey and evaluate load by default)
 # 2. its inference settings calibrated on 200 imagenette/val photos (the set where calibration and
@@ -25,14 +26,22 @@ $py -m colorize.train --export-half "$run" colorize/weights
 # colours are muted and need a larger chroma scale, held in by a soft ceiling (knee).
 head=$($py -c 'import json, sys; print(json.load(open(sys.argv[1]))["model"].get("colour_head", "regression"))' colorize/weights/config.json)
 if [ "$head" = bins ]; then
-    default_grid="--temperatures 0.3,0.45,0.6 --samples 1,4 --gammas 1 --scales 0.9,1.1,1.3 --knees 0,40"
+    default_grid="--temperatures 0.2,0.3,0.38 --samples 1,4 --gammas 1 --scales 1.25,1.5,1.75 --knees 0,40"
 else
     default_grid="--samples 1,4 --gammas 1 --scales 2,2.5,3,3.5 --knees 0,30,40"
 fi
-# shellcheck disable=SC2086  # the grid is a list of options
-$py -m colorize.calibrate --model colorize/weights --data "$data/imagenette/val" \
-    --exclude "$data/imagenette/near_gray.txt" --sample 200 ${CALIBRATION_GRID:-$default_grid} \
-    --out results/shipped-calibration --write
+if [ -n "${CALIBRATED:-}" ]; then
+    # RUN_DIR was already calibrated by exactly this command (a candidate compared with others on
+    # imagenette/val before one was shipped): its config.json carries the choice; CALIBRATED is
+    # the folder calibrate wrote its table to
+    mkdir -p results/shipped-calibration
+    cp "$CALIBRATED/calibration.md" "$CALIBRATED/calibration.json" results/shipped-calibration/
+else
+    # shellcheck disable=SC2086  # the grid is a list of options
+    $py -m colorize.calibrate --model colorize/weights --data "$data/imagenette/val" \
+        --exclude "$data/imagenette/near_gray.txt" --sample 200 ${CALIBRATION_GRID:-$default_grid} \
+        --out results/shipped-calibration --write
+fi
 models=(--model "shipped=colorize/weights"
         --model "shipped, single pass=colorize/weights@samples=1"
         --model "shipped, network as trained=colorize/weights@samples=1,chroma_scale=1,chroma_gamma=1")

@@ -223,16 +223,21 @@ def test_chroma_knee_keeps_hue_and_bounds_chroma_softly():
     assert torch.equal(apply_chroma_knee(torch.zeros(2, 2, 2), 30.0), torch.zeros(2, 2, 2))
 
 
+def _sweep_one_setting(model, photos, out, *grid) -> dict:
+    """Calibrate `model` over `grid` alone, every setting allowed, and write the choice; the results by row."""
+    code = calibrate.main(
+        ["--model", str(model), "--data", str(photos), "--scales", "1", "--gammas", "1", *grid,
+         "--min-colourfulness-ratio", "0", "--max-false-colour", "1", "--max-spoiled-images", "1",
+         "--size", "32", "--render-size", "32", "--out", str(out), "--write"]
+    )
+    assert code == 0
+    return json.loads((out / "calibration.json").read_text())["results"]
+
+
 def test_knee_sweep_is_written_and_applied(model, photos, tmp_path):
     copy = tmp_path / "model"
     shutil.copytree(model, copy)
-    code = calibrate.main(
-        ["--model", str(copy), "--data", str(photos), "--scales", "1", "--gammas", "1", "--knees", "0,20",
-         "--min-colourfulness-ratio", "0", "--max-false-colour", "1", "--max-spoiled-images", "1",
-         "--size", "32", "--render-size", "32", "--out", str(tmp_path / "cal"), "--write"]
-    )
-    assert code == 0
-    results = {r["chroma_knee"]: r for r in json.loads((tmp_path / "cal" / "calibration.json").read_text())["results"]}
+    results = {r["chroma_knee"]: r for r in _sweep_one_setting(copy, photos, tmp_path / "cal", "--knees", "0,20")}
     assert results[20.0]["mean_chroma"] < results[0.0]["mean_chroma"]  # the tiny model's colours are strong
     written = json.loads((copy / "config.json").read_text())["inference"]["chroma_knee"]
     assert written == min(results.values(), key=lambda r: r["ciede2000"])["chroma_knee"]
@@ -245,13 +250,9 @@ def test_temperature_sweep_of_a_bins_model_is_written_and_applied(photos, tmp_pa
     generator = build_generator(config)
     init_weights(generator, std=0.2)
     model = save_model(tmp_path / "bins", generator.eval(), config)
-    code = calibrate.main(
-        ["--model", str(model), "--data", str(photos), "--scales", "1", "--gammas", "1", "--temperatures", "0.1,1",
-         "--min-colourfulness-ratio", "0", "--max-false-colour", "1", "--max-spoiled-images", "1",
-         "--size", "32", "--render-size", "32", "--out", str(tmp_path / "cal"), "--write"]
-    )
-    assert code == 0
-    results = {r["colour_temperature"]: r for r in json.loads((tmp_path / "cal" / "calibration.json").read_text())["results"]}
+    results = {
+        r["colour_temperature"]: r for r in _sweep_one_setting(model, photos, tmp_path / "cal", "--temperatures", "0.1,1")
+    }
     assert results[0.1]["mean_chroma"] > results[1.0]["mean_chroma"]  # colder: nearer the likeliest bin
     written = json.loads((model / "config.json").read_text())["inference"]["colour_temperature"]
     assert written == min(results.values(), key=lambda r: r["ciede2000"])["colour_temperature"]

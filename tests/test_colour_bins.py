@@ -16,27 +16,14 @@ from colorize.config import parse_args
 from colorize.losses import bin_prior, colour_bins_loss, nearest_bins, rebalancing_weights, soft_encoding
 from colorize.models import ModelConfig, build_generator, colour_bin_centres
 from colorize.train import Trainer, main
+from test_train import _args as train_args, folders  # noqa: F401 (a fixture)
 
 torch.set_num_threads(1)
-NAMES = ("astronaut", "chelsea", "coffee", "rocket")
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("images")
-    for split, size in (("train", (56, 40)), ("val", (40, 48))):
-        (root / split).mkdir()
-        for name in NAMES:
-            Image.fromarray(getattr(data, name)()).convert("RGB").resize(size).save(root / split / f"{name}.png")
-    return root
 
 
 def _args(folders, out, *extra):
-    return [
-        "--data", str(folders / "train"), "--val", str(folders / "val"), "--out", str(out),
-        "--image-size", "32", "--base-channels", "4", "--depth", "3", "--batch-size", "2",
-        "--epochs-l1", "2", "--epochs-gan", "0", "--gan-mode", "none", "--num-workers", "0", *extra,
-    ]
+    """test_train's tiny run, L1 only for two epochs (later flags override earlier ones)."""
+    return train_args(folders, out, "--epochs-l1", "2", "--epochs-gan", "0", "--gan-mode", "none", *extra)
 
 
 def test_bin_centres_are_a_fixed_grid_covering_srgb_and_the_rest_lands_on_the_edge():
