@@ -28,7 +28,7 @@ head=$($py -c 'import json, sys; print(json.load(open(sys.argv[1]))["model"].get
 if [ "$head" = bins ]; then
     default_grid="--temperatures 0.2,0.3,0.38 --samples 1,4 --gammas 1 --scales 1.25,1.5,1.75 --knees 0,40"
 else
-    default_grid="--samples 1,4 --gammas 1 --scales 2,2.5,3,3.5 --knees 0,30,40"
+    default_grid="--samples 1,4 --gammas 1 --scales 1.25,1.5,1.75,2 --knees 0,20,30"
 fi
 if [ -n "${CALIBRATED:-}" ]; then
     # RUN_DIR was already calibrated by exactly this command (a candidate compared with others on
@@ -42,9 +42,10 @@ else
         --exclude "$data/imagenette/near_gray.txt" --sample 200 ${CALIBRATION_GRID:-$default_grid} \
         --out results/shipped-calibration --write
 fi
-models=(--model "shipped=colorize/weights"
-        --model "shipped, single pass=colorize/weights@samples=1"
-        --model "shipped, network as trained=colorize/weights@samples=1,chroma_scale=1,chroma_gamma=1")
+samples=$($py -c 'import json, sys; print(json.load(open(sys.argv[1])).get("inference", {}).get("samples", 1))' colorize/weights/config.json)
+models=(--model "shipped=colorize/weights")
+if [ "$samples" != 1 ]; then models+=(--model "shipped, single pass=colorize/weights@samples=1"); fi
+models+=(--model "shipped, network as trained=colorize/weights@samples=1,chroma_scale=1,chroma_gamma=1,chroma_knee=0")
 if [ -n "$previous" ]; then models+=(--model "previous=$previous"); fi
 $py -m colorize.protocol "${models[@]}" --data-root "$data" --out results/protocol \
     --sheets runs/contact-sheets --skimage-sheet results/protocol/skimage_sheet.png
