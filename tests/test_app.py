@@ -461,7 +461,13 @@ def test_temporary_files_are_removed_when_the_app_stops(stop, tmp_path):
         (scratch,) = temporary.glob("colorize-app-*")
         assert any(path.suffix == ".png" for path in scratch.rglob("*"))
         running.process.send_signal(stop)
-        assert running.process.wait(30) == 0, running.log.read_text()
+        # generous: on a fresh machine the app may still be compiling its numba kernel in the
+        # background (a first CI run took over 30 s to stop; later runs take about 2 s)
+        try:
+            code = running.process.wait(120)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the app did not stop within 120 s of the signal:\n{running.log.read_text()[-3000:]}")
+        assert code == 0, running.log.read_text()
     assert not list(temporary.glob("colorize-app-*"))
 
 
