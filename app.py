@@ -137,7 +137,10 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs) -> Any:
 
 
 def _stop(signum: int, frame: Any) -> None:
-    """SIGTERM (a container or Space stopping) ends the app like Ctrl-C: the server closes, the scratch folder goes."""
+    """SIGTERM (a container or Space stopping) and SIGINT end the app like Ctrl-C: the server
+    closes, the scratch folder goes. SIGINT is set explicitly because a process started in the
+    background by a non-interactive shell inherits it ignored, and Python then never raises
+    KeyboardInterrupt."""
     raise KeyboardInterrupt
 
 
@@ -156,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         logger.info("Survey mode: the study alone, no colorizer")
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     demo = build_app(
         mode=settings.mode,
         models_dir=settings.models_dir,

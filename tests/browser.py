@@ -79,8 +79,10 @@ def running_app(
     env: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
     timeout: float = 60.0,
+    preexec_fn=None,
 ) -> Iterator[RunningApp]:
-    """`python app.py [args]` on a free port, as a user starts it; stopped with SIGTERM at the end."""
+    """`python app.py [args]` on a free port, as a user starts it; stopped with SIGTERM at the end.
+    `preexec_fn` runs in the child before the app starts (e.g. to start it as a background job would)."""
     port = free_port()
     log = workdir / f"app-{port}.log"
     environment = {
@@ -92,7 +94,7 @@ def running_app(
     }
     command = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--models-dir", str(models_dir), "--db", db_url, *args]
     with open(log, "w") as sink:
-        process = subprocess.Popen(command, cwd=workdir, env=environment, stdout=sink, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=workdir, env=environment, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
         try:
             url = f"http://127.0.0.1:{port}/"
             started = wait_for_http(url, timeout=timeout, process=process, log=log)
