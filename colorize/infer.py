@@ -238,13 +238,12 @@ class Colorizer:
 
     @settings.setter
     def settings(self, value: InferenceSettings) -> None:
-        head = getattr(self.generator, "head", None)
         temperature = value.colour_temperature
         if temperature is None and self.model_config is not None:
             temperature = self.model_config.colour_temperature
-        if getattr(self.generator, "predicts_bins", False) and temperature != head.temperature:
+        if self.generator.predicts_bins and temperature != self.generator.head.temperature:
             with self._lock:
-                head.temperature = float(temperature)
+                self.generator.head.temperature = float(temperature)
                 # the fast path traced the old temperature in as a constant
                 self._fast = fastpath.prepare_generator(
                     self.generator, fastpath.choose_path(self.precision, self.device), memory_format=self.memory_format

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .color import AB_SCALE
 from .devices import unwrap
 
 
@@ -140,7 +141,8 @@ def critic_from_inputs(discriminator: nn.Module) -> Callable[[torch.Tensor], tor
 
 SOFT_ENCODING_SIGMA = 5.0  # ab units
 REBALANCING_MIX = 0.5  # weights 1 / ((1 - mix) * prior + mix / Q): rare colours count up to ~2Q times more
-_NEIGHBOURS = torch.tensor([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], dtype=torch.long)  # centre first below
+# the 3x3 grid offsets around a pixel's nearest bin, the bin itself first, then its four sides
+_NEIGHBOURS = torch.tensor(sorted(((i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)), key=lambda o: abs(o[0]) + abs(o[1])))
 
 
 def _grid(centres: torch.Tensor) -> tuple[float, int, torch.Tensor]:
@@ -158,22 +160,21 @@ def soft_encoding(target_ab: torch.Tensor, centres: torch.Tensor) -> tuple[torch
     """Each target pixel (B, 2, h, w, normalised ab) spread over the 3x3 bins around its nearest
     with Gaussian weights (sigma 5 ab units): bin indices and weights, both (B, 9, h, w); the
     first of the 9 is the nearest bin. Bins outside the grid get weight 0."""
-    ab_scale = 110.0
-    scaled = centres * ab_scale
+    scaled = centres * AB_SCALE
     step, radius, table = _grid(scaled.cpu())
     table = table.to(target_ab.device)
     target_ab = target_ab.float()
     # the few sRGB colours beyond the bins' disc (saturated blues and purples, chroma up to 134)
     # are drawn in to its edge, where their nearest bins are
-    chroma = torch.linalg.vector_norm(target_ab, dim=1, keepdim=True) * ab_scale
-    target_ab = target_ab * (float(scaled.norm(dim=1).max()) - step / 2) / chroma.clamp(min=float(scaled.norm(dim=1).max()) - step / 2)
-    position = (target_ab * ab_scale / step).round().long().clamp(-radius, radius)  # (B, 2, h, w)
-    order = sorted(range(9), key=lambda k: (abs(int(_NEIGHBOURS[k, 0])) + abs(int(_NEIGHBOURS[k, 1])), k))
-    offsets = _NEIGHBOURS[order].to(target_ab.device)  # (9, 2), (0, 0) first
+    edge = float(scaled.norm(dim=1).max()) - step / 2
+    chroma = torch.linalg.vector_norm(target_ab, dim=1, keepdim=True) * AB_SCALE
+    target_ab = target_ab * edge / chroma.clamp(min=edge)
+    position = (target_ab * AB_SCALE / step).round().long().clamp(-radius, radius)  # (B, 2, h, w)
+    offsets = _NEIGHBOURS.to(target_ab.device)  # (9, 2), (0, 0) first
     grid_a = (position[:, 0, None] + offsets[:, 0, None, None]).clamp(-radius, radius)  # (B, 9, h, w)
     grid_b = (position[:, 1, None] + offsets[:, 1, None, None]).clamp(-radius, radius)
     index = table[grid_a + radius, grid_b + radius]
-    distance2 = (grid_a * step - target_ab[:, 0:1] * ab_scale).square() + (grid_b * step - target_ab[:, 1:2] * ab_scale).square()
+    distance2 = (grid_a * step - target_ab[:, 0:1] * AB_SCALE).square() + (grid_b * step - target_ab[:, 1:2] * AB_SCALE).square()
     weights = torch.exp(-distance2 / (2 * SOFT_ENCODING_SIGMA**2)) * (index >= 0)
     weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1e-12)
     return index.clamp(min=0), weights
@@ -181,8 +182,7 @@ def soft_encoding(target_ab: torch.Tensor, centres: torch.Tensor) -> tuple[torch
 
 def nearest_bins(target_ab: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     """Index (B, h, w) of the bin nearest each target pixel (normalised ab, B, 2, h, w)."""
-    index, weights = soft_encoding(target_ab, centres)
-    return index.gather(1, weights.argmax(dim=1, keepdim=True))[:, 0]
+    return _nearest_of(*soft_encoding(target_ab, centres))
 
 
 def bin_prior(target_ab: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
@@ -210,9 +210,10 @@ def colour_bins_loss(
     log_probabilities = F.log_softmax(logits, dim=1, dtype=torch.float32)
     per_pixel = -(soft * log_probabilities.gather(1, index)).sum(dim=1)
     if weights is not None:
-        per_pixel = per_pixel * weights[nearest_from(index, soft)]
+        per_pixel = per_pixel * weights[_nearest_of(index, soft)]
     return per_pixel.mean()
 
 
-def nearest_from(index: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+def _nearest_of(index: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """The nearest bin (B, h, w) of a soft encoding: the one of the 9 with the most weight."""
     return index.gather(1, soft.argmax(dim=1, keepdim=True))[:, 0]

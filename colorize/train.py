@@ -410,9 +410,9 @@ class Trainer:
         # on the steps between diversity steps (`diversity_every`): one draw, half the work
         diversity_step = self.global_step % self.config.diversity_every == 0
         if not (noisy and self.config.lambda_diversity > 0 and diversity_step):
-            output = self.generator(lightness, noise=True if noisy else None, **({"with_logits": True} if bins else {}))
+            output = self.generator(lightness, noise=True if noisy else None, with_logits=bins)
             return (*output, None) if bins else (output, None, None)
-        output = self.generator(torch.cat((lightness, lightness)), noise=True, **({"with_logits": True} if bins else {}))
+        output = self.generator(torch.cat((lightness, lightness)), noise=True, with_logits=bins)
         fake, logits = output if bins else (output, None)
         # Compared on a coarse grid of region means: a colour choice for a whole region counts,
         # a texture of stripes or speckle (which the network otherwise learns, being the
