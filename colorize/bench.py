@@ -286,6 +286,12 @@ def build_colorizers(model: str, *, only: str | None = None, **kwargs: Any) -> d
     return colorizers
 
 
+def _padding_words(model: dict[str, Any]) -> str:
+    if model.get("pads_per_level"):
+        return "pads odd sides level by level"
+    return f"pads to multiples of {model['size_multiple']}"
+
+
 def describe_models(colorizers: dict[str, Colorizer], model: str) -> dict[str, Any]:
     described = {}
     for label, colorizer in colorizers.items():
@@ -295,6 +301,7 @@ def describe_models(colorizers: dict[str, Colorizer], model: str) -> dict[str, A
             "config": config.to_dict() if config is not None else None,
             "parameters": count_parameters(colorizer.generator),
             "size_multiple": getattr(colorizer.generator, "size_multiple", 1),
+            "pads_per_level": getattr(colorizer.generator, "pads_per_level", False),
             "precision": colorizer.precision,
         }
     return described
@@ -355,10 +362,7 @@ def bench_network(colorizers: dict[str, Colorizer], plan: Plan, repeats: int, pr
             {label: (lambda c=c: c.predict_ab(x)) for label, c in colorizers.items()}, repeats=repeats
         )
         stats = {label: summarize(values) for label, values in times.items()}
-        padded = {
-            label: [-(-side // c.generator.size_multiple) * c.generator.size_multiple for side in shape]
-            for label, c in colorizers.items()
-        }
+        padded = {label: list(c.generator.padded_input_shape(*shape)) for label, c in colorizers.items()}
         rows.append(
             {
                 "render_shape": list(shape),
@@ -736,13 +740,12 @@ def _autocast_bf16(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Te
 def _torchscript(generator: torch.nn.Module, example: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     """trace(predict) + freeze + optimize_for_inference, with the generator's own padding around it."""
     body = fastpath._Predict(copy.deepcopy(generator).eval())
-    multiple = generator.size_multiple
-    example = example.new_zeros((1, 1, *(-(-side // multiple) * multiple for side in example.shape[-2:])))
+    example = example.new_zeros((1, 1, *generator.padded_input_shape(*example.shape[-2:])))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(body, example, check_trace=False)
+        traced = torch.jit.trace(body, example, check_trace=False)  # for this one shape: see ways_to_run
         frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
-    return fastpath.FoldedGenerator(frozen, generator.size_multiple)
+    return fastpath.FoldedGenerator(frozen, generator.size_multiple, pads_per_level=generator.pads_per_level)
 
 
 def _onnx(generator: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -1090,7 +1093,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"Load average (1 min) at start: {_load(env['load_average_start'])}; at end: {_load(result.get('load_average_end'))}"
         + (" - **the machine was busy: absolute times are inflated and noisy; the ratios, measured interleaved in one process, are the figures to trust**" if result.get("busy") else ""),
         "",
-        "Models: " + "; ".join(f"**{label}** = {m['description']} ({m['parameters'] / 1e6:.1f} M parameters, pads to multiples of {m['size_multiple']}, precision {m['precision']})" for label, m in result["models"].items()),
+        "Models: " + "; ".join(f"**{label}** = {m['description']} ({m['parameters'] / 1e6:.1f} M parameters, {_padding_words(m)}, precision {m['precision']})" for label, m in result["models"].items()),
         "",
         "Times are wall-clock medians in ms with the p10-p90 range in brackets; speed-up = reference time / shipped time, "
         "measured interleaved in the same process. CPU ms = CPU time of the process per run (all threads, spin-waits "

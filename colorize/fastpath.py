@@ -5,8 +5,8 @@ What `python -m colorize.bench --compare-paths` measured on the CPUs we have (se
 results/bench.md) decides what `Colorizer(precision="auto")` does:
 
 - "onnx" (`precision="onnx"`, CPU, needs `pip install onnx onnxruntime`, the `bench` extra):
-  the folded model below exported once to ONNX (dynamic batch/height/width, on the first call,
-  ~0.6 s) and run by ONNX Runtime; same function up to float32 rounding. Measured and not the
+  the folded model below exported to ONNX (on the first call, ~0.6 s; once per render shape for
+  a U-Net, whose level-by-level padding is traced per shape) and run by ONNX Runtime; same function up to float32 rounding. Measured and not the
   default: in results/bench.md the network alone is within noise of "folded" (71 vs 76 ms at
   256x352) and end to end it is slower (124 vs 110 ms at 1024x768).
 - "folded" (the default, any device): a copy of the generator with every batch
@@ -207,12 +207,14 @@ class _Predict(nn.Module):
 
 
 class FoldedGenerator(SizeAgnosticGenerator):
-    """A traced, batch-norm-folded body with the same padding and cropping as its source generator."""
+    """A traced, batch-norm-folded body with the same padding and cropping as its source generator
+    (a body traced from a generator that pads level by level carries that padding itself)."""
 
-    def __init__(self, body: nn.Module, size_multiple: int) -> None:
+    def __init__(self, body: nn.Module, size_multiple: int, *, pads_per_level: bool = False) -> None:
         super().__init__()
         self.body = body
         self.size_multiple = size_multiple
+        self.pads_per_level = pads_per_level
 
     def predict(self, lightness: torch.Tensor) -> torch.Tensor:
         # the deterministic pass only: a sample of the noise runs the eager generator
@@ -286,7 +288,7 @@ def fold_batchnorm(generator: SizeAgnosticGenerator) -> FoldedGenerator:
     graph_module.recompile()
     graph_module.requires_grad_(False)
     logger.debug("Folded %d batch norms into their convolutions.", folded)
-    return FoldedGenerator(graph_module, generator.size_multiple).eval()
+    return FoldedGenerator(graph_module, generator.size_multiple, pads_per_level=generator.pads_per_level).eval()
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,17 +299,21 @@ def fold_batchnorm(generator: SizeAgnosticGenerator) -> FoldedGenerator:
 class OnnxGenerator(SizeAgnosticGenerator):
     """The folded body exported to ONNX and run by ONNX Runtime on the CPU (float32).
 
-    One export with dynamic batch, height and width serves every render shape; it happens on
-    the first call (about half a second for the shipped model), so loading a model stays quick.
-    If export or the session fails, the folded torch body answers instead, with a warning.
+    The export happens on the first call (about half a second for the shipped model), so loading
+    a model stays quick. One export with dynamic batch, height and width serves every render
+    shape, except for a body that pads level by level: its padding is traced for the sides it
+    saw, so it is exported once per render shape (a handful in practice: the render size and the
+    photos' aspect ratios). If export or the session fails, the folded torch body answers
+    instead, with a warning.
     """
 
     def __init__(self, folded: FoldedGenerator, *, threads: int | None = None) -> None:
         super().__init__()
         self.folded = folded
         self.size_multiple = folded.size_multiple
+        self.pads_per_level = folded.pads_per_level
         self.threads = threads
-        self._session = None
+        self._sessions: dict[tuple[int, int] | None, object] = {}
         self._failed = False
         self._lock = threading.Lock()
 
@@ -315,7 +321,7 @@ class OnnxGenerator(SizeAgnosticGenerator):
         import onnxruntime
 
         buffer = io.BytesIO()
-        axes = {0: "batch", 2: "height", 3: "width"}
+        axes = {0: "batch"} if self.pads_per_level else {0: "batch", 2: "height", 3: "width"}
         with warnings.catch_warnings():  # the TorchScript-based exporter announces its deprecation
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -333,17 +339,20 @@ class OnnxGenerator(SizeAgnosticGenerator):
     def predict(self, lightness: torch.Tensor) -> torch.Tensor:
         if lightness.device.type != "cpu" or lightness.dtype != torch.float32 or self._failed:
             return self.folded.predict(lightness)
-        if self._session is None:
+        key = tuple(lightness.shape[-2:]) if self.pads_per_level else None
+        session = self._sessions.get(key)
+        if session is None:
             with self._lock:
-                if self._session is None and not self._failed:
+                if key not in self._sessions and not self._failed:
                     try:
-                        self._session = self._build_session(lightness.contiguous())
+                        self._sessions[key] = self._build_session(lightness.contiguous())
                     except Exception as error:  # exporter and runtime raise many types
                         logger.warning("ONNX Runtime path unavailable (%s); using the folded torch model.", error)
                         self._failed = True
             if self._failed:
                 return self.folded.predict(lightness)
-        (ab,) = self._session.run(None, {"lightness": lightness.detach().contiguous().numpy()})
+            session = self._sessions[key]
+        (ab,) = session.run(None, {"lightness": lightness.detach().contiguous().numpy()})
         return torch.from_numpy(ab)
 
 

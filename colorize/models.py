@@ -1,8 +1,13 @@
 """Generators and discriminators, built by name from a `ModelConfig`.
 
 Generators map normalised L (B, 1, H, W) in [-1, 1] to normalised ab (B, 2, H, W) in [-1, 1].
-Each one pads its input to the size its down-samplings need and crops the output back, so
-any H x W works, odd and tiny sizes included.
+Any H x W works, odd and tiny sizes included. The U-Nets pad level by level: where a side is odd
+before a stride-2 layer, one replicated row or column makes it even, and the way up crops back
+to the skip's size. A 1024x768 photo rendered at 128x160 therefore costs the network 128x160,
+not the 128x256 that padding the input to a multiple of 2^depth would cost (60% more work, and
+96 columns of smeared edge the deep layers would take as part of the photo). On sides that are
+multiples of 2^depth (every training crop) the two are the same computation. The ResNet-18
+encoder pads its input to a multiple of 32 as a whole.
 """
 
 from __future__ import annotations
@@ -22,6 +27,25 @@ GENERATOR_NAMES = ("unet", "resunet", "resnet18-unet", "encdec")
 NORM_NAMES = ("batch", "instance", "none")
 COLOUR_HEADS = ("regression", "bins")
 COLOUR_BIN_STEP = 10.0  # ab units between neighbouring bin centres (Zhang et al. 2016)
+
+
+def pad_to_even(x: torch.Tensor) -> torch.Tensor:
+    """x with one replicated row / column at the bottom / right where a side is odd."""
+    pad_h, pad_w = x.shape[-2] % 2, x.shape[-1] % 2
+    if pad_h or pad_w:
+        return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return x
+
+
+def crop_like(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """x cut to the height and width of `reference` (top-left, where `pad_to_even` left them)."""
+    return x[..., : reference.shape[-2], : reference.shape[-1]]
+
+
+# Leaves for torch.fx: their shape tests stay inside the call, so `fastpath.fold_batchnorm` can
+# trace a generator that pads level by level.
+torch.fx.wrap("pad_to_even")
+torch.fx.wrap("crop_like")
 
 
 @dataclass(frozen=True)
@@ -157,7 +181,11 @@ class NoiseInjection(nn.Module):
 
 
 class SizeAgnosticGenerator(nn.Module):
-    """Pads to a multiple of `size_multiple` (replicate: safe even for 1-pixel inputs) and crops back.
+    """Pads to a multiple of `padding_multiple` (replicate: safe even for 1-pixel inputs) and crops back.
+
+    `size_multiple`: the sides the down-samplings halve exactly (training crops are multiples of
+    it). A generator that `pads_per_level` evens its sides inside `predict` instead, so its
+    input is not padded as a whole.
 
     `noise`: None for the deterministic pass; True to draw the injected noise from the global RNG
     (training); a `torch.Generator` for a reproducible sample. Generators without injected noise
@@ -165,6 +193,16 @@ class SizeAgnosticGenerator(nn.Module):
     """
 
     size_multiple: int = 1
+    pads_per_level: bool = False
+
+    @property
+    def padding_multiple(self) -> int:
+        return 1 if self.pads_per_level else self.size_multiple
+
+    def padded_input_shape(self, height: int, width: int) -> tuple[int, int]:
+        """The height and width `predict` is given for an input of height x width."""
+        multiple = self.padding_multiple
+        return max(multiple, -(-height // multiple) * multiple), max(multiple, -(-width // multiple) * multiple)
 
     def forward(
         self, lightness: torch.Tensor, *, noise: bool | torch.Generator | None = None, with_logits: bool = False
@@ -175,16 +213,15 @@ class SizeAgnosticGenerator(nn.Module):
         if noise is not None and noise is not False:
             draw = NoiseDraw(None if noise is True else noise)
         height, width = lightness.shape[-2:]
-        multiple = self.size_multiple
-        target_h = max(multiple, -(-height // multiple) * multiple)
-        target_w = max(multiple, -(-width // multiple) * multiple)
-        pad_h, pad_w = target_h - height, target_w - width
         if with_logits:
             if not self.predicts_bins:
                 raise ValueError("Only a generator with the bins colour head has logits.")
-            if pad_h or pad_w:
+            multiple = self.size_multiple
+            if height % multiple or width % multiple:
                 raise ValueError(f"Logits need an input whose sides are multiples of {multiple}, not {height}x{width}.")
             return self.predict_with_logits(lightness, draw)
+        target_h, target_w = self.padded_input_shape(height, width)
+        pad_h, pad_w = target_h - height, target_w - width
         if pad_h or pad_w:
             top, left = pad_h // 2, pad_w // 2
             lightness = F.pad(lightness, (left, pad_w - left, top, pad_h - top), mode="replicate")
@@ -291,6 +328,7 @@ class UNetGenerator(SizeAgnosticGenerator):
         depth, norm, use_bias = config.depth, config.norm, config.norm == "none"
         self.skip = skip
         self.size_multiple = 2**depth
+        self.pads_per_level = True
         widths = [min(config.base_channels * 2**level, config.max_channels) for level in range(depth)]
 
         def extra(channels: int, level_has_norm: bool = True) -> list[nn.Module]:
@@ -349,7 +387,8 @@ class UNetGenerator(SizeAgnosticGenerator):
 
     def predict(self, lightness: torch.Tensor, draw: NoiseDraw | None = None) -> torch.Tensor:
         features = self._decoder_features(lightness, draw)
-        return self.head(features, draw) if self.predicts_bins else self.head(features)
+        ab = self.head(features, draw) if self.predicts_bins else self.head(features)
+        return crop_like(ab, lightness)
 
     def predict_with_logits(self, lightness: torch.Tensor, draw: NoiseDraw | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.head.logits(self._decoder_features(lightness, draw))
@@ -359,14 +398,14 @@ class UNetGenerator(SizeAgnosticGenerator):
         features = []
         x = lightness
         for block in self.down:
-            x = block(x)
+            x = block(pad_to_even(x))
             features.append(x)
         features.pop()
         for index, block in enumerate(self.up):
-            x = block(x)
+            skip_features = features.pop()
+            x = crop_like(block(x), skip_features)
             if draw is not None and index < len(self.noise):
                 x = self.noise[index](x, draw)
-            skip_features = features.pop()
             if self.skip:
                 x = torch.cat((x, skip_features), dim=1)
         return x

@@ -241,10 +241,11 @@ def test_auto_is_the_default_and_matches_fp32(generator, photo):
 def test_onnx_path_serves_every_shape_and_batch_and_falls_back_to_torch(generator, photo, monkeypatch, caplog):
     fast, exact = _colorizer(generator, "onnx"), _colorizer(generator, "fp32")
     assert isinstance(fast._fast, fastpath.OnnxGenerator)
-    for shape in ((1, 1, 32, 32), (3, 1, 64, 160), (1, 1, 17, 5)):  # one export, dynamic axes
+    shapes = ((1, 1, 32, 32), (3, 1, 64, 160), (1, 1, 17, 5), (2, 1, 32, 32))
+    for shape in shapes:  # the U-Net pads level by level: one export per render shape, any batch
         x = torch.rand(*shape) * 2 - 1
         assert float((fast.predict_ab(x) - exact.predict_ab(x)).abs().max()) * 110.0 < 1e-3
-    assert fast._fast._session is not None and not fast._fast._failed
+    assert set(fast._fast._sessions) == {(32, 32), (64, 160), (17, 5)} and not fast._fast._failed
 
     broken = _colorizer(generator, "onnx")
     monkeypatch.setattr(fastpath.OnnxGenerator, "_build_session", lambda self, example: 1 / 0)

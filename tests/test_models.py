@@ -39,6 +39,36 @@ def test_generator_any_size_forward_backward(name):
         assert torch.isfinite(lightness.grad).all()
 
 
+@pytest.mark.parametrize("name", ["unet", "resunet", "encdec"])
+def test_unet_pads_level_by_level_and_matches_whole_padding_on_exact_multiples(name):
+    torch.manual_seed(0)
+    generator = build_generator(_config(name, noise_channels=4)).eval()
+    assert generator.pads_per_level and generator.size_multiple == 32
+    seen = []
+    generator.down[0].register_forward_hook(lambda module, inputs, output: seen.append(tuple(inputs[0].shape[-2:])))
+
+    with torch.no_grad():
+        generator(torch.zeros(1, 1, 40, 52))
+        assert seen[-1] == (40, 52)  # not 64x64: only odd sides get one replicated row / column
+        assert generator.padded_input_shape(40, 52) == (40, 52)
+        generator(torch.zeros(1, 1, 37, 53))
+        assert seen[-1] == (38, 54)
+
+        # a training crop (sides multiples of 2^depth): the same computation as padding the input whole
+        crop = torch.rand(2, 1, 64, 96) * 2 - 1
+        per_level = generator(crop)
+        noisy = generator(crop, noise=torch.Generator().manual_seed(1))
+        generator.pads_per_level = False
+        assert generator.padded_input_shape(40, 52) == (64, 64)
+        assert torch.equal(generator(crop), per_level)
+        assert torch.equal(generator(crop, noise=torch.Generator().manual_seed(1)), noisy)
+        # on other sizes the two differ (what the deep layers see at the edge), both crop back exactly
+        odd = torch.rand(1, 1, 37, 53) * 2 - 1
+        whole = generator(odd)
+        generator.pads_per_level = True
+        assert generator(odd).shape == whole.shape == (1, 2, 37, 53)
+
+
 @pytest.mark.parametrize("norm", ["batch", "instance", "none"])
 @pytest.mark.parametrize("conditional", [True, False])
 def test_discriminator_any_size_forward_backward(conditional, norm):

@@ -1,0 +1,89 @@
+"""Whole-photo colour of the shipped model with level-by-level padding against padding the input
+to a multiple of 2^depth (the behaviour before), at the model's own settings.
+
+The protocol scores square centre crops, where the two are the same computation; this scores
+whole photos (short side resized to --size, aspect kept), where they differ. Decide on
+imagenette/val (the calibration set); the unseen sets may be scored to report, not to choose.
+
+    python scripts/compare_padding.py --data ../shared/data/imagenette/val \
+        --exclude ../shared/data/imagenette/near_gray.txt --sample 200 --out results/padding
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from colorize import Colorizer
+from colorize.evaluate import scored_images
+from colorize.imageio import load_image
+from colorize.metrics import FALSE_COLOUR_IMAGE_LIMIT, image_metrics
+from colorize.pixels import gray_version, to_8bit
+
+KEYS = ("psnr", "ciede2000", "false_colour", "colorfulness", "real_colorfulness")
+
+
+def whole_photo(path: Path, size: int) -> np.ndarray:
+    image = load_image(path)
+    scale = size / min(image.size)
+    resized = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BICUBIC)
+    return np.asarray(resized, dtype=np.float32) / 255.0
+
+
+def score(colorizer: Colorizer, photos: list[np.ndarray], per_level: bool) -> dict[str, float]:
+    colorizer.generator.pads_per_level = per_level  # fp32: the eager generator, no folded copy traced before
+    rows = []
+    for real in photos:
+        gray = gray_version(real)
+        output = np.asarray(colorizer.colorize(Image.fromarray(to_8bit(gray))))
+        rows.append(image_metrics(output, real))
+    summary = {key: float(np.mean([row[key] for row in rows if key in row])) for key in KEYS if key in rows[0]}
+    summary["colourfulness_ratio"] = float(np.mean([r["colorfulness"] for r in rows]) / np.mean([r["real_colorfulness"] for r in rows]))
+    summary["images_over_limit"] = int(sum(r["false_colour"] > FALSE_COLOUR_IMAGE_LIMIT for r in rows))
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--exclude", type=Path)
+    parser.add_argument("--sample", type=int, default=200)
+    parser.add_argument("--size", type=int, default=256, help="short side of the scored photos")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("results/padding"))
+    args = parser.parse_args()
+    paths, _ = scored_images(args.data, args.exclude)
+    paths = sorted(paths)
+    random.Random(args.seed).shuffle(paths)
+    photos = [whole_photo(path, args.size) for path in paths[: args.sample]]
+    non_square = sum(p.shape[0] != p.shape[1] for p in photos)
+    colorizer = Colorizer.from_pretrained(precision="fp32")
+    results = {"level by level (now)": score(colorizer, photos, True), "input padded whole (before)": score(colorizer, photos, False)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = "-".join(args.data.parts[-2:])
+    lines = [
+        f"# Padding: {args.data} ({len(photos)} photos, {non_square} not square, short side {args.size})",
+        "",
+        "Command: `python scripts/compare_padding.py --data {} {}--sample {} --size {} --out {}`".format(
+            args.data, f"--exclude {args.exclude} " if args.exclude else "", args.sample, args.size, args.out
+        ),
+        "",
+        "| padding | PSNR (dB) | CIEDE2000 | false colour | images > 10% | colourfulness ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, s in results.items():
+        lines.append(
+            f"| {label} | {s['psnr']:.2f} | {s['ciede2000']:.3f} | {100 * s['false_colour']:.2f}% | {s['images_over_limit']} | {s['colourfulness_ratio']:.3f} |"
+        )
+    (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
