@@ -282,8 +282,19 @@ def build_colorizers(model: str, *, only: str | None = None, **kwargs: Any) -> d
         else:
             colorizers["shipped"] = shipped_or_untrained(device="cpu", **kwargs)[0]
     if only in (None, "reference"):
-        colorizers["reference"] = Colorizer.untrained(model_config=REFERENCE_PIX2PIX, **kwargs)
+        colorizers["reference"] = reference_colorizer(**kwargs)
     return colorizers
+
+
+def reference_colorizer(**kwargs: Any) -> Colorizer:
+    """pix2pix's unet_256 as its authors run it: it cannot take sides that are not multiples of 256,
+    so its input is padded to them as a whole (not level by level, as our U-Nets do)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        generator = build_generator(REFERENCE_PIX2PIX)
+    generator.pads_per_level = False
+    config = {"format_version": 1, "model": REFERENCE_PIX2PIX.to_dict(), "name": "untrained", "untrained_seed": 0}
+    return Colorizer(generator, config, name="untrained", device="cpu", **kwargs)
 
 
 def _padding_words(model: dict[str, Any]) -> str:
@@ -509,7 +520,7 @@ def _memory_child(case: dict[str, Any]) -> dict[str, Any]:
     """Runs in a fresh interpreter: one colorize call, peak RSS over the baseline before it."""
     torch.set_num_threads(case["threads"])
     if case["model"] == "reference":
-        colorizer = Colorizer.untrained(model_config=REFERENCE_PIX2PIX)
+        colorizer = reference_colorizer()
     else:
         colorizer = build_colorizers(case["checkpoint"], only="shipped")["shipped"]
     width, height = case["size"]

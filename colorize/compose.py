@@ -220,22 +220,46 @@ def _gamut_boundary() -> _GamutBoundary:
     return _GamutBoundary()
 
 
+def _on_linear_segments(fy: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Whether X and Z stay on the linear piece of f^-1 for every chroma factor in [0, 1].
+
+    There (dark colours, L <= 8, the bulk of the out-of-gamut pixels of a photo's shadows)
+    linear sRGB is affine in the chroma factor, and the largest one that fits has a closed form.
+    """
+    knee = color.LAB_INVERSE_KNEE
+    fx, fz = fy + a * (1.0 / 500.0), fy - b * (1.0 / 200.0)
+    return (fy <= knee) & (fx <= knee) & (fz <= knee) & (fz >= 0.0)
+
+
+def _affine_fitting_scale(gray: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
+    """Largest s in [0, 1] with gray + s (full - gray) inside the gamut in every channel ((3, N) -> (N,))."""
+    low, high = -_GAMUT_TOLERANCE, _ENCODE_STEPS + _GAMUT_TOLERANCE
+    step = full - gray  # non-zero wherever it is divided by: gray is inside, full is not
+    below = torch.where(full < low, (low - gray) / step, 1.0)
+    above = torch.where(full > high, (high - gray) / step, 1.0)
+    return torch.minimum(below, above).amin(dim=0)
+
+
 def _fit_gamut(linear: torch.Tensor, y: torch.Tensor, fy: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
     """Move out-of-gamut pixels of `linear` (in place) towards gray at constant L and hue."""
     index = _outside(linear).nonzero().squeeze(1)
     if index.numel() == 0:
         return
     y, fy, a, b = (t.index_select(0, index) for t in (y, fy, a, b))
+    affine = _on_linear_segments(fy, a, b)
     chroma = torch.hypot(a, b)
     limit = _gamut_boundary().max_chroma(fy * 116.0 - 16.0, torch.atan2(b, a))
     scale = (limit * 0.998 / chroma.clamp(min=1e-6)).clamp_(max=1.0)  # a hair inside the table
+    zero = torch.zeros_like(a)
+    exact = _affine_fitting_scale(_scaled_linear_rgb(y, fy, zero, zero), linear.index_select(1, index))
+    scale = torch.where(affine, exact, scale)
     fitted = _scaled_linear_rgb(y, fy, a * scale, b * scale)
     # The table is bilinear between exact grid points. Where the gamut has a sharp corner (the
     # yellow cusp near L = 96) it is off by more: those few pixels are bisected exactly, below
     # the table's value where it overshoots, above it where 1% more chroma still fits.
     more = (scale * 1.01).clamp_(max=1.0)
-    overshoot = _outside(fitted)
-    undershoot = (more > scale) & ~_outside(_scaled_linear_rgb(y, fy, a * more, b * more))
+    overshoot = _outside(fitted) & ~affine
+    undershoot = (more > scale) & ~affine & ~_outside(_scaled_linear_rgb(y, fy, a * more, b * more))
     for wrong, lower, upper in ((overshoot, torch.zeros_like(scale), scale), (undershoot, more, torch.ones_like(scale))):
         redo = wrong.nonzero().squeeze(1)
         if redo.numel():

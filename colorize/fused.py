@@ -108,8 +108,26 @@ def _largest_fitting_scale(y, fy, a, b, lower, upper, steps, matrix, knee, inv_k
     return low
 
 
-def _fit_pixel(y, fy, a, b, boundary, matrix, knee, inv_kappa, top, tolerance, steps):
-    """`compose._fit_gamut` for one pixel: its scaled linear sRGB after chroma fitting."""
+def _affine_channel_scale(gray, full, top, tolerance):
+    """Largest s in [0, 1] keeping gray + s (full - gray) within [-tolerance, top + tolerance]."""
+    if full < -tolerance:
+        return (-tolerance - gray) / (full - gray)
+    if full > top + tolerance:
+        return (top + tolerance - gray) / (full - gray)
+    return np.float32(1.0)
+
+
+def _fit_pixel(y, fy, a, b, red, green, blue, boundary, matrix, knee, inv_kappa, top, tolerance, steps):
+    """`compose._fit_gamut` for one pixel (red, green, blue: its unfitted scaled linear sRGB)."""
+    zero = np.float32(0.0)
+    fx, fz = fy + a * np.float32(1.0 / 500.0), fy - b * np.float32(1.0 / 200.0)
+    if fy <= knee and fx <= knee and fz <= knee and fz >= zero:  # `compose._on_linear_segments`: closed form
+        gray_r, gray_g, gray_b = _scaled_rgb(y, fy, zero, zero, matrix, knee, inv_kappa)
+        scale = min(
+            min(_affine_channel_scale(gray_r, red, top, tolerance), _affine_channel_scale(gray_g, green, top, tolerance)),
+            _affine_channel_scale(gray_b, blue, top, tolerance),
+        )
+        return _scaled_rgb(y, fy, a * scale, b * scale, matrix, knee, inv_kappa)
     rows = boundary.shape[0]
     columns = boundary.shape[1] - 1  # the last column repeats the first (hue wraps around)
     chroma = np.sqrt(a * a + b * b)  # |ab| <= 1e6 (compose clamps it): no overflow to guard against
@@ -199,12 +217,16 @@ def compose_tile(
         for k in range(count if fit else 0):
             x = outside[k]
             r, g, bl = _fit_pixel(
-                luminance[x], f_y[x], a_row[x], b_row[x], boundary, matrix, knee, inv_kappa, encode_steps, tolerance, gamut_steps
+                luminance[x], f_y[x], a_row[x], b_row[x], red[x], green[x], blue[x],
+                boundary, matrix, knee, inv_kappa, encode_steps, tolerance, gamut_steps,
             )
             _encode(target, x, r, g, bl, encode_table, encode_steps)
 
 
-_COMPILED = ("_scaled_rgb", "_outside", "_lerp", "_atan2", "_encode", "_largest_fitting_scale", "_fit_pixel", "compose_tile")
+_COMPILED = (
+    "_scaled_rgb", "_outside", "_lerp", "_atan2", "_encode", "_largest_fitting_scale", "_affine_channel_scale", "_fit_pixel",
+    "compose_tile",
+)
 _COMPILE_LOCK = threading.Lock()  # a background warm-up and the first photo may both ask at once
 
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from skimage import color as skcolor
 
-from colorize import color, compose
+from colorize import color, compose, fused
 
 
 def test_companding_and_its_inverse_match_the_two_piece_definitions():
@@ -59,6 +59,40 @@ def test_gamut_fitting_keeps_lightness_and_hue_and_nearly_all_the_chroma_that_fi
     exact = compose._largest_fitting_scale(y, fy, a, b, 1.0, 30) * torch.hypot(a, b)
     shortfall = exact.numpy() - chroma_out  # chroma units; 8-bit rounding is part of it
     assert np.abs(shortfall).max() < 1.5  # near the yellow cusp too, where the table alone is off by 25
+
+
+def test_dark_colours_are_fitted_in_closed_form_to_the_largest_chroma_that_fits():
+    # L <= 8 (a photo's shadows: most of its out-of-gamut pixels): X and Z stay on f^-1's linear
+    # piece, so the fitted chroma factor is computed, not looked up and bisected
+    lightness, a, b = _random_lab(20000, seed=5, chroma=40.0)
+    lightness = lightness * 0.08
+    fy = (lightness + 16.0) / 116.0
+    y = compose._lab_f_inverse_(fy.clone())
+    affine = compose._on_linear_segments(fy, a, b)
+    assert affine.float().mean() > 0.5
+    zero = torch.zeros_like(a)
+    full = compose._scaled_linear_rgb(y, fy, a, b)
+    outside = compose._outside(full)
+    closed = compose._affine_fitting_scale(compose._scaled_linear_rgb(y, fy, zero, zero), full)
+    bisected = compose._largest_fitting_scale(y, fy, a, b, 1.0, 30)
+    chosen = affine & outside
+    assert chosen.sum() > 1000
+    chroma = torch.hypot(a, b)
+    assert torch.allclose((closed * chroma)[chosen], (bisected * chroma)[chosen], atol=1e-3)  # ab units
+    assert torch.equal(closed[affine & ~outside], torch.ones(int((affine & ~outside).sum())))
+    fitted = compose._scaled_linear_rgb(y, fy, a * closed, b * closed)[:, chosen]
+    assert fitted.min() >= -2 * compose._GAMUT_TOLERANCE and fitted.max() <= compose._ENCODE_STEPS * (1 + 1e-6)
+    # and both kernels take that path: the composed colours are those of the exact factor
+    for kernel in ("torch", "numba") if fused.available() else ("torch",):
+        gray = compose._encode(compose._scaled_linear_rgb(y, fy, zero, zero)).T.numpy().reshape(100, 200, 3)
+        image = Image.fromarray(np.ascontiguousarray(gray))
+        ab = torch.stack((a, b)).reshape(2, 100, 200)
+        composed = np.asarray(compose.compose(image, ab, kernel=kernel)).astype(int)
+        y8 = compose._relative_luminance(gray).reshape(-1)
+        fy8 = compose._lab_f(y8)
+        linear = compose._scaled_linear_rgb(y8, fy8, a, b)
+        compose._fit_gamut(linear, y8, fy8, a, b)
+        assert np.abs(composed - compose._encode(linear).T.numpy().reshape(100, 200, 3).astype(int)).max() <= 1
 
 
 @pytest.mark.parametrize("gamut", compose.GAMUT_MODES)
