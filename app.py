@@ -74,7 +74,7 @@ def build_app(
         from ui.colorize_tabs import ColorizeTabs
         from ui.files import example_photos
 
-        catalog = ModelCatalog(models_dir, shipped=shipped_model)
+        catalog = ModelCatalog(models_dir, shipped=shipped_model, warm_up=True)
         photos = ColorizeTabs(catalog, scratch, example_photos(Path(examples_dir) if examples_dir else None, scratch))
 
     with gr.Blocks(

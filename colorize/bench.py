@@ -793,8 +793,8 @@ def bench_paths(
         ("eager fp32, contiguous", "Colorizer(precision='fp32', channels_last=False)", lambda: eager_contiguous, x),
         ("eager fp32, channels_last", "Colorizer(precision='fp32')", lambda: eager_cl, x_cl),
         ("BN folded, contiguous", "fastpath.fold_batchnorm", lambda: fastpath.fold_batchnorm(generator), x),
-        ("BN folded, channels_last", "Colorizer(precision='auto'), the default", lambda: fastpath.prepare_generator(generator, "folded"), x_cl),
-        ("ONNX Runtime (BN folded graph)", "Colorizer(precision='onnx'); needs onnx + onnxruntime", lambda: _onnx(generator), x),
+        ("BN folded, channels_last", "Colorizer(precision='folded'), the default off AVX-512", lambda: fastpath.prepare_generator(generator, "folded"), x_cl),
+        ("ONNX Runtime (BN folded graph)", "Colorizer(precision='onnx'), the default on AVX-512; needs onnx + onnxruntime", lambda: _onnx(generator), x),
         ("TorchScript trace+freeze+optimize_for_inference", "torch.jit", lambda: _torchscript(generator, x), x),
         ("torch.compile (inductor) of the folded model", "torch.compile", lambda: _compiled(generator), x_cl),
         (f"bf16 autocast, channels_last ({bf16_note})", "Colorizer(precision='bf16')", lambda: _autocast_bf16(eager_cl), x_cl),
@@ -860,7 +860,8 @@ def bench_paths(
     variants = {
         "fp32 eager, contiguous": dict(precision="fp32", channels_last=False),
         "fp32 eager, channels_last": dict(precision="fp32"),
-        "auto (BN folded, channels_last)": dict(precision="auto"),
+        f"auto (here: {fastpath.choose_path('auto', 'cpu')})": dict(precision="auto"),
+        "BN folded, channels_last": dict(precision="folded"),
         "ONNX Runtime": dict(precision="onnx"),
         "bf16 autocast": dict(precision="bf16"),
     }

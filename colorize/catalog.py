@@ -56,11 +56,14 @@ class ModelCatalog:
     stands in for it. Safe to share between threads.
     """
 
-    def __init__(self, models_dir: str | Path, *, shipped: str | Path | None = None) -> None:
+    def __init__(self, models_dir: str | Path, *, shipped: str | Path | None = None, warm_up: bool = False) -> None:
+        """`warm_up`: prepare the shipped model's network path in a background thread (the app)."""
         self.models_dir = Path(models_dir)
         colorizer, self.untrained = shipped_or_untrained(shipped)
         self._loaded: dict[str, Colorizer] = {SHIPPED: colorizer}
         self._lock = threading.Lock()
+        if warm_up:
+            threading.Thread(target=colorizer.warm_up, name="colorize-warm-up", daemon=True).start()
 
     def names(self) -> list[str]:
         return [SHIPPED, *checkpoint_folders(self.models_dir)]

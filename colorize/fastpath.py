@@ -4,12 +4,15 @@ of a generator for deterministic (`seed=None`) calls.
 What `python -m colorize.bench --compare-paths` measured on the CPUs we have (see
 results/bench.md) decides what `Colorizer(precision="auto")` does:
 
-- "onnx" (`precision="onnx"`, CPU, needs `pip install onnx onnxruntime`, the `bench` extra):
-  the folded model below exported to ONNX (on the first call, ~0.6 s; once per render shape for
-  a U-Net, whose level-by-level padding is traced per shape) and run by ONNX Runtime; same function up to float32 rounding. Measured and not the
-  default: in results/bench.md the network alone is within noise of "folded" (71 vs 76 ms at
-  256x352) and end to end it is slower (124 vs 110 ms at 1024x768).
-- "folded" (the default, any device): a copy of the generator with every batch
+- "onnx" (CPU, needs `pip install onnx onnxruntime`, the `fast` extra): the folded model below
+  exported once to ONNX (dynamic batch/height/width, on the first call, ~0.5 s; the app does it
+  in the background at start) and run by ONNX Runtime; same function up to float32 rounding.
+  The default on CPUs with AVX-512 where it is installed: on the 2-core AVX-512 machine of
+  results/bench.md it runs the network at the app's render shape (128x160) in about half the
+  time of "folded" (7-8 vs 14 ms). Not on AVX2 CPUs: on the one we measured before, the network
+  alone was within noise of "folded" (71 vs 76 ms at 256x352) and end to end slower (124 vs 110
+  ms at 1024x768).
+- "folded" (the default elsewhere, any device; `precision="folded"` asks for it): a copy of the generator with every batch
   norm folded into the convolution before it (eval statistics are constants, so conv -> BN is
   one affine conv), dropout left out (it is off without a seed) and the weights in
   channels_last. It computes the same function as the eager model up to float32 rounding (max
@@ -168,26 +171,31 @@ def onnx_runtime_available() -> bool:
 
 
 def choose_path(precision: str, device: torch.device | str = "cpu", info: CpuInfo | None = None) -> str:
-    """The network path for a `precision` ("auto", "fp32" or "bf16") on `device` (see module docstring).
+    """The network path for a `precision` ("auto", "fp32", "onnx" or "bf16") on `device` (see module docstring).
 
-    "auto" is "folded" on every device: it is fp32-exact and was never slower than eager.
-    "onnx" (ONNX Runtime, CPU) is offered for comparison and for CPUs where it wins.
+    "auto" is "onnx" on a CPU with AVX-512 where ONNX Runtime is installed (the `fast` extra),
+    "folded" elsewhere: both are fp32-exact; ONNX Runtime ran the network at the app's render
+    shape in half the time on AVX-512 (results/bench.md) and was slower end to end on an AVX2
+    CPU we measured before.
     """
     if precision == "fp32":
         return "eager"
+    if precision == "folded":
+        return "folded"
     if precision == "bf16":
         device = torch.device(device)
         if device.type == "cpu" and not (info or cpu_info()).native_bf16:
             logger.info("This CPU has no native bf16 (avx512_bf16/amx_bf16): bf16 autocast will be emulated and slow.")
         return "bf16"
     if precision == "auto":
-        return "folded"
+        on_avx512_cpu = torch.device(device).type == "cpu" and (info or cpu_info()).has("avx512f")
+        return "onnx" if on_avx512_cpu and onnx_runtime_available() else "folded"
     if precision == "onnx":
         if torch.device(device).type != "cpu" or not onnx_runtime_available():
             logger.warning("ONNX Runtime needs a CPU device and `pip install onnx onnxruntime`; using the folded torch model.")
             return "folded"
         return "onnx"
-    raise ValueError(f"Unknown precision '{precision}'; choose auto, fp32 or bf16.")
+    raise ValueError(f"Unknown precision '{precision}'; choose auto, fp32, folded, onnx or bf16.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -299,12 +307,10 @@ def fold_batchnorm(generator: SizeAgnosticGenerator) -> FoldedGenerator:
 class OnnxGenerator(SizeAgnosticGenerator):
     """The folded body exported to ONNX and run by ONNX Runtime on the CPU (float32).
 
-    The export happens on the first call (about half a second for the shipped model), so loading
-    a model stays quick. One export with dynamic batch, height and width serves every render
-    shape, except for a body that pads level by level: its padding is traced for the sides it
-    saw, so it is exported once per render shape (a handful in practice: the render size and the
-    photos' aspect ratios). If export or the session fails, the folded torch body answers
-    instead, with a warning.
+    One export with dynamic batch, height and width serves every render shape (the level-by-level
+    padding is traced as a function of the shape: `models.pad_to_even`); it happens on the first
+    call (about half a second for the shipped model), so loading a model stays quick. If export
+    or the session fails, the folded torch body answers instead, with a warning.
     """
 
     def __init__(self, folded: FoldedGenerator, *, threads: int | None = None) -> None:
@@ -313,7 +319,7 @@ class OnnxGenerator(SizeAgnosticGenerator):
         self.size_multiple = folded.size_multiple
         self.pads_per_level = folded.pads_per_level
         self.threads = threads
-        self._sessions: dict[tuple[int, int] | None, object] = {}
+        self._session = None
         self._failed = False
         self._lock = threading.Lock()
 
@@ -321,7 +327,7 @@ class OnnxGenerator(SizeAgnosticGenerator):
         import onnxruntime
 
         buffer = io.BytesIO()
-        axes = {0: "batch"} if self.pads_per_level else {0: "batch", 2: "height", 3: "width"}
+        axes = {0: "batch", 2: "height", 3: "width"}
         with warnings.catch_warnings():  # the TorchScript-based exporter announces its deprecation
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -339,20 +345,17 @@ class OnnxGenerator(SizeAgnosticGenerator):
     def predict(self, lightness: torch.Tensor) -> torch.Tensor:
         if lightness.device.type != "cpu" or lightness.dtype != torch.float32 or self._failed:
             return self.folded.predict(lightness)
-        key = tuple(lightness.shape[-2:]) if self.pads_per_level else None
-        session = self._sessions.get(key)
-        if session is None:
+        if self._session is None:
             with self._lock:
-                if key not in self._sessions and not self._failed:
+                if self._session is None and not self._failed:
                     try:
-                        self._sessions[key] = self._build_session(lightness.contiguous())
+                        self._session = self._build_session(lightness.contiguous())
                     except Exception as error:  # exporter and runtime raise many types
                         logger.warning("ONNX Runtime path unavailable (%s); using the folded torch model.", error)
                         self._failed = True
             if self._failed:
                 return self.folded.predict(lightness)
-            session = self._sessions[key]
-        (ab,) = session.run(None, {"lightness": lightness.detach().contiguous().numpy()})
+        (ab,) = self._session.run(None, {"lightness": lightness.detach().contiguous().numpy()})
         return torch.from_numpy(ab)
 
 

@@ -31,11 +31,12 @@ How one image is colourised:
 Speed: the network runs under `torch.inference_mode()` in channels_last layout; the
 full-resolution step is described in `colorize.compose`; everything is float32.
 `precision="auto"` (the default) calls, for `seed=None`, a copy of the generator with its batch
-norms folded into the convolutions (`colorize.fastpath`: fp32-exact, network 5-10% faster on CPU); a
-`seed` (and the noise draws of a model whose settings combine several) runs the eager generator,
-whose injected noise (or, in older models, dropout) is the noise. `precision="fp32"` is the
-eager generator only; `precision="bf16"` runs it under CPU/GPU autocast (fast only on CPUs with
-native bf16); `precision="onnx"` runs the folded model in ONNX Runtime (optional dependency).
+norms folded into the convolutions (`colorize.fastpath`: fp32-exact), run by ONNX Runtime on
+CPUs with AVX-512 where it is installed (about twice as fast there) and by torch elsewhere
+(`precision="folded"` asks for that one, `precision="onnx"` for the other); a `seed` (and the
+noise draws of a model whose settings combine several) runs the eager generator, whose injected
+noise (or, in older models, dropout) is the noise. `precision="fp32"` is the eager generator
+only; `precision="bf16"` runs it under CPU/GPU autocast (fast only on CPUs with native bf16).
 `python -m colorize.bench --compare-paths` measures the choices.
 """
 
@@ -69,7 +70,7 @@ logger = logging.getLogger(__name__)
 
 RENDER_MULTIPLE = 32
 MAX_RENDER_ASPECT = 4
-PRECISIONS = ("auto", "fp32", "bf16", "onnx")
+PRECISIONS = ("auto", "fp32", "folded", "bf16", "onnx")
 
 
 def render_shape(height: int, width: int, render_size: int, *, keep_aspect: bool = True) -> tuple[int, int]:
@@ -185,7 +186,8 @@ class Colorizer:
     call with a `seed`, so one Colorizer can serve several threads (the Gradio app).
 
     Knobs for the benchmark: `precision` ("auto" = the fast path of `colorize.fastpath`, "fp32"
-    = the eager generator, "bf16" = the network under autocast, "onnx" = ONNX Runtime),
+    = the eager generator, "folded" = its batch-norm-folded copy in torch, "onnx" = that copy in
+    ONNX Runtime, "bf16" = the network under autocast),
     `channels_last` (the network's memory layout), `chunk_pixels` (tile size of the
     full-resolution work, None: the kernel's own), `gamut` ("chroma" or "clip", see `GAMUT_MODES`)
     and `kernel` (the full-resolution work: "auto", "numba" or "torch", see `colorize.compose.KERNELS`).
@@ -304,6 +306,11 @@ class Colorizer:
         return cls(generator, config, name="untrained", device=device, precision=precision)
 
     # -- the network ---------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Run the network once on a tiny input, so that what its path prepares on the first call
+        (the ONNX Runtime session: an export of about half a second) is not paid by a user's photo."""
+        self.predict_ab(torch.zeros(1, 1, 32, 32))
 
     @torch.inference_mode()
     def predict_ab(self, lightness: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:

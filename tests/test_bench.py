@@ -101,13 +101,14 @@ def test_compare_paths_measures_every_path_and_names_the_fastest_exact_one(quick
     bf16 = next(row for name, row in rows.items() if name.startswith("bf16"))
     assert bf16["status"] == "ok" and 0 < bf16["max_abs_ab_error_lab"] < fastpath.BF16_MAX_AB_ERROR_LAB  # not exact
     assert next(row for name, row in rows.items() if name.startswith("torch.compile"))["status"] == "skipped"
-    assert paths["auto_uses"] == "folded"
+    assert paths["auto_uses"] == fastpath.choose_path("auto", "cpu")
     onnx = rows["ONNX Runtime (BN folded graph)"]
     assert onnx["status"] == "ok" and onnx["max_abs_ab_error_lab"] < 1e-3
     for key in ("fastest_exact_path", "fastest_exact_path_any_preparation"):
         assert paths[key] in rows and rows[paths[key]]["max_abs_ab_error_lab"] < 1e-3
     assert rows[paths["fastest_exact_path"]]["prepare_s"] <= paths["max_prepare_s"]
-    assert set(paths["end_to_end"]) >= {"fp32 eager, contiguous", "auto (BN folded, channels_last)", "ONNX Runtime", "bf16 autocast"}
+    auto = f"auto (here: {fastpath.choose_path('auto', 'cpu')})"
+    assert set(paths["end_to_end"]) >= {"fp32 eager, contiguous", auto, "BN folded, channels_last", "ONNX Runtime", "bf16 autocast"}
     (wait,) = quick_run[0]["wait_policy"]  # one size in --quick
     assert set(wait["policies"]) == set(bench.WAIT_POLICIES)
     assert all(m["median_s"] > 0 and m["runs"] == 1 and not m["errors"] for m in wait["policies"].values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 
 import pytest
 
@@ -50,3 +51,19 @@ def test_catalog_lists_loads_once_and_refuses_unknown_names(models, tmp_path):
             catalog.get(name)
     save_tiny_checkpoint(models / "later")  # a folder added while the app runs appears in the menu
     assert "later" in catalog.names() and catalog.get("later").name == "later"
+
+
+def test_warm_up_prepares_the_shipped_models_network_path_in_the_background(models, monkeypatch):
+    from colorize import fastpath
+
+    monkeypatch.setattr(fastpath, "choose_path", lambda precision, device="cpu", info=None: "onnx")
+    if not fastpath.onnx_runtime_available():
+        pytest.skip("onnxruntime is not installed (the fast extra)")
+    catalog = ModelCatalog(models, shipped=models / "tiny", warm_up=True)
+    onnx = catalog.get()._fast
+    assert isinstance(onnx, fastpath.OnnxGenerator)
+    for thread in [t for t in threading.enumerate() if t.name == "colorize-warm-up"]:  # none if it is done already
+        thread.join(timeout=60)
+    assert onnx._session is not None  # exported before any photo asked for it
+    cold = ModelCatalog(models, shipped=models / "tiny")
+    assert cold.get()._fast._session is None
