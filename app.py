@@ -10,6 +10,13 @@ there is no colorize API to reproduce the study's fakes with.
 
 from __future__ import annotations
 
+import os
+
+# Before anything can load torch: its OpenMP threads sleep between operations instead of spinning
+# for milliseconds on a core the compose kernel's threads need (colorize.bench, "OpenMP wait
+# policy"). A value set in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import logging
 import signal
 import threading

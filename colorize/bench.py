@@ -64,9 +64,8 @@ from .cli import add_arguments, given, option, options
 from .imageio import DEFAULT_MAX_PIXELS
 from .compose import compose, resolve_kernel
 from .imageio import load_image
-from .infer import Colorizer, apply_chroma_gamma, network_input, render_shape
+from .infer import Colorizer, network_input, render_shape
 from .png import save_png
-from . import color
 from .models import REFERENCE_PIX2PIX, ModelConfig, build_discriminator, build_generator, count_parameters
 
 logger = logging.getLogger(__name__)
@@ -617,10 +616,10 @@ def bench_wait_policy(settings: BenchSettings, plan: Plan, threads: int, repeats
     """
     threads = max(2, threads, fastpath.recommended_threads())
     rows = []
-    sizes = (plan.paths_size,) if settings.quick else (plan.paths_size, plan.sizes[-1])
-    for width, height in sizes:
+    cases = [(plan.paths_size, OWN)] if settings.quick else [(plan.paths_size, OWN), (plan.paths_size, plan.paths_render), (plan.sizes[-1], OWN)]
+    for (width, height), render in cases:
         progress.set_postfix_str(f"wait policy {width}x{height}")
-        case = {"model": "shipped", "checkpoint": settings.model, "size": [width, height], "render_size": plan.paths_render, "threads": threads, "repeats": repeats}
+        case = {"model": "shipped", "checkpoint": settings.model, "size": [width, height], "render_size": render, "threads": threads, "repeats": repeats}
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in WAIT_POLICIES}
         names = list(WAIT_POLICIES)
         for name in names if settings.quick else names + names[::-1]:
@@ -634,7 +633,7 @@ def bench_wait_policy(settings: BenchSettings, plan: Plan, threads: int, repeats
                 "runs": len(good),
                 "errors": [r.get("error") for r in results if not r.get("ok")],
             }
-        rows.append({"size": [width, height], "render_size": plan.paths_render, "threads": threads, "policies": policies, "load_after": load_average()})
+        rows.append({"size": [width, height], "render_size": render, "threads": threads, "policies": policies, "load_after": load_average()})
     progress.update()
     return rows
 
@@ -659,15 +658,15 @@ def bench_split(colorizers: dict[str, Colorizer], plan: Plan, repeats: int, prog
         image = test_image(width, height)
         shape = render_shape(height, width, shipped.default_render_size)
         x = network_input(image, shape)
-        ab = apply_chroma_gamma(color.denormalize_ab(shipped.predict_ab(x)[0]), shipped.chroma_gamma)
+        ab, strength = shipped.compose_inputs(shipped.predict_ab(x)[0])  # what colorize hands compose
         stages = {
             "end to end": lambda: shipped.colorize(image),
             "end to end, torch kernel": lambda: torch_kernel.colorize(image),
             "read (load_image)": lambda: load_image(image),
             "network input (resize + L)": lambda: network_input(image, shape),
             "network (predict_ab)": lambda: shipped.predict_ab(x),
-            "full resolution (compose, numba)": lambda: compose(image, ab, saturation=shipped.chroma_scale, kernel="numba"),
-            "full resolution (compose, torch)": lambda: compose(image, ab, saturation=shipped.chroma_scale, kernel="torch"),
+            "full resolution (compose, numba)": lambda: compose(image, ab, saturation=strength, kernel="numba"),
+            "full resolution (compose, torch)": lambda: compose(image, ab, saturation=strength, kernel="torch"),
             f"reference network alone at {REFERENCE_NATIVE}x{REFERENCE_NATIVE}": lambda: reference.predict_ab(native),
         }
         if resolve_kernel("auto") != "numba":
@@ -1215,17 +1214,21 @@ def render_markdown(result: dict[str, Any]) -> str:
         names = list(wait[0]["policies"])
         lines += [
             "",
-            f"## OpenMP wait policy (end to end at render {wait[0]['render_size']}, {wait[0]['threads']} threads, a fresh process per run, A B B A)",
+            f"## OpenMP wait policy (end to end, {wait[0]['threads']} threads, a fresh process per run, A B B A)",
             "",
-            "| input | " + " | ".join(f"{name} ms (CPU ms)" for name in names) + " | load after |",
-            "|---" * (len(names) + 2) + "|",
+            "The app sets OMP_WAIT_POLICY=PASSIVE when it is not set (app.py): a spinning OpenMP thread keeps a core "
+            "for milliseconds after each torch operation, which the compose kernel's threads then wait for.",
+            "",
+            "| input | render | " + " | ".join(f"{name} ms (CPU ms)" for name in names) + " | load after |",
+            "|---" * (len(names) + 3) + "|",
         ]
         for row in wait:
             cells = []
             for name in names:
                 m = row["policies"][name]
                 cells.append("failed" if m["median_s"] is None else f"{m['median_s'] * 1000:.0f} ({m['cpu_median_s'] * 1000:.0f})")
-            lines.append(f"| {row['size'][0]}x{row['size'][1]} | " + " | ".join(cells) + f" | {_load(row['load_after'])} |")
+            render = "own" if row["render_size"] is OWN else row["render_size"]
+            lines.append(f"| {row['size'][0]}x{row['size'][1]} | {render} | " + " | ".join(cells) + f" | {_load(row['load_after'])} |")
     huge = result.get("huge")
     if huge:
         big, refused = huge["largest_allowed"], huge["too_large"]

@@ -129,6 +129,15 @@ def network_input(image: Image.Image, shape: tuple[int, int]) -> torch.Tensor:
     return color.normalize_l(luminance(resize_rgb8(image, shape)))[None, None]
 
 
+def chroma_of(ab: torch.Tensor) -> torch.Tensor:
+    """|ab| per pixel of ab (..., 2, h, w), keeping that dimension: (..., 1, h, w).
+
+    Not `torch.linalg.vector_norm(dim=-3)`: on the CPU it took 1.8 ms for one 128x160 render
+    (a strided reduction), square-sum-root 0.02 ms; the same values for any ab (|ab| < 1e6).
+    """
+    return ab.square().sum(dim=-3, keepdim=True).sqrt_()
+
+
 CHROMA_PIVOT = 20.0  # ab units: the chroma the curve leaves alone (a clearly coloured, not a vivid, surface)
 
 
@@ -143,7 +152,7 @@ def apply_chroma_gamma(ab: torch.Tensor, gamma: float) -> torch.Tensor:
     """
     if gamma == 1.0:
         return ab
-    chroma = torch.linalg.vector_norm(ab, dim=-3, keepdim=True)
+    chroma = chroma_of(ab)
     return ab * (chroma / CHROMA_PIVOT).pow(gamma - 1.0)
 
 
@@ -155,7 +164,7 @@ def apply_chroma_knee(ab: torch.Tensor, knee: float) -> torch.Tensor:
     saturated blue blob on a white wall); past the knee, more chroma buys little vividness and
     much risk. `colorize.calibrate` measures it against accuracy and false colour.
     """
-    chroma = torch.linalg.vector_norm(ab, dim=-3, keepdim=True)
+    chroma = chroma_of(ab)
     return ab * (knee * torch.tanh(chroma / knee) / chroma.clamp_min(1e-6))
 
 
@@ -169,8 +178,8 @@ def hue_agreement(samples: torch.Tensor, *, eps: float = 1e-6) -> torch.Tensor:
     points the same way, near 0 where they point in different directions (blue in one draw,
     orange in another). Weak colours count little, so a pixel gray in most draws is not "disagreeing".
     """
-    resultant = torch.linalg.vector_norm(samples.sum(dim=0), dim=-3, keepdim=True)
-    total = torch.linalg.vector_norm(samples, dim=-3, keepdim=True).sum(dim=0)
+    resultant = chroma_of(samples.sum(dim=0))
+    total = chroma_of(samples).sum(dim=0)
     return resultant / (total + eps)
 
 
@@ -397,11 +406,17 @@ class Colorizer:
         width, height = rgb.size
         return rgb, network_input(rgb, render_shape(height, width, render_size, keep_aspect=keep_aspect))
 
-    def _finish(self, rgb: Image.Image, ab_norm: torch.Tensor, saturation: float) -> Image.Image:
+    def compose_inputs(self, ab_norm: torch.Tensor, saturation: float = 1.0) -> tuple[torch.Tensor, float]:
+        """(ab in Lab units, the saturation compose applies to it) for the network's `ab_norm`
+        (2, h, w): the model's chroma curve, scale and knee, at the network's resolution (cheap)."""
         ab = apply_chroma_gamma(color.denormalize_ab(ab_norm), self.chroma_gamma)
         strength = saturation * self.chroma_scale
-        if self.settings.chroma_knee > 0:  # at the network's resolution: cheap
+        if self.settings.chroma_knee > 0:
             ab, strength = apply_chroma_knee(ab * strength, self.settings.chroma_knee), 1.0
+        return ab, strength
+
+    def _finish(self, rgb: Image.Image, ab_norm: torch.Tensor, saturation: float) -> Image.Image:
+        ab, strength = self.compose_inputs(ab_norm, saturation)
         return compose(rgb, ab, saturation=strength, chunk_pixels=self.chunk_pixels, gamut=self.gamut, kernel=self.kernel)
 
     def colorize(
