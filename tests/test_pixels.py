@@ -33,9 +33,28 @@ def test_gray_image_is_the_8bit_gray_version_whatever_the_input_form():
     rgb = photo()
     image = pixels.gray_image(Image.fromarray(rgb))
     assert image.mode == "RGB" and image.size == (rgb.shape[1], rgb.shape[0])
-    assert np.array_equal(np.asarray(image), pixels.to_8bit(pixels.gray_version(rgb)))
+    assert np.abs(np.asarray(image, dtype=int) - pixels.to_8bit(pixels.gray_version(rgb))).max() <= 1
     tensor = torch.from_numpy(rgb / 255.0).permute(2, 0, 1)  # (3, H, W) in [0, 1]
     assert np.abs(np.asarray(pixels.gray_image(tensor), dtype=int) - np.asarray(image, dtype=int)).max() <= 1
+
+
+def test_gray_image_of_8bit_input_is_the_float64_gray_of_every_colour():
+    # every 8-bit colour: table look-ups, with the pixels near a level's rounding boundary redone in float64
+    codes = np.arange(1 << 24, dtype=np.uint32)
+    rgb = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], axis=-1).astype(np.uint8).reshape(4096, 4096, 3)
+    fast = np.asarray(pixels.gray_image(rgb))
+    assert np.array_equal(fast[..., 0], fast[..., 1]) and np.array_equal(fast[..., 1], fast[..., 2])
+    linear = rgb.astype(np.float64) / 255.0
+    linear = np.where(linear > 0.04045, ((linear + 0.055) / 1.055) ** 2.4, linear / 12.92)
+    y = np.clip(linear @ np.array([0.212671, 0.715160, 0.072169]), 0.0, 1.0)  # skimage's sRGB -> Y row
+    encoded = np.where(y > 0.0031308, 1.055 * y ** (1 / 2.4) - 0.055, 12.92 * y)
+    expected = np.round(encoded * 255.0)
+    differ = fast[..., 0] != expected
+    assert differ.sum() == 0 or np.abs(fast[..., 0][differ] - expected[differ]).max() <= 1 and differ.mean() < 1e-5
+    gray_photo = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)
+    assert np.array_equal(np.asarray(pixels.gray_image(gray_photo))[0, :, 0], np.arange(256))  # a gray photo stays itself
+    from_pil = pixels.gray_image(Image.fromarray(gray_photo).convert("L"))  # the shortcut for gray PIL images
+    assert from_pil.mode == "RGB" and np.array_equal(np.asarray(from_pil), gray_photo)
 
 
 def test_to_8bit_rounds_to_the_nearest_level_and_clips():
