@@ -35,15 +35,20 @@ def whole_photo(path: Path, size: int) -> np.ndarray:
     return np.asarray(resized, dtype=np.float32) / 255.0
 
 
-def score(colorizer: Colorizer, photos: list[np.ndarray], per_level: bool) -> dict[str, float]:
-    colorizer.generator.pads_per_level = per_level  # fp32: the eager generator, no folded copy traced before
+def score(colorizer: Colorizer | None, photos: list[np.ndarray], per_level: bool = True) -> dict[str, float]:
+    """The model's scores (None: the gray input's own)."""
     rows = []
     for real in photos:
         gray = gray_version(real)
+        if colorizer is None:
+            rows.append(image_metrics(gray, real))
+            continue
+        colorizer.generator.pads_per_level = per_level  # fp32: the eager generator, no folded copy traced before
         output = np.asarray(colorizer.colorize(Image.fromarray(to_8bit(gray))))
         rows.append(image_metrics(output, real))
     summary = {key: float(np.mean([row[key] for row in rows if key in row])) for key in KEYS if key in rows[0]}
-    summary["colourfulness_ratio"] = float(np.mean([r["colorfulness"] for r in rows]) / np.mean([r["real_colorfulness"] for r in rows]))
+    real = np.mean([r["real_colorfulness"] for r in rows])
+    summary["colourfulness_ratio"] = float(np.mean([r["colorfulness"] for r in rows]) / real) if real > 0 else float("nan")
     summary["images_over_limit"] = int(sum(r["false_colour"] > FALSE_COLOUR_IMAGE_LIMIT for r in rows))
     return summary
 
@@ -63,7 +68,11 @@ def main() -> None:
     photos = [whole_photo(path, args.size) for path in paths[: args.sample]]
     non_square = sum(p.shape[0] != p.shape[1] for p in photos)
     colorizer = Colorizer.from_pretrained(precision="fp32")
-    results = {"level by level (now)": score(colorizer, photos, True), "input padded whole (before)": score(colorizer, photos, False)}
+    results = {
+        "level by level (now)": score(colorizer, photos, True),
+        "input padded whole (before)": score(colorizer, photos, False),
+        "gray input": score(None, photos),
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     name = "-".join(args.data.parts[-2:])
     lines = [

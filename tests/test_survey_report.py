@@ -10,7 +10,6 @@ single mode against real photos, the export's decisions, and Markdown that no na
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
