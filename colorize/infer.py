@@ -10,8 +10,9 @@ How one image is colourised:
    multiple of 32 (at most `MAX_RENDER_ASPECT` times the short side, so a panorama cannot cost
    a hundred network passes). Why not pix2pix's square resize: the training crops are cut from
    undistorted photos, so objects at render size keep the shapes and the scale the generator
-   learned; a square squeeze of a 3:2 photo makes faces and horizons it never saw. The rest of
-   the render shape up to the generator's own size multiple is replicate-padded by the model.
+   learned; a square squeeze of a 3:2 photo makes faces and horizons it never saw. The U-Nets
+   take that shape as it is, padding odd sides level by level (`colorize.models`); the ResNet-18
+   encoder pads it to a multiple of 32.
    `keep_aspect=False` gives the square pix2pix behaviour for comparison.
 3. For a model with injected noise whose settings ask for several samples, the chroma fades
    where the noise draws disagree in hue (`hue_agreement`). The predicted ab then gets the
