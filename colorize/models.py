@@ -32,9 +32,8 @@ COLOUR_BIN_STEP = 10.0  # ab units between neighbouring bin centres (Zhang et al
 def pad_to_even(x: torch.Tensor) -> torch.Tensor:
     """x with one replicated row / column at the bottom / right where a side is odd."""
     pad_h, pad_w = x.shape[-2] % 2, x.shape[-1] % 2
-    if torch.jit.is_tracing():  # no branch: an ONNX export keeps the pad's size a function of the shape
-        return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-    if pad_h or pad_w:
+    # while traced (an ONNX export) always pad: the pad's size then stays a function of the shape
+    if pad_h or pad_w or torch.jit.is_tracing():
         return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
     return x
 

@@ -80,7 +80,7 @@ def gray_image(image) -> Image.Image:
     12-megapixel photo took 0.6-2.4 s in the app (float conversions of the whole image), the
     tables about a tenth of that. The levels are those of float64 arithmetic; `gray_version`
     computes in float32 and can differ by one level where a pixel's gray falls within a few
-    millionths of a rounding boundary (17 of the 2^24 colours).
+    millionths of a rounding boundary (95 of the 2^24 colours).
     """
     if isinstance(image, Image.Image):
         rgb = image.convert("RGB")
