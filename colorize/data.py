@@ -108,7 +108,8 @@ def _open_reduced(path: Path, short_side: int | None) -> Image.Image:
         return load_image(handle)
 
 
-def _resize_short_side(image: Image.Image, short_side: int) -> Image.Image:
+def resize_short_side(image: Image.Image, short_side: int) -> Image.Image:
+    """`image` with its short side `short_side` pixels, aspect kept (bicubic; as it is if already so)."""
     width, height = image.size
     scale = short_side / min(width, height)
     size = (max(short_side, round(width * scale)), max(short_side, round(height * scale)))
@@ -155,7 +156,7 @@ def random_resized_crop(
 
 def center_crop(image: Image.Image, size: int) -> Image.Image:
     """Resize the short side to `size`, then cut the centre square."""
-    image = _resize_short_side(image, size)
+    image = resize_short_side(image, size)
     width, height = image.size
     left, top = (width - size) // 2, (height - size) // 2
     return image.crop((left, top, left + size, top + size))
@@ -267,7 +268,7 @@ class ColorizationDataset(Dataset):
                 return _ScanResult(path, "gray", f"mean chroma {chroma:.2f} is below {self.gray_threshold:g} (nearly gray)")
         pixels = None
         if self.preloaded:
-            pixels = np.asarray(_resize_short_side(image, reduced_side) if min(image.size) > reduced_side else image)
+            pixels = np.asarray(resize_short_side(image, reduced_side) if min(image.size) > reduced_side else image)
         return _ScanResult(path, None, pixels=pixels)
 
     def __len__(self) -> int:

@@ -5,7 +5,9 @@ For every image in --data:
 - real: the photo resized so its short side is --size (bicubic) and center-cropped to
   size x size (`colorize.data.center_crop`, the validation transform of training). Cropping,
   rather than pix2pix's square squeeze, compares undistorted photos, and every method is
-  scored on exactly the same pixels.
+  scored on exactly the same pixels. `--whole` keeps the whole photo instead (short side
+  --size, aspect kept): what a visitor of the app uploads, where the network sees the photo's
+  own shape rather than a square.
 - gray: real's lightness with a = b = 0 (float, not rounded to 8 bits). This is the gray
   baseline; its numbers are printed beside the model's in every run.
 - output: `colorizer.colorize(gray as an 8-bit image, render_size=--render-size)` (default: the
@@ -41,7 +43,7 @@ import torch
 from PIL import Image
 
 from .checkpoint import CheckpointError, atomic_write_text, read_config
-from .data import DatasetError, ExclusionMatcher, center_crop, read_exclusion_list
+from .data import DatasetError, ExclusionMatcher, center_crop, read_exclusion_list, resize_short_side
 from .devices import DeviceError
 from .imageio import ImageLoadError, find_images, load_image
 from .metrics import FALSE_COLOUR_IMAGE_LIMIT, image_metrics
@@ -97,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     method.add_argument("--untrained", action="store_true", help="score the untrained generator (architecture of --model if given)")
     method.add_argument("--baseline", choices=("gray",), default=None, help="score a baseline instead of a model")
     parser.add_argument("--exclude", type=Path, default=None, help="file listing images to skip (e.g. near_gray.txt)")
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="side of the center square scored")
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="side of the center square scored (short side with --whole)")
+    parser.add_argument("--whole", action="store_true", help="score whole photos (short side --size, aspect kept), not centre squares")
     parser.add_argument(
         "--render-size", type=int, default=None, help="network render size (default: the model's training size)"
     )
@@ -148,8 +151,11 @@ def evaluate(
     progress=None,
     gray_scores: dict | None = None,
     diversity_samples: int = 0,
+    whole: bool = False,
 ) -> list[dict]:
     """Per-image rows (dicts) for `paths`; `colorizer=None` scores the gray baseline itself.
+
+    `whole`: score each whole photo (short side `size`, aspect kept), not its centre square.
 
     `diversity_samples` >= 2 adds each image's noise diversity (`Colorizer.noise_diversity`).
 
@@ -192,7 +198,8 @@ def evaluate(
 
     for path in paths:
         try:
-            real = np.asarray(center_crop(load_image(path), size), dtype=np.float32) / 255.0
+            photo = load_image(path)
+            real = np.asarray(resize_short_side(photo, size) if whole else center_crop(photo, size), dtype=np.float32) / 255.0
         except ImageLoadError as error:
             if on_error is not None:
                 on_error(path, error)
@@ -280,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with torch.inference_mode():
             rows = evaluate(
                 colorizer, paths, size=args.size, render_size=args.render_size, on_error=report, progress=progress,
-                diversity_samples=args.diversity_samples,
+                diversity_samples=args.diversity_samples, whole=args.whole,
             )
     if not rows:
         print(f"error: no readable images to evaluate in {data_root}.", file=sys.stderr)
@@ -291,6 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model": str(args.model) if args.model else ("shipped" if method not in ("gray", "untrained") else None),
         "data": str(data_root),
         "size": args.size,
+        "whole_photos": args.whole,
         "render_size": None if colorizer is None else args.render_size or colorizer.default_render_size,
         "chroma_scale": None if colorizer is None else colorizer.chroma_scale,
         "chroma_gamma": None if colorizer is None else colorizer.chroma_gamma,

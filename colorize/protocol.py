@@ -23,6 +23,10 @@ the project's colour bars checked on each unseen set and on both together:
     of images over 10% of false colour; CIEDE2000 below the gray input's; PSNR at least the
     gray input's minus 1 dB.
 
+`--whole` scores whole photos (short side --size, aspect kept) instead of their centre squares:
+what a visitor uploads, where the network sees the photo's own shape (the shipped model's whole-
+photo figures: results/protocol-whole/). The bars are checked the same way.
+
 `--sheets DIR` also writes contact sheets (real | ours, photo by photo) to look at. The data
 sets' terms are research-only: keep those sheets out of the repository (the default folder is
 under runs/, which git ignores). `--skimage-sheet FILE` writes the same for scikit-image's
@@ -152,13 +156,14 @@ def _fmt(value: float, digits: int = 2) -> str:
     return "n/a" if value is None or value != value else f"{value:.{digits}f}"
 
 
-def render_report(results: dict, *, command: str, size: int, machine: str) -> str:
+def render_report(results: dict, *, command: str, size: int, machine: str, whole: bool = False) -> str:
+    scored = f"Whole photos, short side {size}, aspect kept (what a visitor uploads)" if whole else f"Centre {size}x{size} crops"
     lines = [
-        "# Evaluation protocol",
+        "# Evaluation protocol" + (" on whole photos" if whole else ""),
         "",
         f"Command: `{command}`",
         "",
-        f"Machine: {machine}. Centre {size}x{size} crops; every model at its own inference settings unless the label says otherwise.",
+        f"Machine: {machine}. {scored}; every model at its own inference settings unless the label says otherwise.",
         "Near-gray photos (each set's near_gray.txt) are left out. The unseen sets were never trained, calibrated or selected on.",
         "",
     ]
@@ -214,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"), help="folder holding the sets")
     parser.add_argument("--out", type=Path, required=True, help="folder for the per-set files and protocol.md")
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="side of the centre square scored")
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="side of the centre square scored (short side with --whole)")
+    parser.add_argument("--whole", action="store_true", help="score whole photos (short side --size, aspect kept), not centre squares")
     parser.add_argument("--max-images", type=int, default=0, help="score at most this many photos per set, evenly spaced (0 = all)")
     parser.add_argument("--diversity-samples", type=int, default=DEFAULT_DIVERSITY_SAMPLES, help="noise samples per photo for the diversity measure")
     parser.add_argument("--sheets", type=Path, default=None, help="write contact sheets of the unseen sets here (keep out of git)")
@@ -262,7 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = args.out / slug(model.label) / evaluation_set.name.replace("/", "-")
             with tqdm(total=len(paths), desc=f"{model.label} on {evaluation_set.name}", unit="photo", file=sys.stderr) as bar:
                 with torch.inference_mode():
-                    rows = evaluate(colorizer, paths, size=args.size, progress=bar, diversity_samples=args.diversity_samples)
+                    rows = evaluate(
+                        colorizer, paths, size=args.size, progress=bar, diversity_samples=args.diversity_samples, whole=args.whole
+                    )
             summary = {"set": evaluation_set.name, "role": evaluation_set.role, "images": len(rows), **summarize(rows)}
             write_evaluation(out, rows, summary)
             per_set[evaluation_set.name] = summary
@@ -286,7 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             contact_sheet(colorizer, skimage_photos(), size=192, columns=len(SKIMAGE_SHEET_PHOTOS)).save(target)
 
     command = "python -m colorize.protocol " + " ".join(sys.argv[1:] if argv is None else argv)
-    report = render_report(results, command=command, size=args.size, machine=machine_description())
+    report = render_report(results, command=command, size=args.size, machine=machine_description(), whole=args.whole)
+    results["whole_photos"] = args.whole
     results["command"] = command
     results["seconds"] = round(time.perf_counter() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)

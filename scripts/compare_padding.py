@@ -2,11 +2,11 @@
 to a multiple of 2^depth (the behaviour before), at the model's own settings.
 
 The protocol scores square centre crops, where the two are the same computation; this scores
-whole photos (short side resized to --size, aspect kept), where they differ. Decide on
-imagenette/val (the calibration set); the unseen sets may be scored to report, not to choose.
+whole photos (`colorize.evaluate --whole`: short side --size, aspect kept), where they differ.
+Decide on a training folder of photos that are not square (bsds500/train; imagenette/val's are
+all square); the unseen sets may be scored to report, not to choose.
 
-    python scripts/compare_padding.py --data ../shared/data/imagenette/val \
-        --exclude ../shared/data/imagenette/near_gray.txt --sample 200 --out results/padding
+    python scripts/compare_padding.py --data ../shared/data/bsds500/train --sample 200 --out results/padding
 """
 
 from __future__ import annotations
@@ -20,33 +20,24 @@ import numpy as np
 from PIL import Image
 
 from colorize import Colorizer
-from colorize.evaluate import scored_images
-from colorize.imageio import load_image
-from colorize.metrics import FALSE_COLOUR_IMAGE_LIMIT, image_metrics
-from colorize.pixels import gray_version, to_8bit
+from colorize.evaluate import evaluate, scored_images
+from colorize.metrics import FALSE_COLOUR_IMAGE_LIMIT
+
+
+def _aspect(path: Path) -> float:
+    with Image.open(path) as image:
+        return image.width / image.height
+
 
 KEYS = ("psnr", "ciede2000", "false_colour", "colorfulness", "real_colorfulness")
 
 
-def whole_photo(path: Path, size: int) -> np.ndarray:
-    image = load_image(path)
-    scale = size / min(image.size)
-    resized = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BICUBIC)
-    return np.asarray(resized, dtype=np.float32) / 255.0
-
-
-def score(colorizer: Colorizer | None, photos: list[np.ndarray], per_level: bool = True) -> dict[str, float]:
-    """The model's scores (None: the gray input's own)."""
-    rows = []
-    for real in photos:
-        gray = gray_version(real)
-        if colorizer is None:
-            rows.append(image_metrics(gray, real))
-            continue
+def score(colorizer: Colorizer | None, paths: list[Path], size: int, per_level: bool = True) -> dict[str, float]:
+    """Whole-photo scores of the model (None: the gray input's own), `colorize.evaluate --whole`."""
+    if colorizer is not None:
         colorizer.generator.pads_per_level = per_level  # fp32: the eager generator, no folded copy traced before
-        output = np.asarray(colorizer.colorize(Image.fromarray(to_8bit(gray))))
-        rows.append(image_metrics(output, real))
-    summary = {key: float(np.mean([row[key] for row in rows if key in row])) for key in KEYS if key in rows[0]}
+    rows = evaluate(colorizer, paths, size=size, whole=True)
+    summary = {key: float(np.mean([row[key] for row in rows])) for key in KEYS}
     real = np.mean([r["real_colorfulness"] for r in rows])
     summary["colourfulness_ratio"] = float(np.mean([r["colorfulness"] for r in rows]) / real) if real > 0 else float("nan")
     summary["images_over_limit"] = int(sum(r["false_colour"] > FALSE_COLOUR_IMAGE_LIMIT for r in rows))
@@ -65,18 +56,18 @@ def main() -> None:
     paths, _ = scored_images(args.data, args.exclude)
     paths = sorted(paths)
     random.Random(args.seed).shuffle(paths)
-    photos = [whole_photo(path, args.size) for path in paths[: args.sample]]
-    non_square = sum(p.shape[0] != p.shape[1] for p in photos)
+    paths = paths[: args.sample]
+    non_square = sum(_aspect(path) != 1.0 for path in paths)
     colorizer = Colorizer.from_pretrained(precision="fp32")
     results = {
-        "level by level (now)": score(colorizer, photos, True),
-        "input padded whole (before)": score(colorizer, photos, False),
-        "gray input": score(None, photos),
+        "level by level (now)": score(colorizer, paths, args.size, True),
+        "input padded whole (before)": score(colorizer, paths, args.size, False),
+        "gray input": score(None, paths, args.size),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     name = "-".join(args.data.parts[-2:])
     lines = [
-        f"# Padding: {args.data} ({len(photos)} photos, {non_square} not square, short side {args.size})",
+        f"# Padding: {args.data} ({len(paths)} photos, {non_square} not square, short side {args.size})",
         "",
         "Command: `python scripts/compare_padding.py --data {} {}--sample {} --size {} --out {}`".format(
             args.data, f"--exclude {args.exclude} " if args.exclude else "", args.sample, args.size, args.out

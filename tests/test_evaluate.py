@@ -131,3 +131,21 @@ def test_baselines_exclusions_and_default_folder(photos, checkpoint, tmp_path, c
 def test_missing_model_is_a_sentence_and_exit_2(photos, tmp_path, capsys):
     code, stdout, stderr = _run(capsys, "--data", str(photos), "--model", str(tmp_path / "nope"), "--json")
     assert code == 2 and stdout == "" and "nope" in stderr and "Traceback" not in stderr
+
+
+def test_whole_scores_the_whole_photo_not_its_centre_square(checkpoint, tmp_path, capsys):
+    # colourful in the middle, gray at both ends: the centre square sees only colour, the whole photo both
+    photo = np.full((64, 192, 3), 128, np.uint8)
+    photo[:, 64:128] = data.astronaut()[::8, ::8][:64, :64]
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    Image.fromarray(photo).save(folder / "wide.png")
+    results = {}
+    for flags in ((), ("--whole",)):
+        out = tmp_path / f"out{len(flags)}"
+        code, _, _ = _run(capsys, "--data", str(folder), "--model", str(checkpoint), "--size", "64", "--out", str(out), "--diversity-samples", "0", *flags)
+        assert code == 0
+        results[flags] = (_rows(out)["wide.png"], json.loads((out / "summary.json").read_text()))
+    square, whole = results[()], results[("--whole",)]
+    assert whole[1]["whole_photos"] is True and square[1]["whole_photos"] is False
+    assert whole[0]["real_colorfulness"] < 0.8 * square[0]["real_colorfulness"]  # the gray ends count

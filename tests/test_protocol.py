@@ -81,3 +81,19 @@ def test_model_labels_settings_and_missing_sets_are_one_sentence(data_root, mode
             protocol.ModelUnderTest.parse(bad)
     code = protocol.main(["--model", f"m={model}", "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])
     assert code == 2 and "is not under" in capsys.readouterr().err
+
+
+def test_whole_photos_are_scored_when_asked(data_root, model, tmp_path):
+    crops, whole = tmp_path / "crops", tmp_path / "whole"
+    for out, flags in ((crops, []), (whole, ["--whole"])):
+        code = protocol.main(["--model", f"tiny={model}", "--data-root", str(data_root), "--out", str(out), "--size", "32",
+                              "--diversity-samples", "0", *flags])  # fmt: skip
+        assert code == 0
+    whole_results = json.loads((whole / "protocol.json").read_text())
+    assert whole_results["whole_photos"] is True and json.loads((crops / "protocol.json").read_text())["whole_photos"] is False
+    assert "Whole photos, short side 32, aspect kept" in (whole / "protocol.md").read_text()
+    # 48x40 photos: the whole photo (38x32) holds the 32x32 centre and more, so the real colourfulness differs
+    crop_summary = json.loads((crops / "protocol.json").read_text())["models"]["tiny"]["bsds500/val"]
+    whole_summary = whole_results["models"]["tiny"]["bsds500/val"]
+    assert whole_summary["images"] == crop_summary["images"] == 4
+    assert whole_summary["real_colorfulness"] != pytest.approx(crop_summary["real_colorfulness"], rel=1e-6)
