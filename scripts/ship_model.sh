@@ -13,7 +13,8 @@
 # 3. the evaluation protocol (colorize.protocol): imagenette/val and the two unseen sets, for the
 #    new model at its defaults, the same model's single pass and uncalibrated network, and the
 #    previously shipped model at its own defaults; contact sheets of the unseen sets go to
-#    runs/contact-sheets (research-only photos: never committed), the scikit-image sheet to results/
+#    runs/contact-sheets (research-only photos: never committed), the scikit-image sheet to results/;
+#    then the shipped model alone on whole photos (--whole) into results/protocol-whole/
 # 4. the colourfulness / hue-cast figure on the unseen sets and a sample grid (gray | ours | real)
 set -euo pipefail
 run=${1:?usage: scripts/ship_model.sh RUN_DIR [DATA_ROOT] [PREVIOUS_MODEL_DIR]}
@@ -49,6 +50,9 @@ models+=(--model "shipped, network as trained=colorize/weights@samples=1,chroma_
 if [ -n "$previous" ]; then models+=(--model "previous=$previous"); fi
 $py -m colorize.protocol "${models[@]}" --data-root "$data" --out results/protocol \
     --sheets runs/contact-sheets --skimage-sheet results/protocol/skimage_sheet.png
+# the same protocol on whole photos (short side 256, aspect kept): what a visitor uploads
+$py -m colorize.protocol --whole --model "shipped=colorize/weights" --data-root "$data" --out results/protocol-whole \
+    --diversity-samples 0
 cat results/protocol/shipped/imagenet_sample/per_image.csv > results/protocol/shipped_unseen_per_image.csv
 tail -n +2 results/protocol/shipped/bsds500-val/per_image.csv >> results/protocol/shipped_unseen_per_image.csv
 $py -m colorize.plots results/protocol/shipped_unseen_per_image.csv --out results/shipped_colour.png \
