@@ -103,6 +103,15 @@ def denormalize_ab(normalized: torch.Tensor) -> torch.Tensor:
     return normalized * AB_SCALE
 
 
+def chroma_of(ab: torch.Tensor) -> torch.Tensor:
+    """|ab| per pixel of ab (..., 2, h, w), keeping that dimension: (..., 1, h, w).
+
+    Not `torch.linalg.vector_norm(dim=-3)`: on the CPU it took 1.8 ms for one 128x160 render
+    (a strided reduction), square-sum-root 0.02 ms; the same values for any ab (|ab| < 1e6).
+    """
+    return ab.square().sum(dim=-3, keepdim=True).sqrt_()
+
+
 def lab_from_normalized(l_norm: torch.Tensor, ab_norm: torch.Tensor) -> torch.Tensor:
     return torch.cat((denormalize_l(l_norm), denormalize_ab(ab_norm)), dim=-3)
 

@@ -28,8 +28,10 @@ A predicted colour that sRGB cannot show (a saturated colour at near-black L, sa
 and hue and loses chroma until it fits (`gamut="chroma"`). The largest chroma sRGB holds at each
 (L, hue) is tabulated once (`_GamutBoundary`, 0.39 L units x 1 degree, found by bisection) and
 read bilinearly, so fitting costs a few passes over the out-of-gamut pixels instead of a
-bisection over each of them. Where the table overshoots (sharp corners of the gamut, such as
-the yellow cusp near L = 96), those pixels are bisected exactly; where it undershoots there, a
+bisection over each of them. Dark colours (L <= 8, most of the out-of-gamut pixels of a photo's
+shadows) skip the table: there X and Z stay on f^-1's linear piece, linear sRGB is affine in the
+chroma factor, and the largest factor that fits has a closed form. Where the table overshoots
+(sharp corners of the gamut, such as the yellow cusp near L = 96), those pixels are bisected exactly; where it undershoots there, a
 colour keeps a little less chroma than sRGB could show. Per-channel clipping (`gamut="clip"`, what
 `skimage.color.lab2rgb` does) changes L there instead.
 """

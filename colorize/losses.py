@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .color import AB_SCALE
+from .color import AB_SCALE, chroma_of
 from .devices import unwrap
 
 
@@ -167,7 +167,7 @@ def soft_encoding(target_ab: torch.Tensor, centres: torch.Tensor) -> tuple[torch
     # the few sRGB colours beyond the bins' disc (saturated blues and purples, chroma up to 134)
     # are drawn in to its edge, where their nearest bins are
     edge = float(scaled.norm(dim=1).max()) - step / 2
-    chroma = torch.linalg.vector_norm(target_ab, dim=1, keepdim=True) * AB_SCALE
+    chroma = chroma_of(target_ab) * AB_SCALE
     target_ab = target_ab * edge / chroma.clamp(min=edge)
     position = (target_ab * AB_SCALE / step).round().long().clamp(-radius, radius)  # (B, 2, h, w)
     offsets = _NEIGHBOURS.to(target_ab.device)  # (9, 2), (0, 0) first
