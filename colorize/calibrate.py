@@ -6,7 +6,9 @@ The knobs (`colorize.defaults.InferenceSettings`): the chroma scale s (the predi
 multiplied by s); the chroma curve's exponent gamma (`colorize.infer.apply_chroma_gamma`: with
 gamma > 1 weak colours fade while strong ones stay); and, for a model with injected noise, the
 number of noise draws whose hue agreement fades the colour where they disagree, with its power
-(`--samples`, `--agreement-powers`). This command scores the model on every combination, on
+(`--samples`, `--agreement-powers`); for a bins-head model, the annealed-mean temperature and
+the share of its training's class rebalancing divided out at decoding (`--temperatures`,
+`--prior-corrections`: the rebalancing tilts it towards rare saturated colours). This command scores the model on every combination, on
 photos it was not trained on, and picks by this rule:
 
 1. only settings whose false colour (`colorize.metrics.false_colour_share`) stays within
@@ -62,6 +64,7 @@ def sweep(
     agreement_powers: Sequence[float] = (1.0,),
     knees: Sequence[float] = (0.0,),
     temperatures: Sequence[float | None] = (None,),
+    prior_corrections: Sequence[float] = (0.0,),
 ) -> list[dict]:
     """Summary metrics (see `colorize.evaluate.summarize`) of `colorizer` at every combination of settings.
 
@@ -71,20 +74,24 @@ def sweep(
     gray_scores: dict = {}
     original = colorizer.settings
     combinations = []
-    for temperature, count, gamma, scale, knee in itertools.product(temperatures, samples, gammas, scales, knees):
+    for correction, temperature, count, gamma, scale, knee in itertools.product(
+        prior_corrections, temperatures, samples, gammas, scales, knees
+    ):
         for power in agreement_powers if count > 1 else (1.0,):
-            combinations.append((temperature, int(count), float(power), float(gamma), float(scale), float(knee)))
+            combinations.append((float(correction), temperature, int(count), float(power), float(gamma), float(scale), float(knee)))
     try:
-        for temperature, count, power, gamma, scale, knee in combinations:
+        for correction, temperature, count, power, gamma, scale, knee in combinations:
             colorizer.settings = dataclasses.replace(
                 original, samples=count, agreement_power=power, chroma_gamma=gamma, chroma_scale=scale, chroma_knee=knee,
                 colour_temperature=original.colour_temperature if temperature is None else float(temperature),
+                prior_correction=correction,
             )
             with torch.inference_mode():
                 rows = evaluate(colorizer, paths, size=size, render_size=render_size, gray_scores=gray_scores)
             results.append({
                 "samples": count, "agreement_power": power, "chroma_gamma": gamma, "chroma_scale": scale,
                 "chroma_knee": knee, "colour_temperature": colorizer.settings.colour_temperature,
+                "prior_correction": correction,
                 "images": len(rows), **summarize(rows),
             })
     finally:
@@ -121,20 +128,20 @@ def choose(
 
 def render_table(results: list[dict], chosen: dict) -> str:
     lines = [
-        "| temperature | samples | agreement power | chroma gamma | chroma scale | chroma knee | PSNR (dB) | CIEDE2000 "
-        "| false colour | images > 10% | colourfulness ratio | |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| prior correction | temperature | samples | agreement power | chroma gamma | chroma scale | chroma knee | PSNR (dB) "
+        "| CIEDE2000 | false colour | images > 10% | colourfulness ratio | |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in results:
         mark = "**chosen**" if row is chosen else ""
         lines.append(
-            f"| {'own' if row.get('colour_temperature') is None else format(row['colour_temperature'], 'g')} "
+            f"| {row.get('prior_correction', 0.0):g} | {'own' if row.get('colour_temperature') is None else format(row['colour_temperature'], 'g')} "
             f"| {row['samples']} | {row['agreement_power']:.2f} | {row['chroma_gamma']:.2f} | {row['chroma_scale']:.2f} "
             f"| {row.get('chroma_knee', 0.0):g} | {row['psnr']:.2f} | {row['ciede2000']:.2f} | {100 * row['false_colour']:.2f}% "
             f"| {row['false_colour_images']} | {row['colorfulness_ratio']:.3f} | {mark} |"
         )
     gray = results[0]
-    lines.append(f"| gray (ab = 0) | | | | | | {gray['gray_psnr']:.2f} | {gray['gray_ciede2000']:.2f} | 0% | 0 | 0 | |")
+    lines.append(f"| gray (ab = 0) | | | | | | | {gray['gray_psnr']:.2f} | {gray['gray_ciede2000']:.2f} | 0% | 0 | 0 | |")
     return "\n".join(lines)
 
 
@@ -149,7 +156,9 @@ def write_choice(model: Path, chosen: dict, record: dict) -> None:
     atomic_write_text(model / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-CHOSEN_KEYS = ("chroma_scale", "chroma_gamma", "samples", "agreement_power", "chroma_knee", "colour_temperature")
+CHOSEN_KEYS = (
+    "chroma_scale", "chroma_gamma", "samples", "agreement_power", "chroma_knee", "colour_temperature", "prior_correction",
+)
 
 
 def _list_of(what: str, kind: type, accepts, allowed: str):
@@ -202,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated annealed-mean temperatures to try (a bins-head model only; default: its own)",
     )
     parser.add_argument(
+        "--prior-corrections", type=_list_of("prior corrections", float, lambda v: 0 <= v <= 1, "numbers from 0 to 1"),
+        default=(0.0,),
+        help="comma-separated shares of the training's class rebalancing to divide out at decoding (a bins-head model only; 0 = as trained)",
+    )
+    parser.add_argument(
         "--knees", type=_knee_list, default=(0.0,),
         help="comma-separated soft chroma ceilings to try (colorize.infer.apply_chroma_knee; 0 = none)",
     )
@@ -241,8 +255,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     paths = evenly_spaced(paths, args.sample)
     started = time.perf_counter()
-    if args.temperatures != (None,) and not colorizer.generator.predicts_bins:
-        print("error: --temperatures needs a model with the bins colour head (trained with --colour-head bins).", file=sys.stderr)
+    for flag, given in (("--temperatures", args.temperatures != (None,)), ("--prior-corrections", any(args.prior_corrections))):
+        if given and not colorizer.generator.predicts_bins:
+            print(f"error: {flag} needs a model with the bins colour head (trained with --colour-head bins).", file=sys.stderr)
+            return 2
+    if any(args.prior_corrections) and not colorizer.generator.head.knows_rebalancing:
+        print(
+            f"error: {args.model} was saved without its training's rebalancing weights, so --prior-corrections cannot be applied; "
+            f"resume its training for a step to store them.", file=sys.stderr,
+        )
         return 2
     if max(args.samples) > 1 and not colorizer.generator.has_injected_noise:
         print("error: --samples above 1 needs a model with injected noise (trained with --noise-channels).", file=sys.stderr)
@@ -250,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = sweep(
         colorizer, paths, args.scales, size=args.size, render_size=args.render_size, gammas=args.gammas,
         samples=args.samples, agreement_powers=args.agreement_powers, knees=args.knees, temperatures=args.temperatures,
+        prior_corrections=args.prior_corrections,
     )
     chosen, reached = choose(
         results, args.min_colourfulness_ratio, max_false_colour=args.max_false_colour, max_spoiled=args.max_spoiled_images
@@ -279,7 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"chosen chroma scale: {chosen['chroma_scale']:.2f}, chroma gamma: {chosen['chroma_gamma']:.2f}, "
         f"samples: {chosen['samples']}, agreement power: {chosen['agreement_power']:.2f}, "
-        f"chroma knee: {chosen['chroma_knee']:g}, temperature: {chosen.get('colour_temperature') or 'own'} ({time.perf_counter() - started:.0f} s)"
+        f"chroma knee: {chosen['chroma_knee']:g}, temperature: {chosen.get('colour_temperature') or 'own'}, "
+        f"prior correction: {chosen.get('prior_correction', 0.0):g} ({time.perf_counter() - started:.0f} s)"
     )
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

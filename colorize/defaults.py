@@ -15,6 +15,9 @@ config.json, section "inference" (all optional):
     chroma_knee    soft ceiling of the final chroma, C -> knee * tanh(C / knee); 0 (default) = none
     colour_temperature  a bins-head model's annealed-mean temperature in (0, 1]; default: the one
                    it was trained with (model.colour_temperature); ignored by a regression head
+    prior_correction  a bins-head model: how much of its training's rebalancing towards rare
+                   colours to divide out of its predicted distribution, 0 (default, as trained)
+                   to 1 (all of it); ignored by a regression head
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class InferenceSettings:
     agreement_power: float = 1.0
     chroma_knee: float = 0.0
     colour_temperature: float | None = None  # None: the model's own (bins head only)
+    prior_correction: float = 0.0  # bins head only
 
     @property
     def trained_range(self) -> tuple[int, int] | None:
@@ -97,6 +101,7 @@ class InferenceSettings:
             colour_temperature=(
                 None if section.get("colour_temperature") is None else _number(section, "colour_temperature", 1.0, 1.0)
             ),
+            prior_correction=_share(section, "prior_correction"),
         )
 
 
@@ -118,4 +123,11 @@ def _number(section: dict, key: str, default: float, upper: float) -> float:
     value = section.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= upper:
         raise CheckpointError(f"config.json: inference.{key} must be a number in (0, {upper:g}], not {value!r}.")
+    return float(value)
+
+
+def _share(section: dict, key: str) -> float:
+    value = section.get(key, 0.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise CheckpointError(f"config.json: inference.{key} must be a number from 0 to 1, not {value!r}.")
     return float(value)

@@ -241,17 +241,29 @@ class Colorizer:
 
     @settings.setter
     def settings(self, value: InferenceSettings) -> None:
+        if self.generator.predicts_bins:
+            self._set_bins_decoding(value)
+        self._settings = value
+
+    def _set_bins_decoding(self, value: InferenceSettings) -> None:
+        head = self.generator.head
         temperature = value.colour_temperature
         if temperature is None and self.model_config is not None:
             temperature = self.model_config.colour_temperature
-        if self.generator.predicts_bins and temperature != self.generator.head.temperature:
-            with self._lock:
-                self.generator.head.temperature = float(temperature)
-                # the fast path traced the old temperature in as a constant
-                self._fast = fastpath.prepare_generator(
-                    self.generator, fastpath.choose_path(self.precision, self.device), memory_format=self.memory_format
-                )
-        self._settings = value
+        if value.prior_correction and not head.knows_rebalancing:
+            raise CheckpointError(
+                "This model was saved without its training's rebalancing weights, so prior_correction cannot be applied; "
+                "resume its training for a step (python -m colorize.train --out FOLDER --resume) to store them."
+            )
+        if (temperature, value.prior_correction) == (head.temperature, head.prior_correction):
+            return
+        with self._lock:
+            head.temperature = float(temperature)
+            head.prior_correction = float(value.prior_correction)
+            # the fast path traced the old decoding in as constants
+            self._fast = fastpath.prepare_generator(
+                self.generator, fastpath.choose_path(self.precision, self.device), memory_format=self.memory_format
+            )
 
     @property
     def chroma_scale(self) -> float:

@@ -285,21 +285,42 @@ class ColourBinsHead(nn.Module):
     before the annealed mean (the Gumbel-max trick: log p + Gumbel picks a bin with probability p).
     Where the network is sure (one bin far likelier) every draw keeps its colour; where it is
     torn (a shirt: red or blue) draws pick differently, a whole region at a time.
+
+    Trained with class rebalancing (each bin's loss weighted by w(q), rare saturated colours up),
+    the head learns a distribution tilted by w towards those colours. It keeps log w from its
+    training data (`rebalancing_log_weights`, saved with the weights) so that decoding can divide
+    part of the tilt out again: logits - prior_correction * log w (0: as trained, 1: none of it).
     """
 
     SAMPLING_CELL = 8  # logit pixels per side of a region that takes one colour per draw
+    REBALANCING_KEY = "rebalancing_log_weights"
 
     def __init__(self, in_channels: int, temperature: float) -> None:
         super().__init__()
         centres = colour_bin_centres() / AB_SCALE
         self.classify = nn.Conv2d(in_channels, len(centres), 1)
         self.register_buffer("centres", centres, persistent=False)  # normalised ab, (Q, 2)
+        # zeros until training stores its weights: a correction then changes nothing
+        self.register_buffer(self.REBALANCING_KEY, torch.zeros(len(centres)))
         self.temperature = float(temperature)
+        self.prior_correction = 0.0
+
+    @property
+    def knows_rebalancing(self) -> bool:
+        return bool(self.rebalancing_log_weights.any())
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # weights saved before the head kept its rebalancing keep the values it has now
+        state_dict.setdefault(prefix + self.REBALANCING_KEY, self.rebalancing_log_weights.detach().clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         return self.classify(F.relu(features))
 
     def decode(self, logits: torch.Tensor, draw: NoiseDraw | None = None) -> torch.Tensor:
+        if self.prior_correction:
+            tilt = self.rebalancing_log_weights.to(logits.dtype)[None, :, None, None]
+            logits = logits - self.prior_correction * tilt
         if draw is not None:
             logits = logits.float() + self._regional_gumbel(logits, draw)
         probabilities = torch.softmax(logits * (1.0 / self.temperature), dim=1, dtype=torch.float32)

@@ -82,7 +82,10 @@ BARS = (
 )
 
 SKIMAGE_SHEET_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle")
-OVERRIDABLE = ("render_size", "chroma_scale", "chroma_gamma", "samples", "agreement_power", "chroma_knee", "colour_temperature")
+OVERRIDABLE = (
+    "render_size", "chroma_scale", "chroma_gamma", "samples", "agreement_power", "chroma_knee", "colour_temperature",
+    "prior_correction",
+)
 
 
 @dataclass(frozen=True)

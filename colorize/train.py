@@ -276,7 +276,12 @@ class Trainer:
         self.discriminator = build_discriminator(self.model_config) if config.uses_gan else None
         self.objective = build_objective(config.gan_mode) if config.uses_gan else None
         self.reconstruction = RECONSTRUCTION_LOSSES[config.reconstruction_loss]
-        self.bin_weights = self._rebalancing_weights() if self.generator.predicts_bins else None
+        self.bin_weights = None
+        if self.generator.predicts_bins:
+            self.bin_weights = self._rebalancing_weights()
+            # kept with the weights (and, by the buffer copy, the average's) for `prior_correction`;
+            # a resumed run's older state without them keeps these
+            self.generator.head.rebalancing_log_weights.copy_(self.bin_weights.log())
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.generator.to(self.device, memory_format=memory_format)
         self.ema = None

@@ -16,6 +16,7 @@ from colorize import Colorizer, calibrate
 from colorize.color import denormalize_ab, normalize_ab
 from colorize.checkpoint import CheckpointError, save_model
 from colorize.infer import CHROMA_PIVOT, apply_chroma_gamma
+from colorize.losses import rebalancing_weights
 from colorize.models import ModelConfig, build_generator, init_weights
 from colorize.pixels import mean_chroma
 
@@ -245,11 +246,7 @@ def test_knee_sweep_is_written_and_applied(model, photos, tmp_path):
 
 
 def test_temperature_sweep_of_a_bins_model_is_written_and_applied(photos, tmp_path, capsys):
-    config = ModelConfig(base_channels=4, depth=3, max_channels=8, colour_head="bins")
-    torch.manual_seed(0)
-    generator = build_generator(config)
-    init_weights(generator, std=0.2)
-    model = save_model(tmp_path / "bins", generator.eval(), config)
+    model = _bins_model(tmp_path / "bins", rebalancing=False)
     results = {
         r["colour_temperature"]: r for r in _sweep_one_setting(model, photos, tmp_path / "cal", "--temperatures", "0.1,1")
     }
@@ -268,4 +265,53 @@ def test_temperature_sweep_of_a_bins_model_is_written_and_applied(photos, tmp_pa
     # a regression model has no temperature to sweep
     plain = save_model(tmp_path / "plain", build_generator(TINY).eval(), TINY)
     assert calibrate.main(["--model", str(plain), "--data", str(photos), "--temperatures", "0.5"]) == 2
+    assert "bins colour head" in capsys.readouterr().err
+
+
+def _bins_model(folder, *, rebalancing: bool):
+    config = ModelConfig(base_channels=4, depth=3, max_channels=8, colour_head="bins")
+    torch.manual_seed(0)
+    generator = build_generator(config)
+    init_weights(generator, std=0.2)
+    if rebalancing:
+        # a training prior heavy on the bins near gray: their weights are the smallest
+        centres = generator.head.centres
+        prior = torch.softmax(-centres.norm(dim=1) * 20, dim=0)
+        generator.head.rebalancing_log_weights.copy_(rebalancing_weights(prior).log())
+    return save_model(folder, generator.eval(), config)
+
+
+def test_prior_correction_sweep_of_a_bins_model_is_written_and_applied(photos, tmp_path, capsys):
+    model = _bins_model(tmp_path / "bins", rebalancing=True)
+    results = {
+        r["prior_correction"]: r for r in _sweep_one_setting(model, photos, tmp_path / "cal", "--prior-corrections", "0,1")
+    }
+    # dividing the tilt towards rare colours out moves the colour towards the common, grayer bins
+    assert results[1.0]["mean_chroma"] < results[0.0]["mean_chroma"]
+    written = json.loads((model / "config.json").read_text())["inference"]["prior_correction"]
+    assert written == min(results.values(), key=lambda r: r["ciede2000"])["prior_correction"]
+    colorizer = Colorizer.from_pretrained(model)
+    assert colorizer.settings.prior_correction == written and colorizer.generator.head.prior_correction == written
+    photo = Image.open(next(photos.iterdir())).convert("L")
+    chosen = np.asarray(colorizer.colorize(photo, render_size=32))
+    colorizer.settings = dataclasses.replace(colorizer.settings, prior_correction=0.5)
+    assert not np.array_equal(np.asarray(colorizer.colorize(photo, render_size=32)), chosen)  # the fast path follows
+    colorizer.settings = dataclasses.replace(colorizer.settings, prior_correction=written)
+    assert np.array_equal(np.asarray(colorizer.colorize(photo, render_size=32)), chosen)
+
+    # a model saved without its rebalancing weights cannot apply a correction: one sentence, not a silent no-op
+    unknowing = _bins_model(tmp_path / "unknowing", rebalancing=False)
+    assert calibrate.main(["--model", str(unknowing), "--data", str(photos), "--prior-corrections", "0.5"]) == 2
+    assert "without its training's rebalancing weights" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match="rebalancing weights"):
+        colorizer = Colorizer.from_pretrained(unknowing)
+        colorizer.settings = dataclasses.replace(colorizer.settings, prior_correction=1.0)
+    config = json.loads((unknowing / "config.json").read_text())
+    for bad in (1.5, -0.1, "half"):
+        config["inference"] = {"prior_correction": bad}
+        (unknowing / "config.json").write_text(json.dumps(config))
+        with pytest.raises(CheckpointError, match="prior_correction must be a number from 0 to 1"):
+            Colorizer.from_pretrained(unknowing)
+    plain = save_model(tmp_path / "plain", build_generator(TINY).eval(), TINY)
+    assert calibrate.main(["--model", str(plain), "--data", str(photos), "--prior-corrections", "1"]) == 2
     assert "bins colour head" in capsys.readouterr().err

@@ -134,6 +134,7 @@ def test_a_bins_run_starts_from_a_regression_body_trains_and_colorizes(folders, 
     body = [name for name in saved if not name.startswith("head.")]
     assert body and all(torch.equal(started[name], saved[name]) for name in body)
     assert "head.classify.weight" in started and trainer.bin_weights is not None
+    assert torch.equal(started["head.rebalancing_log_weights"], trainer.bin_weights.log())
 
     args = _args(folders, out, "--init-from", str(source), "--colour-head", "bins", "--noise-channels", "2",
                  "--no-noise-maps", "--lambda-diversity", "10", "--diversity-every", "2", "--max-steps", "3")
@@ -143,6 +144,8 @@ def test_a_bins_run_starts_from_a_regression_body_trains_and_colorizes(folders, 
     rows = list(csv.DictReader(open(out / "metrics.csv", newline="")))
     assert float(rows[-1]["colour_ce"]) > 0 and float(rows[-1]["l1"]) > 0
     assert json.loads((out / "config.json").read_text())["model"]["colour_head"] == "bins"
+    # the rebalancing the head was trained with is saved with it, for decoding's prior correction
+    assert torch.equal(load_file(str(out / "model.safetensors"))["head.rebalancing_log_weights"], trainer.bin_weights.log())
     colorizer = Colorizer.from_pretrained(out)
     photo = Image.fromarray(data.chelsea()).convert("L").resize((75, 50))
     output = colorizer.colorize(photo)
@@ -157,6 +160,11 @@ def test_a_bins_run_with_the_diversity_term_resumes_exactly(folders, tmp_path):
     whole, split = tmp_path / "whole", tmp_path / "split"
     assert main(_args(folders, whole, *options)) == 0
     assert main(_args(folders, split, *options, "--max-steps", "5")) == 0
+    # a state saved before the head kept its rebalancing weights resumes with the ones the run computes
+    state = torch.load(split / "training_state.pt", weights_only=True)
+    for key in ("generator", "ema"):
+        del state[key]["head.rebalancing_log_weights"]
+    torch.save(state, split / "training_state.pt")
     assert main(["--out", str(split), "--resume"]) == 0
     a = torch.load(whole / "training_state.pt", weights_only=True)
     b = torch.load(split / "training_state.pt", weights_only=True)
@@ -185,3 +193,32 @@ def test_draws_of_a_bins_model_differ_where_it_is_torn_and_agree_where_it_is_sur
     # without a draw: the annealed mean, between the two colours on the torn side
     plain = head.decode(logits)
     assert float(plain[0, 0, 0, 24]) < float(draws[..., 0, 0, 24].max())
+
+
+def test_prior_correction_divides_the_training_tilt_out_again():
+    head = build_generator(ModelConfig(colour_head="bins", base_channels=4, depth=3)).eval().head
+    assert not head.knows_rebalancing
+    torch.manual_seed(0)
+    untilted = torch.randn(1, len(head.centres), 4, 4) * 3
+    log_weights = torch.randn(len(head.centres))
+    head.rebalancing_log_weights.copy_(log_weights)
+    assert head.knows_rebalancing
+    tilted = untilted + log_weights[None, :, None, None]  # what rebalanced training teaches the head to predict
+    as_trained = head.decode(tilted)
+    head.prior_correction = 1.0
+    assert torch.allclose(head.decode(tilted), _decoded_plain(head, untilted), atol=1e-6)
+    head.prior_correction = 0.5
+    halfway = head.decode(tilted)
+    assert not torch.allclose(halfway, as_trained, atol=1e-3) and not torch.allclose(halfway, _decoded_plain(head, untilted), atol=1e-3)
+    # weights saved without the buffer load, and keep the ones the head has
+    state = {k: v for k, v in head.state_dict().items() if k != "rebalancing_log_weights"}
+    head.load_state_dict(state)
+    assert torch.equal(head.rebalancing_log_weights, log_weights)
+
+
+def _decoded_plain(head, logits):
+    correction, head.prior_correction = head.prior_correction, 0.0
+    try:
+        return head.decode(logits)
+    finally:
+        head.prior_correction = correction
