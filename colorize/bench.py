@@ -290,12 +290,7 @@ def build_colorizers(model: str, *, only: str | None = None, **kwargs: Any) -> d
 def reference_colorizer(**kwargs: Any) -> Colorizer:
     """pix2pix's unet_256 as its authors run it: it cannot take sides that are not multiples of 256,
     so its input is padded to them as a whole (not level by level, as our U-Nets do)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        generator = build_generator(REFERENCE_PIX2PIX)
-    generator.pads_per_level = False
-    config = {"format_version": 1, "model": REFERENCE_PIX2PIX.to_dict(), "name": "untrained", "untrained_seed": 0}
-    return Colorizer(generator, config, name="untrained", device="cpu", **kwargs)
+    return Colorizer.untrained(model_config=REFERENCE_PIX2PIX, pads_per_level=False, **kwargs)
 
 
 def _padding_words(model: dict[str, Any]) -> str:

@@ -53,7 +53,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -308,15 +308,22 @@ class Colorizer:
         seed: int = 0,
         model_config: ModelConfig | None = None,
         device: str | torch.device = "cpu",
-        precision: str = "auto",
+        pads_per_level: bool = True,
+        **options: Any,
     ) -> "Colorizer":
-        """A generator with its random initial weights (seeded): the study's untrained baseline."""
+        """A generator with its random initial weights (seeded): the study's untrained baseline.
+
+        `pads_per_level=False` pads the input to a multiple of the U-Net's size as a whole, as
+        pix2pix does; it has to be set before the fast path is prepared, which is here.
+        `options`: the constructor's (precision, ...)."""
         model_config = model_config or ModelConfig()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             generator = build_generator(model_config)
+        if not pads_per_level:
+            generator.pads_per_level = False
         config = {"format_version": 1, "model": model_config.to_dict(), "name": "untrained", "untrained_seed": seed}
-        return cls(generator, config, name="untrained", device=device, precision=precision)
+        return cls(generator, config, name="untrained", device=device, **options)
 
     # -- the network ---------------------------------------------------------------------------
 

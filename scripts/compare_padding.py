@@ -65,7 +65,8 @@ def main() -> None:
         "gray input": score(None, paths, args.size),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "-".join(args.data.parts[-2:])
+    # a split's name says little alone: bsds500/val -> bsds500-val, imagenet_sample -> imagenet_sample
+    name = args.data.name if args.data.name not in ("train", "val", "test") else f"{args.data.parent.name}-{args.data.name}"
     lines = [
         f"# Padding: {args.data} ({len(paths)} photos, {non_square} not square, short side {args.size})",
         "",
