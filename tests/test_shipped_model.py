@@ -3,6 +3,8 @@
 Photos from scikit-image are not in the training data (imagenette, imagenet_sample, bsds500).
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,6 +12,7 @@ from skimage import data
 
 from colorize import Colorizer
 from colorize.checkpoint import SHIPPED_MODEL_DIR
+from colorize.config import config_from_settings, load_toml
 from colorize.pixels import gray_version
 from colorize.metrics import ciede2000, colorfulness
 
@@ -43,3 +46,11 @@ def test_real_photos_come_out_colourful_and_closer_to_the_truth_than_gray(shippe
     # the night-time rocket gets the least colour; over the four, at least 0.4 of the real photos' vividness
     assert np.mean(vividness) >= 0.4 * np.mean(real_vividness), (vividness, real_vividness)
     assert np.mean(ours) < np.mean(gray), (ours, gray)
+
+
+def test_the_prepared_gpu_run_trains_the_shipped_architecture(shipped):
+    """configs/gpu.toml is what a GPU session trains (../shared/gpu/README.md): a run of another
+    architecture than the shipped one could not replace it, nor start from it."""
+    planned = config_from_settings(load_toml(Path(__file__).parents[1] / "configs" / "gpu.toml"))
+    assert planned.model.to_dict() == shipped.model_config.to_dict()
+    assert planned.uses_gan and planned.ema_decay > 0 and planned.lambda_diversity > 0
