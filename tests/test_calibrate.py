@@ -251,21 +251,27 @@ def test_temperature_sweep_of_a_bins_model_is_written_and_applied(photos, tmp_pa
         r["colour_temperature"]: r for r in _sweep_one_setting(model, photos, tmp_path / "cal", "--temperatures", "0.1,1")
     }
     assert results[0.1]["mean_chroma"] > results[1.0]["mean_chroma"]  # colder: nearer the likeliest bin
-    written = json.loads((model / "config.json").read_text())["inference"]["colour_temperature"]
-    assert written == min(results.values(), key=lambda r: r["ciede2000"])["colour_temperature"]
-    colorizer = Colorizer.from_pretrained(model)
-    assert colorizer.settings.colour_temperature == written and colorizer.generator.head.temperature == written
-    photo = Image.open(next(photos.iterdir())).convert("L")
-    chosen = np.asarray(colorizer.colorize(photo, render_size=32))
-    other = 1.0 if written != 1.0 else 0.1
-    colorizer.settings = dataclasses.replace(colorizer.settings, colour_temperature=other)
-    assert not np.array_equal(np.asarray(colorizer.colorize(photo, render_size=32)), chosen)
-    colorizer.settings = dataclasses.replace(colorizer.settings, colour_temperature=written)
-    assert np.array_equal(np.asarray(colorizer.colorize(photo, render_size=32)), chosen)
+    _check_bins_choice(model, photos, results, "colour_temperature", "temperature", others=(1.0, 0.1))
     # a regression model has no temperature to sweep
     plain = save_model(tmp_path / "plain", build_generator(TINY).eval(), TINY)
     assert calibrate.main(["--model", str(plain), "--data", str(photos), "--temperatures", "0.5"]) == 2
     assert "bins colour head" in capsys.readouterr().err
+
+
+def _check_bins_choice(model, photos, results, key, head_attribute, *, others):
+    """The sweep wrote the most accurate value of `key`; a Colorizer applies it to its head, and its
+    output (through the fast path, which has the decoding traced in) follows a change and back."""
+    written = json.loads((model / "config.json").read_text())["inference"][key]
+    assert written == min(results.values(), key=lambda r: r["ciede2000"])[key]
+    colorizer = Colorizer.from_pretrained(model)
+    assert getattr(colorizer.settings, key) == written == getattr(colorizer.generator.head, head_attribute)
+    photo = Image.open(next(photos.iterdir())).convert("L")
+    chosen = np.asarray(colorizer.colorize(photo, render_size=32))
+    other = next(value for value in others if value != written)
+    colorizer.settings = dataclasses.replace(colorizer.settings, **{key: other})
+    assert not np.array_equal(np.asarray(colorizer.colorize(photo, render_size=32)), chosen)
+    colorizer.settings = dataclasses.replace(colorizer.settings, **{key: written})
+    assert np.array_equal(np.asarray(colorizer.colorize(photo, render_size=32)), chosen)
 
 
 def _bins_model(folder, *, rebalancing: bool):
@@ -288,16 +294,7 @@ def test_prior_correction_sweep_of_a_bins_model_is_written_and_applied(photos, t
     }
     # dividing the tilt towards rare colours out moves the colour towards the common, grayer bins
     assert results[1.0]["mean_chroma"] < results[0.0]["mean_chroma"]
-    written = json.loads((model / "config.json").read_text())["inference"]["prior_correction"]
-    assert written == min(results.values(), key=lambda r: r["ciede2000"])["prior_correction"]
-    colorizer = Colorizer.from_pretrained(model)
-    assert colorizer.settings.prior_correction == written and colorizer.generator.head.prior_correction == written
-    photo = Image.open(next(photos.iterdir())).convert("L")
-    chosen = np.asarray(colorizer.colorize(photo, render_size=32))
-    colorizer.settings = dataclasses.replace(colorizer.settings, prior_correction=0.5)
-    assert not np.array_equal(np.asarray(colorizer.colorize(photo, render_size=32)), chosen)  # the fast path follows
-    colorizer.settings = dataclasses.replace(colorizer.settings, prior_correction=written)
-    assert np.array_equal(np.asarray(colorizer.colorize(photo, render_size=32)), chosen)
+    _check_bins_choice(model, photos, results, "prior_correction", "prior_correction", others=(0.5,))
 
     # a model saved without its rebalancing weights cannot apply a correction: one sentence, not a silent no-op
     unknowing = _bins_model(tmp_path / "unknowing", rebalancing=False)
