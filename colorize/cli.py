@@ -49,7 +49,7 @@ class Option:
     """One field of a settings dataclass, as the command line and the config files see it."""
 
     name: str
-    kind: type  # bool, int, float, str, or tuple (of str)
+    kind: type  # bool, int, float, str, or tuple (of str, given by repeating the flag; other tuples by `parse`)
     default: Any
     help: str
     choices: tuple[str, ...] | None = None
@@ -99,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, fou
         common = dict(dest=option.name, default=argparse.SUPPRESS, help=help_text)
         if option.kind is bool:
             parser.add_argument(option.flag, action=argparse.BooleanOptionalAction, **common)
-        elif option.kind is tuple:
+        elif option.kind is tuple and option.parse is None:
             parser.add_argument(option.flag, action="append", metavar="PATH", **common)
         else:
             metavar = None if option.choices else option.name.upper()

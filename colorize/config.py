@@ -44,6 +44,26 @@ class ConfigError(ValueError):
     """A configuration a user wrote that cannot be used; the message is one sentence."""
 
 
+def parse_shares(value: Any) -> tuple[float, ...]:
+    """Positive numbers from "0.4,0.4,0.1,0.1" or a TOML list; "" or [] means none."""
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        raise ConfigError(f"'{value}' is not a list of shares; write e.g. 0.4,0.4,0.1,0.1.")
+    shares = []
+    for part in parts:
+        try:
+            share = float(part) if not isinstance(part, bool) else math.nan
+        except (TypeError, ValueError):
+            share = math.nan
+        if not (math.isfinite(share) and share > 0):
+            raise ConfigError(f"Every folder share must be a positive number, not {part!r}.")
+        shares.append(share)
+    return tuple(shares)
+
+
 def parse_duration(value: Any) -> float:
     """Seconds from 3600, 3600.5, "3600", "90s", "30m", "2h", "1h30m" or "1d"; 0 means no limit."""
     if isinstance(value, bool):
@@ -77,6 +97,12 @@ class TrainConfig:
     data: tuple[str, ...] = option((), "training image folder (any tree of jpg/png/webp/bmp/tiff); repeat for several")
     val: str = option("", "validation image folder: fixed sample grid and metrics each epoch")
     out: str = option("runs/colorize", "output folder: model.safetensors, config.json, training_state.pt, samples/, metrics.csv")
+    folder_shares: tuple[float, ...] = option(
+        (),
+        "comma-separated share of each epoch's crops drawn from each --data folder, in their order (e.g. 0.4,0.4,0.1,0.1: "
+        "a small folder's photos come up several times, with other crops; a large one's fewer); empty = every photo once",
+        parse=parse_shares,
+    )
     exclude: tuple[str, ...] = option((), "text file of images to leave out (one path per line, relative to a data folder or its parent, or a bare file name); repeat for several")
     image_size: int = option(256, "training crop size in pixels")
     max_images: int = option(0, "use at most this many training images (a seeded random choice; 0 = all)")
@@ -128,6 +154,10 @@ class TrainConfig:
         for name in not_negative:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, not {getattr(self, name)}.")
+        if self.folder_shares and len(self.folder_shares) != len(self.data):
+            raise ConfigError(
+                f"folder_shares needs one share per --data folder: {len(self.data)} folder(s), {len(self.folder_shares)} share(s)."
+            )
         if self.n_critic < 1:
             raise ConfigError(f"n_critic must be at least 1, not {self.n_critic}.")
         if not 0 <= self.ema_decay < 1:

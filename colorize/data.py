@@ -200,13 +200,16 @@ class ColorizationDataset(Dataset):
         self.skipped: dict[str, int] = {reason: 0 for reason in SKIP_REASONS}
 
         candidates: list[Path] = []
-        for root in roots:
+        folder_of_candidate: dict[Path, int] = {}
+        for folder, root in enumerate(roots):
             if not root.exists():
                 raise DatasetError(f"The image folder {root} does not exist.")
             found = find_images(root)
             if not found:
                 raise DatasetError(f"The folder {root} contains no image files (jpg, png, webp, bmp, tiff).")
             candidates.extend(found)
+            for path in found:
+                folder_of_candidate.setdefault(path, folder)
         matcher = ExclusionMatcher(entry for path in exclude for entry in read_exclusion_list(path))
         if matcher:
             kept = [path for path in candidates if not matcher(path)]
@@ -248,6 +251,7 @@ class ColorizationDataset(Dataset):
             order = sorted(range(len(self.paths)), key=lambda i: self.paths[i])
             self.paths = [self.paths[i] for i in order]
             self._pixels = [self._pixels[i] for i in order] if preload else []
+        self.folder_of = [folder_of_candidate[path] for path in self.paths]  # index into roots, per item
         if not self.paths:
             names = ", ".join(str(r) for r in roots)
             counts = ", ".join(f"{n} {reason}" for reason, n in self.skipped.items() if n)
@@ -281,15 +285,24 @@ class ColorizationDataset(Dataset):
         side = math.ceil(PRELOAD_MARGIN * self.image_size)
         return _open_reduced(self.paths[index], side)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index, epoch = key if isinstance(key, tuple) else (key, 0)
+    def folder_items(self) -> list[list[int]]:
+        """The item indices of each root folder, in the order the folders were given."""
+        items: list[list[int]] = [[] for _ in self.roots]
+        for index, folder in enumerate(self.folder_of):
+            items[folder].append(index)
+        return items
+
+    def __getitem__(self, key: int | tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`key`: an index, `(index, epoch)`, or `(index, epoch, repeat)` for the repeat-th draw of
+        the same photo in one epoch (`EpochSampler` with folder shares), which gets another crop."""
+        index, epoch, *repeat = key if isinstance(key, tuple) else (key, 0)
         try:
             image = self.image(index)
         except (ImageLoadError, OSError) as error:  # the file changed since the scan
             logger.warning("Skipping %s at load time: %s", self.paths[index], error)
-            return self[((index + 1) % len(self), epoch)]
+            return self[((index + 1) % len(self), epoch, *repeat)]
         if self.train:
-            rng = np.random.default_rng([self.seed, epoch, index])
+            rng = np.random.default_rng([self.seed, epoch, index, *[r for r in repeat if r]])
             image = random_resized_crop(image, self.image_size, rng)
             if rng.random() < 0.5:
                 image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
@@ -316,7 +329,17 @@ class EpochSampler(Sampler):
     Yields `(index, epoch)` keys for `ColorizationDataset`.
     """
 
-    def __init__(self, size: int, *, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        size: int,
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        folders: Sequence[Sequence[int]] | None = None,
+        shares: Sequence[float] | None = None,
+    ) -> None:
         self.size = size
         self.seed = seed
         self.shuffle = shuffle
@@ -325,24 +348,58 @@ class EpochSampler(Sampler):
         self.epoch = 0
         self.start = 0
         self.per_rank = math.ceil(size / world_size)
+        self.folders = [list(items) for items in folders] if shares else None
+        self.draws = folder_draws(size, [len(items) for items in self.folders], shares) if self.folders else None
 
     def set_epoch(self, epoch: int, *, start: int = 0) -> None:
         self.epoch = epoch
         self.start = start
 
-    def order(self) -> list[int]:
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            indices = torch.randperm(self.size, generator=generator).tolist()
+    def order(self) -> list[tuple[int, int]]:
+        """This rank's (item, repeat) pairs of the current epoch; repeat > 0 only with folder shares."""
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        if self.draws is not None:
+            keys = self._shared_keys(generator)
+        elif self.shuffle:
+            keys = [(index, 0) for index in torch.randperm(self.size, generator=generator).tolist()]
         else:
-            indices = list(range(self.size))
+            keys = [(index, 0) for index in range(self.size)]
         total = self.per_rank * self.world_size
-        indices += indices[: total - len(indices)]
-        return indices[self.rank : total : self.world_size]
+        keys += keys[: total - len(keys)]
+        return keys[self.rank : total : self.world_size]
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        for index in self.order()[self.start :]:
-            yield index, self.epoch
+    def _shared_keys(self, generator: torch.Generator) -> list[tuple[int, int]]:
+        # each folder: whole shuffled passes over its photos, the last one cut short
+        keys = []
+        for items, draws in zip(self.folders, self.draws):
+            for position in range(draws):
+                if position % len(items) == 0:
+                    permutation = torch.randperm(len(items), generator=generator).tolist()
+                keys.append((items[permutation[position % len(items)]], position // len(items)))
+        if self.shuffle:
+            keys = [keys[i] for i in torch.randperm(len(keys), generator=generator).tolist()]
+        return keys
+
+    def __iter__(self) -> Iterator[tuple[int, ...]]:
+        for index, repeat in self.order()[self.start :]:
+            yield (index, self.epoch, repeat) if repeat else (index, self.epoch)
 
     def __len__(self) -> int:
         return max(0, self.per_rank - self.start)
+
+
+def folder_draws(total: int, sizes: Sequence[int], shares: Sequence[float]) -> list[int]:
+    """How many of an epoch's `total` crops come from each folder: `total` split by `shares`
+    (largest remainders get the rounding), at least one from every folder that has photos."""
+    if len(sizes) != len(shares):
+        raise ValueError(f"{len(sizes)} folders but {len(shares)} shares.")
+    weights = [share if size else 0.0 for size, share in zip(sizes, shares)]
+    exact = [total * weight / sum(weights) for weight in weights]
+    draws = [int(value) for value in exact]
+    for folder in sorted(range(len(exact)), key=lambda i: draws[i] - exact[i])[: total - sum(draws)]:
+        draws[folder] += 1
+    for folder, size in enumerate(sizes):
+        if size and not draws[folder]:
+            draws[folder] = 1
+            draws[max(range(len(draws)), key=draws.__getitem__)] -= 1
+    return draws

@@ -243,8 +243,14 @@ class Trainer:
             logger.warning("Only %d training images per process: batch size %d -> %d.", per_rank, self.batch_size, per_rank)
             self.batch_size = per_rank
         self.sampler = EpochSampler(
-            len(self.train_data), seed=config.seed, shuffle=True, rank=self.rank, world_size=self.world_size
+            len(self.train_data), seed=config.seed, shuffle=True, rank=self.rank, world_size=self.world_size,
+            folders=self.train_data.folder_items(), shares=config.folder_shares or None,
         )
+        if self.sampler.draws is not None:
+            logger.info("Each epoch's %d crops by folder: %s", len(self.train_data), "; ".join(
+                f"{folder} {draws} ({draws / max(1, len(items)):.2f} per photo)"
+                for folder, items, draws in zip(config.data, self.sampler.folders, self.sampler.draws)
+            ))
         self.batches_per_epoch = self.sampler.per_rank // self.batch_size
         self.loader = DataLoader(
             self.train_data,

@@ -14,6 +14,7 @@ from colorize.data import (
     DatasetError,
     EpochSampler,
     ExclusionMatcher,
+    folder_draws,
     thumbnail_chroma,
     read_exclusion_list,
 )
@@ -196,3 +197,39 @@ def test_epoch_sampler_order_resume_and_shards():
         shard.set_epoch(2)
         shards.append([i for i, _ in shard])
     assert all(len(s) == 4 for s in shards) and set(sum(shards, [])) == set(range(10))
+
+
+def test_folder_shares_split_each_epoch_and_repeats_get_other_crops(tmp_path):
+    _write_good(tmp_path / "big", names=("astronaut", "chelsea", "coffee", "rocket", "colorwheel", "immunohistochemistry"))
+    _write_good(tmp_path / "small", names=("retina",))
+    dataset = ColorizationDataset([tmp_path / "big", tmp_path / "small"], image_size=32, seed=2)
+    folders = dataset.folder_items()
+    assert [len(items) for items in folders] == [6, 1] and sorted(sum(folders, [])) == list(range(7))
+    assert all(dataset.paths[i].parent.name == "small" for i in folders[1])
+
+    sampler = EpochSampler(len(dataset), seed=5, folders=folders, shares=(0.5, 0.5))
+    sampler.set_epoch(3)
+    keys = list(sampler)
+    assert len(keys) == len(sampler) == 7  # an epoch keeps its length
+    small = [key for key in keys if key[0] in folders[1]]
+    big = [key[0] for key in keys if key[0] in folders[0]]
+    assert len(small) == 3 and len(big) == 4 and len(set(big)) == 4  # 50/50; no big photo twice before all have come
+    # the small folder's one photo comes three times, each time with another crop
+    assert sorted(key[2] if len(key) == 3 else 0 for key in small) == [0, 1, 2]
+    crops = [dataset[key][1] for key in small]
+    assert not torch.equal(crops[0], crops[1]) and not torch.equal(crops[1], crops[2])
+    sampler.set_epoch(3, start=2)
+    assert list(sampler) == keys[2:]  # a resume mid-epoch continues the same draws
+
+    # without shares the order is what it always was (exact resumes of older runs)
+    plain, natural = EpochSampler(7, seed=5), EpochSampler(7, seed=5, folders=folders, shares=None)
+    plain.set_epoch(1), natural.set_epoch(1)
+    assert list(plain) == list(natural) and all(len(key) == 2 for key in plain)
+
+
+def test_folder_draws_split_by_share_and_give_every_folder_one():
+    assert folder_draws(10, [6, 1], [0.5, 0.5]) == [5, 5]
+    assert folder_draws(100, [50, 30, 20], [1, 1, 2]) == [25, 25, 50]
+    assert sum(folder_draws(7, [3, 3, 3], [1, 1, 1])) == 7
+    assert folder_draws(10, [9, 1], [1000, 0.001]) == [9, 1]
+    assert folder_draws(10, [9, 0], [1, 1]) == [10, 0]  # a folder left without photos draws none

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 import os
 import re
 import signal
@@ -134,6 +135,24 @@ def test_resume_equals_uninterrupted_run(folders, tmp_path, options, resume_opti
     assert phases == ["l1", "l1", "gan", "gan"]  # step 3, epoch 1, the stop at step 6, epoch 2
 
 
+def test_folder_shares_set_each_epochs_mix_and_resume_exactly(folders, tmp_path, caplog):
+    # the val folder as a second training folder, drawn three times as often as the first
+    options = ["--data", str(folders / "val"), "--folder-shares", "1,3", "--batch-size", "1", "--seed", "3",
+               "--gan-mode", "none", "--epochs-l1", "2", "--epochs-gan", "0"]
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    with caplog.at_level(logging.INFO, logger="colorize.train"):
+        assert main(_args(folders, whole, *options)) == 0
+    count = len(NAMES)
+    assert f"val {3 * count // 2} (1.50 per photo)" in caplog.text
+    assert json.loads((whole / "config.json").read_text())["train_config"]["folder_shares"] == [1.0, 3.0]
+    assert main(_args(folders, split, *options, "--max-steps", str(count + 1))) == 0
+    assert main(["--out", str(split), "--resume"]) == 0
+    a, b = _state(whole), _state(split)
+    assert a["global_step"] == b["global_step"] == 2 * (2 * count)  # two epochs, each as long as both folders
+    for key in ("generator", "opt_g", "rng"):
+        _assert_same(a[key], b[key], key)
+
+
 def test_l1_only_mode_has_no_discriminator(folders, tmp_path):
     out = tmp_path / "l1"
     assert main(_args(folders, out, "--gan-mode", "none", "--max-steps", "3")) == 0
@@ -234,6 +253,8 @@ def test_toml_config_with_cli_override(folders, tmp_path):
         ("existing run", "already holds a training run; pass --resume"),
         ("nothing to resume", "has no training_state.pt"),
         ("resnet weights for unet", "resnet18_weights only applies"),
+        ("shares for other folders", "folder_shares needs one share per --data folder: 1 folder"),
+        ("bad share", "Every folder share must be a positive number, not -1"),
     ],
 )
 def test_user_errors_are_one_sentence_and_exit_2(folders, tmp_path, capsys, case, message):
@@ -269,6 +290,11 @@ def test_user_errors_are_one_sentence_and_exit_2(folders, tmp_path, capsys, case
         args = ["--out", str(tmp_path / "out"), "--resume"]
     elif case == "resnet weights for unet":
         args += ["--resnet18-weights", "w.pt"]
+    elif case == "shares for other folders":
+        args += ["--folder-shares", "0.5,0.5"]
+    elif case == "bad share":
+        toml.write_text("folder_shares = [0.5, -1]\n")
+        args += ["--config", str(toml)]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ")
