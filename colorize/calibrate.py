@@ -12,7 +12,9 @@ the share of its training's class rebalancing divided out at decoding (`--temper
 photos it was not trained on, and picks by this rule:
 
 1. only settings whose false colour (`colorize.metrics.false_colour_share`) stays within
-   `--max-false-colour` on average and within `--max-spoiled-images` of images over 10% count;
+   `--max-false-colour` on average and within `--max-spoiled-images` of images over 10% count,
+   and of those, when any is, only the ones closer to the real photos (mean CIEDE2000) than the
+   gray input;
 2. among those, the most accurate (lowest mean CIEDE2000) whose outputs keep at least
    `--min-colourfulness-ratio` of the real photos' colourfulness;
 3. if none is that colourful, the most colourful of them; if none passes 1, the one with the
@@ -32,6 +34,7 @@ import argparse
 import dataclasses
 import itertools
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -120,6 +123,9 @@ def choose(
     ]
     if not clean:
         return min(results, key=lambda row: row["false_colour"]), False
+    # colour that is on average further from the truth than no colour at all is not worth having
+    closer_than_gray = [row for row in clean if row["ciede2000"] < row.get("gray_ciede2000", math.inf)]
+    clean = closer_than_gray or clean
     enough = [row for row in clean if row["colorfulness_ratio"] >= min_ratio]
     if enough:
         return min(enough, key=lambda row: row["ciede2000"]), True
@@ -287,7 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "size": args.size,
         "rule": (
             "lowest mean CIEDE2000 among the settings whose colourfulness ratio reaches the minimum and whose "
-            "false colour (mean share, share of images over 10%) stays within the maxima"
+            "false colour (mean share, share of images over 10%) stays within the maxima (and, where any does, "
+            "whose CIEDE2000 is below the gray input's); failing that, the most colourful of those"
         ),
         "reached": reached,
         "date": time.strftime("%Y-%m-%d", time.gmtime()),

@@ -174,6 +174,17 @@ def test_choose_drops_settings_with_false_colour_before_weighing_accuracy():
     assert chosen["chroma_scale"] == 0.6  # 0.8 spoils 1% of the images
     chosen, reached = calibrate.choose(rows, 0.5, max_false_colour=0.001)
     assert not reached and chosen["chroma_scale"] == 0.6  # nothing clean: the least false colour
+    # a clean setting further from the truth than gray is passed over while a closer one is clean
+    for item, gray in zip(rows, (10.0, 9.3, 9.3)):
+        item["gray_ciede2000"] = gray
+    chosen, reached = calibrate.choose(rows, 0.95, max_false_colour=0.025, max_spoiled=0.025)
+    assert not reached and chosen["chroma_scale"] == 0.6  # 0.8 is more colourful, but 9.5 > gray's 9.3
+    chosen, reached = calibrate.choose(rows, 0.65, max_false_colour=0.025, max_spoiled=0.025)
+    assert reached and chosen["chroma_scale"] == 0.6
+    for item in rows:
+        item["gray_ciede2000"] = 5.0
+    chosen, reached = calibrate.choose(rows, 0.95, max_false_colour=0.025, max_spoiled=0.025)
+    assert chosen["chroma_scale"] == 0.8  # none closer than gray: the rule as before
 
 
 def test_sweep_over_noise_samples_needs_injected_noise(model, photos, capsys):
