@@ -323,9 +323,8 @@ class OnnxGenerator(SizeAgnosticGenerator):
         self._failed = False
         self._lock = threading.Lock()
 
-    def _build_session(self, example: torch.Tensor):
-        import onnxruntime
-
+    def exported(self, example: torch.Tensor) -> bytes:
+        """The folded body as an ONNX model (dynamic batch, height and width), traced on `example`."""
         buffer = io.BytesIO()
         axes = {0: "batch", 2: "height", 3: "width"}
         with warnings.catch_warnings():  # the TorchScript-based exporter announces its deprecation
@@ -334,13 +333,19 @@ class OnnxGenerator(SizeAgnosticGenerator):
                 self.folded.body, (example,), buffer, input_names=["lightness"], output_names=["ab"],
                 dynamic_axes={"lightness": axes, "ab": axes}, opset_version=17, dynamo=False,
             )
+        return buffer.getvalue()
+
+    def _build_session(self, example: torch.Tensor):
+        import onnxruntime
+
+        model = self.exported(example)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self.threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
         # spinning ORT threads would compete with torch's for the cores in the steps around the network
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     def predict(self, lightness: torch.Tensor) -> torch.Tensor:
         if lightness.device.type != "cpu" or lightness.dtype != torch.float32 or self._failed:

@@ -323,8 +323,13 @@ class ColourBinsHead(nn.Module):
             logits = logits - self.prior_correction * tilt
         if draw is not None:
             logits = logits.float() + self._regional_gumbel(logits, draw)
-        probabilities = torch.softmax(logits * (1.0 / self.temperature), dim=1, dtype=torch.float32)
-        ab = F.conv2d(probabilities, self.centres.T[:, :, None, None].to(probabilities.dtype))  # the expected ab
+        # softmax(logits / T) . centres as sum(w c) / sum(w), both sums in one 1x1 convolution:
+        # the same expected ab without normalising all Q probabilities, and without a softmax or
+        # a sum over the channel axis, which ONNX Runtime runs several times slower
+        scaled = logits.float() * (1.0 / self.temperature)
+        weights = torch.exp(scaled - scaled.amax(dim=1, keepdim=True))
+        sums = F.conv2d(weights, torch.cat([self.centres.T, torch.ones_like(self.centres[:, :1]).T])[:, :, None, None])
+        ab = sums[:, :2] / sums[:, 2:]
         return F.interpolate(ab, scale_factor=2.0, mode="bilinear", align_corners=False)
 
     def forward(self, features: torch.Tensor, draw: NoiseDraw | None = None) -> torch.Tensor:

@@ -289,3 +289,26 @@ def test_bf16_on_a_cpu_with_native_bf16_stays_within_its_bound(generator, photo)
     a = np.asarray(fast.colorize(photo, render_size=RENDER)).astype(int)
     b = np.asarray(exact.colorize(photo, render_size=RENDER)).astype(int)
     assert np.abs(a - b).mean() < 3.0
+
+
+def test_a_bins_head_runs_on_the_onnx_path_without_a_channel_softmax(photo):
+    """The annealed mean is exported as exp, one 1x1 convolution and a division: ONNX Runtime runs a
+    softmax (or a sum) over the 377 bin channels several times slower than the rest of the head."""
+    import onnx
+
+    config = ModelConfig(base_channels=4, depth=4, max_channels=16, colour_head="bins")
+    torch.manual_seed(0)
+    generator = build_generator(config)
+    init_weights(generator, std=0.2)
+    generator.eval()
+    fast, exact = (
+        Colorizer(generator, {"format_version": 1, "model": config.to_dict()}, name="bins", precision=precision)
+        for precision in ("onnx", "fp32")
+    )
+    x = torch.rand(2, 1, 48, 80) * 2 - 1
+    assert float((fast.predict_ab(x) - exact.predict_ab(x)).abs().max()) * 110.0 < 1e-3
+    assert fast._fast._session is not None and not fast._fast._failed
+    operators = {node.op_type for node in onnx.load_from_string(fast._fast.exported(x)).graph.node}
+    assert "Exp" in operators and not {"Softmax", "ReduceSum"} & operators
+    a = np.asarray(fast.colorize(photo, render_size=RENDER)).astype(int)
+    assert np.abs(a - np.asarray(exact.colorize(photo, render_size=RENDER)).astype(int)).max() <= 1
