@@ -33,7 +33,7 @@ def pad_to_even(x: torch.Tensor) -> torch.Tensor:
     """x with one replicated row / column at the bottom / right where a side is odd."""
     pad_h, pad_w = x.shape[-2] % 2, x.shape[-1] % 2
     # while traced (an ONNX export) always pad: the pad's size then stays a function of the shape
-    if pad_h or pad_w or torch.jit.is_tracing():
+    if torch.jit.is_tracing() or pad_h or pad_w:
         return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
     return x
 
