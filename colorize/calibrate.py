@@ -265,12 +265,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if given and not colorizer.generator.predicts_bins:
             print(f"error: {flag} needs a model with the bins colour head (trained with --colour-head bins).", file=sys.stderr)
             return 2
-    if any(args.prior_corrections) and not colorizer.generator.head.knows_rebalancing:
-        print(
-            f"error: {args.model} was saved without its training's rebalancing weights, so --prior-corrections cannot be applied; "
-            f"resume its training for a step to store them.", file=sys.stderr,
-        )
+    own_settings = colorizer.settings
+    try:  # the Colorizer refuses a correction the model cannot apply: ask it before the sweep starts
+        colorizer.settings = dataclasses.replace(own_settings, prior_correction=max(args.prior_corrections))
+    except CheckpointError as error:
+        print(f"error: {args.model}: {error}", file=sys.stderr)
         return 2
+    colorizer.settings = own_settings
     if max(args.samples) > 1 and not colorizer.generator.has_injected_noise:
         print("error: --samples above 1 needs a model with injected noise (trained with --noise-channels).", file=sys.stderr)
         return 2
