@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Colorizer", "load_model", "__version__"]
+__all__ = ["Colorizer", "Hint", "load_model", "__version__"]
 
 
 def __getattr__(name: str):
@@ -13,6 +13,10 @@ def __getattr__(name: str):
         from .infer import Colorizer
 
         return Colorizer
+    if name == "Hint":
+        from .hints import Hint
+
+        return Hint
     if name == "load_model":
         from .checkpoint import load_model
 

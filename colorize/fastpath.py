@@ -218,11 +218,12 @@ class FoldedGenerator(SizeAgnosticGenerator):
     """A traced, batch-norm-folded body with the same padding and cropping as its source generator
     (a body traced from a generator that pads level by level carries that padding itself)."""
 
-    def __init__(self, body: nn.Module, size_multiple: int, *, pads_per_level: bool = False) -> None:
+    def __init__(self, body: nn.Module, size_multiple: int, *, pads_per_level: bool = False, hint_channels: int = 0) -> None:
         super().__init__()
         self.body = body
         self.size_multiple = size_multiple
         self.pads_per_level = pads_per_level
+        self.hint_channels = hint_channels
 
     def predict(self, lightness: torch.Tensor) -> torch.Tensor:
         # the deterministic pass only: a sample of the noise runs the eager generator
@@ -296,7 +297,9 @@ def fold_batchnorm(generator: SizeAgnosticGenerator) -> FoldedGenerator:
     graph_module.recompile()
     graph_module.requires_grad_(False)
     logger.debug("Folded %d batch norms into their convolutions.", folded)
-    return FoldedGenerator(graph_module, generator.size_multiple, pads_per_level=generator.pads_per_level).eval()
+    return FoldedGenerator(
+        graph_module, generator.size_multiple, pads_per_level=generator.pads_per_level, hint_channels=generator.hint_channels
+    ).eval()
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,6 +321,7 @@ class OnnxGenerator(SizeAgnosticGenerator):
         self.folded = folded
         self.size_multiple = folded.size_multiple
         self.pads_per_level = folded.pads_per_level
+        self.hint_channels = folded.hint_channels
         self.threads = threads
         self._session = None
         self._failed = False

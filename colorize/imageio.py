@@ -71,11 +71,17 @@ def _to_8bit_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def _has_transparency(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+
+
+def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_alpha: bool = False) -> Image.Image:
     """Open `source` as an 8-bit RGB image, upright as its EXIF says.
 
     Accepts a path, bytes, a binary file object or a PIL image; any mode (L, LA, P, RGBA,
-    CMYK, I;16, I, F, YCbCr). Raises ImageLoadError for anything else.
+    CMYK, I;16, I, F, YCbCr). Raises ImageLoadError for anything else. `keep_alpha`: RGBA
+    instead, for a picture whose transparency means something (a hint image); one without
+    transparency is refused.
     """
     name = _describe(source)
     try:
@@ -94,6 +100,10 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
             if image.getexif().get(ExifTags.Base.Orientation, 1) in _ROTATED:
                 # only then: otherwise exif_transpose returns a copy (0.1 s for a 12 MP photo)
                 image = ImageOps.exif_transpose(image)
+            if keep_alpha:
+                if not _has_transparency(image):
+                    raise ImageLoadError(f"{name} has no transparency; save it as a PNG with an alpha channel.")
+                return image.convert("RGBA")
             return _to_8bit_rgb(image)
     except ImageLoadError:
         raise

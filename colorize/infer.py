@@ -53,7 +53,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -65,6 +65,7 @@ from .checkpoint import CONFIG_FILE, SHIPPED_MODEL_DIR, CheckpointError, load_mo
 from .devices import DeviceError, resolve_device
 from .imageio import ImageLoadError, ImageSource, find_images, is_image_file, load_image
 from .defaults import InferenceSettings
+from .hints import Hint, HintError, encode_hints, hint_image_maps, hint_maps, hint_nearness, parse_hints, read_hints_json
 from .models import ModelConfig, build_generator, set_dropout_sampling
 
 logger = logging.getLogger(__name__)
@@ -332,9 +333,16 @@ class Colorizer:
         (the ONNX Runtime session: an export of about half a second) is not paid by a user's photo."""
         self.predict_ab(torch.zeros(1, 1, 32, 32))
 
+    @property
+    def takes_hints(self) -> bool:
+        """Whether the model was trained with colour hints (`colorize.hints`)."""
+        return self.generator.hint_channels > 0
+
     @torch.inference_mode()
-    def predict_ab(self, lightness: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
+    def predict_ab(self, lightness: torch.Tensor, *, hints: torch.Tensor | None = None, seed: int | None = None) -> torch.Tensor:
         """Normalised L (B, 1, h, w) -> normalised ab (B, 2, h, w), float32 on the CPU.
+
+        `hints`: the hint channels (`hint_channels`) of a model that takes hints, None for none.
 
         `seed=None`: the model's default colouring, deterministic: the pass with zero noise, and for
         a model whose settings ask for `samples` > 1, that pass with its chroma multiplied by the
@@ -344,24 +352,26 @@ class Colorizer:
         a model without), the same for the same seed.
         """
         x = lightness.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
+        if hints is not None:
+            hints = hints.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
         with self._lock:
             if seed is None:
                 with self._autocast():
-                    ab = (self.generator if self._fast is None else self._fast)(x).float()
+                    ab = (self.generator if self._fast is None else self._fast)(x, hints=hints).float()
                 settings = self.settings
                 if settings.samples > 1 and self.generator.has_injected_noise:
-                    draws = self._noise_draws(x, settings.samples, AGREEMENT_SEED)
+                    draws = self._noise_draws(x, settings.samples, AGREEMENT_SEED, hints=hints)
                     ab = ab * hue_agreement(draws).pow(settings.agreement_power)
             elif self.generator.has_injected_noise:
                 with self._autocast():
-                    ab = self.generator(x, noise=torch.Generator().manual_seed(int(seed)))
+                    ab = self.generator(x, hints=hints, noise=torch.Generator().manual_seed(int(seed)))
             else:
                 devices = [self.device] if self.device.type == "cuda" else []
                 set_dropout_sampling(self.generator, True)
                 try:
                     with torch.random.fork_rng(devices=devices), self._autocast():
                         torch.manual_seed(int(seed))
-                        ab = self.generator(x)
+                        ab = self.generator(x, hints=hints)
                 finally:
                     set_dropout_sampling(self.generator, False)
         return ab.float().cpu().contiguous()
@@ -371,16 +381,17 @@ class Colorizer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _noise_draws(self, x: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    def _noise_draws(self, x: torch.Tensor, count: int, seed: int, *, hints: torch.Tensor | None = None) -> torch.Tensor:
         """`count` samples of the injected noise for a batch, in one network call: (count, B, 2, h, w)."""
+        repeated_hints = None if hints is None else hints.repeat(count, 1, 1, 1)
         with self._autocast():
-            ab = self.generator(x.repeat(count, 1, 1, 1), noise=torch.Generator().manual_seed(seed))
+            ab = self.generator(x.repeat(count, 1, 1, 1), hints=repeated_hints, noise=torch.Generator().manual_seed(seed))
         return ab.float().unflatten(0, (count, len(x)))
 
     @torch.inference_mode()
-    def sample_ab(self, lightness: torch.Tensor, *, count: int, seed: int = 0) -> torch.Tensor:
+    def sample_ab(self, lightness: torch.Tensor, *, count: int, seed: int = 0, hints: torch.Tensor | None = None) -> torch.Tensor:
         """`count` noise samples (count, B, 2, h, w) of normalised ab: the i-th equals `predict_ab(seed=seed + i)`."""
-        return torch.stack([self.predict_ab(lightness, seed=seed + i) for i in range(count)])
+        return torch.stack([self.predict_ab(lightness, hints=hints, seed=seed + i) for i in range(count)])
 
     @torch.inference_mode()
     def noise_diversity(self, image: ImageSource, *, count: int = 4, render_size: int | None = None, seed: int = 0) -> float:
@@ -417,17 +428,55 @@ class Colorizer:
         width, height = rgb.size
         return rgb, network_input(rgb, render_shape(height, width, render_size, keep_aspect=keep_aspect))
 
-    def compose_inputs(self, ab_norm: torch.Tensor, saturation: float = 1.0) -> tuple[torch.Tensor, float]:
+    def hint_channels(
+        self,
+        image_size: tuple[int, int],
+        lightness: torch.Tensor,
+        hints: Iterable[Hint | dict] | None = None,
+        *,
+        hint_image: ImageSource | None = None,
+    ) -> torch.Tensor | None:
+        """The network's hint channels for `hints` (and a hint image) on a photo of `image_size`
+        (w, h) whose render-size L is `lightness` (1, 1, h, w); None when there are none.
+
+        Raises HintError with one sentence for unusable hints, or for hints given to a model
+        that takes none. Point hints are drawn over the hint image's strokes."""
+        parsed = parse_hints(hints)
+        if not parsed and hint_image is None:
+            return None
+        if not self.takes_hints:
+            raise HintError(f"The model '{self.name}' takes no colour hints; choose a model trained with --hints.")
+        shape = tuple(lightness.shape[-2:])
+        ab, mask = hint_maps(parsed, image_size, shape)
+        if hint_image is not None:
+            stroke_ab, stroke_mask = hint_image_maps(hint_image, image_size, shape)
+            ab = torch.where(mask > 0, ab, stroke_ab)
+            mask = torch.maximum(mask, stroke_mask)
+        if not bool(mask.any()):
+            return None
+        return encode_hints(lightness, ab, mask, propagation=self.model_config.hint_propagation)
+
+    def compose_inputs(
+        self, ab_norm: torch.Tensor, saturation: float = 1.0, hints: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, float]:
         """(ab in Lab units, the saturation compose applies to it) for the network's `ab_norm`
-        (2, h, w): the model's chroma curve, scale and knee, at the network's resolution (cheap)."""
-        ab = apply_chroma_gamma(color.denormalize_ab(ab_norm), self.chroma_gamma)
+        (2, h, w): the model's chroma curve, scale and knee, at the network's resolution (cheap).
+
+        With `hints` (the hint channels the network saw), those settings apply only where no
+        hint reaches (`hint_nearness`): they were calibrated for the colours the model picks by
+        itself, and must not mute or inflate a colour a person asked for."""
+        raw = color.denormalize_ab(ab_norm)
+        ab = apply_chroma_gamma(raw, self.chroma_gamma)
         strength = saturation * self.chroma_scale
         if self.settings.chroma_knee > 0:
             ab, strength = apply_chroma_knee(ab * strength, self.settings.chroma_knee), 1.0
-        return ab, strength
+        if hints is None:
+            return ab, strength
+        nearness = hint_nearness(hints[0] if hints.dim() == 4 else hints)
+        return nearness * raw * saturation + (1.0 - nearness) * ab * strength, 1.0
 
-    def _finish(self, rgb: Image.Image, ab_norm: torch.Tensor, saturation: float) -> Image.Image:
-        ab, strength = self.compose_inputs(ab_norm, saturation)
+    def _finish(self, rgb: Image.Image, ab_norm: torch.Tensor, saturation: float, hints: torch.Tensor | None = None) -> Image.Image:
+        ab, strength = self.compose_inputs(ab_norm, saturation, hints)
         return compose(rgb, ab, saturation=strength, chunk_pixels=self.chunk_pixels, gamut=self.gamut, kernel=self.kernel)
 
     def colorize(
@@ -438,13 +487,20 @@ class Colorizer:
         saturation: float = 1.0,
         seed: int | None = None,
         keep_aspect: bool = True,
+        hints: Iterable[Hint | dict] | None = None,
+        hint_image: ImageSource | None = None,
     ) -> Image.Image:
         """Colour version of `image` (path, bytes, file object or PIL image): RGB, same size, same L.
 
-        Raises `colorize.imageio.ImageLoadError` with a plain sentence for an unusable input.
+        `hints`: colour hints (`colorize.Hint(x, y, color, radius)` or dicts of those fields, in
+        the image's own upright pixels) for a model trained with hints; `hint_image`: an RGBA
+        picture of the image's size whose opaque pixels are hints of their colour.
+        Raises `colorize.imageio.ImageLoadError` or `colorize.hints.HintError` with a plain
+        sentence for an unusable input.
         """
         rgb, lightness = self._prepare(image, render_size, keep_aspect)
-        return self._finish(rgb, self.predict_ab(lightness, seed=seed)[0], saturation)
+        channels = self.hint_channels(rgb.size, lightness, hints, hint_image=hint_image)
+        return self._finish(rgb, self.predict_ab(lightness, hints=channels, seed=seed)[0], saturation, channels)
 
     def colorize_variations(
         self,
@@ -455,10 +511,16 @@ class Colorizer:
         render_size: int | None = None,
         saturation: float = 1.0,
         keep_aspect: bool = True,
+        hints: Iterable[Hint | dict] | None = None,
+        hint_image: ImageSource | None = None,
     ) -> list[Image.Image]:
-        """`count` samples of the dropout noise; the i-th equals `colorize(image, seed=seed + i)`."""
+        """`count` samples of the model's noise; the i-th equals `colorize(image, seed=seed + i)` (same hints)."""
         rgb, lightness = self._prepare(image, render_size, keep_aspect)
-        return [self._finish(rgb, self.predict_ab(lightness, seed=seed + i)[0], saturation) for i in range(count)]
+        channels = self.hint_channels(rgb.size, lightness, hints, hint_image=hint_image)
+        return [
+            self._finish(rgb, self.predict_ab(lightness, hints=channels, seed=seed + i)[0], saturation, channels)
+            for i in range(count)
+        ]
 
     def colorize_batch(
         self,
@@ -469,28 +531,40 @@ class Colorizer:
         seed: int | None = None,
         keep_aspect: bool = True,
         batch_size: int = 16,
+        hints: Sequence[Iterable[Hint | dict] | None] | None = None,
     ) -> list[Image.Image]:
         """Colourise several images; those with the same render shape share one network call.
 
-        The i-th result equals `colorize(images[i], ...)` (with a seed, every image gets that
-        seed, as it would alone, so those run one by one). Any unusable image raises.
+        `hints`: one list of hints per image (None or [] for none). The i-th result equals
+        `colorize(images[i], hints=hints[i], ...)` (with a seed, every image gets that seed, as
+        it would alone, so those run one by one). Any unusable image or hint raises.
         """
+        if hints is not None and len(hints) != len(images):
+            raise HintError(f"Give one list of hints per image: {len(images)} image(s), {len(hints)} list(s) of hints.")
         prepared = [self._prepare(image, render_size, keep_aspect) for image in images]
+        channels = [
+            self.hint_channels(rgb.size, lightness, None if hints is None else hints[index])
+            for index, (rgb, lightness) in enumerate(prepared)
+        ]
         ab: list[torch.Tensor | None] = [None] * len(prepared)
         if seed is not None:
             for index, (_, lightness) in enumerate(prepared):
-                ab[index] = self.predict_ab(lightness, seed=seed)[0]
+                ab[index] = self.predict_ab(lightness, hints=channels[index], seed=seed)[0]
         else:
-            groups: dict[tuple[int, int], list[int]] = {}
+            groups: dict[tuple[tuple[int, int], bool], list[int]] = {}
             for index, (_, lightness) in enumerate(prepared):
-                groups.setdefault(tuple(lightness.shape[-2:]), []).append(index)
-            for indices in groups.values():
+                groups.setdefault((tuple(lightness.shape[-2:]), channels[index] is not None), []).append(index)
+            for (_, hinted), indices in groups.items():
                 for start in range(0, len(indices), batch_size):
                     chunk = indices[start : start + batch_size]
                     batch = torch.cat([prepared[i][1] for i in chunk])
-                    for i, prediction in zip(chunk, self.predict_ab(batch)):
+                    batch_hints = torch.cat([channels[i] for i in chunk]) if hinted else None
+                    for i, prediction in zip(chunk, self.predict_ab(batch, hints=batch_hints)):
                         ab[i] = prediction
-        return [self._finish(rgb, prediction, saturation) for (rgb, _), prediction in zip(prepared, ab)]
+        return [
+            self._finish(rgb, prediction, saturation, hint_input)
+            for (rgb, _), prediction, hint_input in zip(prepared, ab, channels)
+        ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -599,6 +673,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--saturation", type=float, default=1.0, help="scale of the predicted colour (0 = gray)")
     parser.add_argument("--seed", type=int, default=None, help="draw one sample of the model's noise with this seed (default: its deterministic colouring)")
+    parser.add_argument(
+        "--hints", type=Path, default=None, metavar="HINTS.json",
+        help='colour hints for a model trained with hints: a JSON list of {"x": .., "y": .., "color": "#rrggbb", "radius": ..} '
+        "in the photo's pixels (one input photo only)",
+    )
+    parser.add_argument(
+        "--hint-image", type=Path, default=None, metavar="STROKES.png",
+        help="colour hints painted on a transparent RGBA image of the photo's size: every opaque pixel is a hint of its colour (one input photo only)",
+    )
     parser.add_argument("--suffix", default="_color", help="added to each output file name")
     parser.add_argument("--format", choices=("png", "jpg"), default="png", help="output format")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
@@ -620,6 +703,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     jobs, problems = collect_inputs(args.inputs, exclude=args.out)
+    hints = None
+    if args.hints is not None or args.hint_image is not None:
+        if len(jobs) != 1 or problems:
+            print("error: --hints and --hint-image belong to one photo; give exactly one input file with them.", file=sys.stderr)
+            return 2
+        try:
+            hints = read_hints_json(args.hints) if args.hints is not None else []
+            if not colorizer.takes_hints:
+                raise HintError(f"The model '{colorizer.name}' takes no colour hints; choose a model trained with --hints.")
+        except HintError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     for argument, reason in problems:
         print(f"skipped {argument}: {reason}", file=sys.stderr)
     image_format, extension = ("JPEG", ".jpg") if args.format == "jpg" else ("PNG", ".png")
@@ -630,10 +725,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = args.out / relative.parent / f"{relative.stem}{args.suffix}{extension}"
         try:
             result = colorizer.colorize(
-                path, render_size=args.render_size, saturation=args.saturation, seed=args.seed
+                path, render_size=args.render_size, saturation=args.saturation, seed=args.seed,
+                hints=hints, hint_image=args.hint_image,
             )
             _write_new(result, target, image_format, forbidden)
             written += 1
+        except HintError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         except (ImageLoadError, OSError, MemoryError, ValueError) as error:
             failures += 1
             tqdm.write(f"skipped {path}: {error}", file=sys.stderr)

@@ -125,15 +125,16 @@ def l2_loss(predicted_ab: torch.Tensor, target_ab: torch.Tensor) -> torch.Tensor
 RECONSTRUCTION_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"l1": l1_loss, "l2": l2_loss}
 
 
-def critic_inputs(discriminator: nn.Module, lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    """What `discriminator` sees, as one tensor: cat(L, ab) if conditional, else ab."""
-    return torch.cat((lightness, ab), dim=1) if getattr(unwrap(discriminator), "conditional", True) else ab
+def critic_inputs(discriminator: nn.Module, condition: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """What `discriminator` sees, as one tensor: cat(condition, ab) if conditional, else ab.
+    `condition`: L, with the hint channels of a hint-taking generator."""
+    return torch.cat((condition, ab), dim=1) if getattr(unwrap(discriminator), "conditional", True) else ab
 
 
 def critic_from_inputs(discriminator: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """`x -> D(x)` for the tensors of `critic_inputs` (to take gradients w.r.t. L and ab together)."""
+    """`x -> D(x)` for the tensors of `critic_inputs` (to take gradients w.r.t. the condition and ab together)."""
     if getattr(unwrap(discriminator), "conditional", True):
-        return lambda x: discriminator(x[:, :1], x[:, 1:])
+        return lambda x: discriminator(x[:, :-2], x[:, -2:])
     return lambda x: discriminator(None, x)
 
 

@@ -1,6 +1,8 @@
 """Generators and discriminators, built by name from a `ModelConfig`.
 
 Generators map normalised L (B, 1, H, W) in [-1, 1] to normalised ab (B, 2, H, W) in [-1, 1].
+A generator built with `hints` also takes the hint channels of `colorize.hints` (B, C, H, W)
+beside L; without them (None) it sees zeros there, which is the automatic colorizer.
 Any H x W works, odd and tiny sizes included. The U-Nets pad level by level: where a side is odd
 before a stride-2 layer, one replicated row or column makes it even, and the way up crops back
 to the skip's size. A 1024x768 photo rendered at 128x160 therefore costs the network 128x160,
@@ -27,6 +29,8 @@ GENERATOR_NAMES = ("unet", "resunet", "resnet18-unet", "encdec")
 NORM_NAMES = ("batch", "instance", "none")
 COLOUR_HEADS = ("regression", "bins")
 COLOUR_BIN_STEP = 10.0  # ab units between neighbouring bin centres (Zhang et al. 2016)
+HINT_POINT_CHANNELS = 3  # hinted ab, mask (colorize.hints)
+HINT_PROPAGATION_CHANNELS = 3  # spread ab, reach
 
 
 def pad_to_even(x: torch.Tensor) -> torch.Tensor:
@@ -77,6 +81,14 @@ class ModelConfig:
     colour_temperature: float = option(
         0.38, "bins head: temperature of the annealed mean (1 = the distribution's mean colour, towards 0 = its most likely bin)"
     )
+    hints: bool = option(
+        False,
+        "the generator also takes colour hints (Zhang et al. 2017: the hinted pixels' ab and a mask, as input channels beside L); "
+        "trained with hints simulated from the real photos, and with none it is the automatic colorizer (unet, resunet, encdec)",
+    )
+    hint_propagation: bool = option(
+        True, "with hints: also give the generator the hints spread along the photo's edges (colorize.propagation)"
+    )
 
     def __post_init__(self) -> None:
         if self.generator not in GENERATOR_NAMES:
@@ -102,6 +114,15 @@ class ModelConfig:
             raise ValueError("The bins colour head is built for the unet, resunet and encdec generators only.")
         if not 0.0 < self.colour_temperature <= 1.0:
             raise ValueError(f"colour_temperature must be in (0, 1], not {self.colour_temperature}.")
+        if self.hints and self.generator == "resnet18-unet":
+            raise ValueError("Colour hints are built for the unet, resunet and encdec generators only.")
+
+    @property
+    def hint_channels(self) -> int:
+        """Input channels beside L: 0 for an automatic model (see `colorize.hints`)."""
+        if not self.hints:
+            return 0
+        return HINT_POINT_CHANNELS + (HINT_PROPAGATION_CHANNELS if self.hint_propagation else 0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -195,6 +216,7 @@ class SizeAgnosticGenerator(nn.Module):
 
     size_multiple: int = 1
     pads_per_level: bool = False
+    hint_channels: int = 0
 
     @property
     def padding_multiple(self) -> int:
@@ -205,11 +227,32 @@ class SizeAgnosticGenerator(nn.Module):
         multiple = self.padding_multiple
         return max(multiple, -(-height // multiple) * multiple), max(multiple, -(-width // multiple) * multiple)
 
+    def network_input(self, lightness: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """What `predict` takes: L, and for a hint-taking generator its hint channels (zeros for none)."""
+        if not self.hint_channels:
+            if hints is not None:
+                raise ValueError("This model takes no colour hints; train one with --hints.")
+            return lightness
+        if hints is None:
+            hints = lightness.new_zeros((lightness.shape[0], self.hint_channels, *lightness.shape[2:]))
+        elif hints.shape[1] != self.hint_channels or hints.shape[2:] != lightness.shape[2:]:
+            raise ValueError(
+                f"Hint channels of shape {tuple(hints.shape)} do not fit this model ({self.hint_channels} channels of L's size)."
+            )
+        return torch.cat((lightness, hints.to(lightness.dtype)), dim=1)
+
     def forward(
-        self, lightness: torch.Tensor, *, noise: bool | torch.Generator | None = None, with_logits: bool = False
+        self,
+        lightness: torch.Tensor,
+        *,
+        hints: torch.Tensor | None = None,
+        noise: bool | torch.Generator | None = None,
+        with_logits: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """ab; with `with_logits` (a bins head, an input of a whole multiple of `size_multiple`:
-        training crops), the pair (ab, the head's logits at half resolution)."""
+        training crops), the pair (ab, the head's logits at half resolution). `hints`: the hint
+        channels (`colorize.hints.encode_hints`) of a generator built with hints."""
+        lightness = self.network_input(lightness, hints)
         draw = None
         if noise is not None and noise is not False:
             draw = NoiseDraw(None if noise is True else noise)
@@ -356,6 +399,7 @@ class UNetGenerator(SizeAgnosticGenerator):
         self.skip = skip
         self.size_multiple = 2**depth
         self.pads_per_level = True
+        self.hint_channels = config.hint_channels
         widths = [min(config.base_channels * 2**level, config.max_channels) for level in range(depth)]
 
         def extra(channels: int, level_has_norm: bool = True) -> list[nn.Module]:
@@ -364,7 +408,7 @@ class UNetGenerator(SizeAgnosticGenerator):
         self.down = nn.ModuleList()
         for level in range(depth):
             if level == 0:
-                layers = [nn.Conv2d(1, widths[0], 4, 2, 1)]
+                layers = [nn.Conv2d(1 + self.hint_channels, widths[0], 4, 2, 1)]
             else:
                 innermost = level == depth - 1
                 layers = [
@@ -552,12 +596,15 @@ def load_resnet18_encoder_weights(generator: ResNet18UNetGenerator, path: str | 
 
 
 class PatchDiscriminator(nn.Module):
-    """pix2pix PatchGAN: one real/fake score per overlapping patch (70x70 with 3 layers)."""
+    """pix2pix PatchGAN: one real/fake score per overlapping patch (70x70 with 3 layers).
+
+    Conditional, it sees what the generator saw (L, and the hint channels of a hint-taking
+    generator: `condition`) beside ab."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.conditional = config.conditional
-        in_channels = 3 if config.conditional else 2
+        in_channels = 3 + config.hint_channels if config.conditional else 2
         width, norm = config.discriminator_channels, config.discriminator_norm
         use_bias = norm == "none"
         layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
@@ -576,8 +623,8 @@ class PatchDiscriminator(nn.Module):
         # each stride-2 layer halves the size, the two last 4x4 stride-1 layers take 1 pixel each
         self.min_size = 3 * 2**config.discriminator_layers
 
-    def forward(self, lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-        x = torch.cat((lightness, ab), dim=1) if self.conditional else ab
+    def forward(self, condition: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        x = torch.cat((condition, ab), dim=1) if self.conditional else ab
         pad_h, pad_w = max(0, self.min_size - x.shape[-2]), max(0, self.min_size - x.shape[-1])
         if pad_h or pad_w:  # inputs smaller than the receptive field: replicate the border
             x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), mode="replicate")
@@ -618,6 +665,24 @@ def build_discriminator(config: ModelConfig) -> PatchDiscriminator:
     discriminator = PatchDiscriminator(config)
     init_weights(discriminator)
     return discriminator
+
+
+def load_generator_weights(generator: SizeAgnosticGenerator, weights: dict[str, torch.Tensor], *, strict: bool = True):
+    """`generator.load_state_dict(weights)`, where weights of a model without hints (or with fewer
+    hint channels) start a hint-taking generator: the first layer's extra input weights are
+    zero, so it computes exactly what the source did until training changes them."""
+    own = generator.state_dict()
+    weights = dict(weights)
+    for name, value in weights.items():
+        target = own.get(name)
+        if (
+            target is not None and value.dim() == 4 and target.dim() == 4 and name.startswith("down.0.")
+            and value.shape[1] < target.shape[1] and value.shape[0] == target.shape[0] and value.shape[2:] == target.shape[2:]
+        ):
+            widened = torch.zeros_like(target)
+            widened[:, : value.shape[1]] = value
+            weights[name] = widened
+    return generator.load_state_dict(weights, strict=strict)
 
 
 def count_parameters(module: nn.Module) -> int:

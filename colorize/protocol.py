@@ -27,6 +27,11 @@ the project's colour bars checked on each unseen set and on both together:
 what a visitor uploads, where the network sees the photo's own shape (the shipped model's whole-
 photo figures: results/protocol-whole/). The bars are checked the same way.
 
+`--hints 0,1,2,5,10,20,50` measures colour hints instead (`colorize.hint_evaluation`): each model
+and Levin et al.'s optimisation with 0, 1, 2, ... hints simulated from the real photos, written to
+`<out>/hints.md`, `hints.json` and `hints.png` (the curves, Zhang et al. 2017's as a labelled
+reference), per-image CSVs beside them. `--max-images` keeps it to a few hundred photos per set.
+
 `--sheets DIR` also writes contact sheets (real | ours, photo by photo) to look at. The data
 sets' terms are research-only: keep those sheets out of the repository (the default folder is
 under runs/, which git ignores). `--skimage-sheet FILE` writes the same for scikit-image's
@@ -229,7 +234,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sheets", type=Path, default=None, help="write contact sheets of the unseen sets here (keep out of git)")
     parser.add_argument("--sheet-photos", type=int, default=48, help="photos per contact sheet, evenly spaced over the set")
     parser.add_argument("--skimage-sheet", type=Path, default=None, help="write a contact sheet of scikit-image's sample photos here")
+    parser.add_argument(
+        "--hints", type=_hint_counts, default=None, metavar="N,N,...",
+        help="measure colour hints instead: these numbers of simulated hints per photo (e.g. 0,1,2,5,10,20,50), "
+        "for each model and for Levin et al.'s optimisation",
+    )
+    parser.add_argument("--no-levin", action="store_true", help="with --hints: leave out Levin et al.'s optimisation")
     return parser
+
+
+def _hint_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of whole numbers, e.g. 0,1,2,5,10") from None
+    if not counts or counts[0] < 0 or counts[-1] > 500:
+        raise argparse.ArgumentTypeError("hint counts must be between 0 and 500")
+    return counts
 
 
 def _spread(paths: list[Path], count: int) -> list[Path]:
@@ -256,6 +277,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         sets.append((evaluation_set, _spread(paths, args.max_images)))
+
+    if args.hints is not None:
+        from .hint_evaluation import run_hint_protocol
+
+        return run_hint_protocol(args, sets, argv)
 
     results: dict = {"models": {}, "bars": {}, "settings": {}}
     for model in args.model:

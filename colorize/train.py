@@ -66,7 +66,10 @@ from .losses import (
     RECONSTRUCTION_LOSSES, bin_prior, build_objective, colour_bins_loss, critic_from_inputs, critic_inputs,
     gradient_penalty, rebalancing_weights,
 )
-from .models import ModelConfig, build_discriminator, build_generator, count_parameters, load_resnet18_encoder_weights
+from .hints import encode_hints, simulate_training_hints
+from .models import (
+    ModelConfig, build_discriminator, build_generator, count_parameters, load_generator_weights, load_resnet18_encoder_weights,
+)
 from .pixels import to_8bit
 
 logger = logging.getLogger(__name__)
@@ -77,8 +80,10 @@ METRICS_FILE = "metrics.csv"
 METRICS_COLUMNS = (
     "epoch", "step", "phase", "l1", "l2", "g_gan", "d_loss", "gp", "d_real", "d_fake",
     "val_l1", "val_psnr", "val_colorfulness_ratio", "images_per_s", "wall_time_s", "diversity", "val_diversity",
-    "colour_ce",
+    "colour_ce", "val_l1_hints", "val_psnr_hints",
 )
+VALIDATION_HINTS = 10  # points per validation image for the val_*_hints columns of a hint-taking model
+VALIDATION_HINT_SEED = 10
 # Settings that bound or place one session; `--resume` does not inherit them from the saved run.
 DIVERSITY_GRID = 8  # the diversity term compares the two draws' mean ab on an 8x8 grid of regions
 PRIOR_IMAGES = 1024  # training crops whose colours set the bins head's rebalancing weights
@@ -343,16 +348,23 @@ class Trainer:
                 f"init_from: the model in {folder} has another architecture ({'; '.join(differing)}); "
                 "pass the same architecture flags."
             )
+        if source.hint_channels > self.generator.hint_channels:
+            raise ConfigError(
+                f"init_from: the model in {folder} takes more hint channels ({source.hint_channels}) than this one "
+                f"({self.generator.hint_channels}); pass --hints (and --hint-propagation) as it was trained."
+            )
+        if source.hint_channels < self.generator.hint_channels:
+            logger.info("Hint channels added to the generator of %s (their weights start at zero).", folder)
         weights = source.state_dict()
         if saved_model.get("colour_head", "regression") != self.model_config.colour_head:
             # another colour head: the body is reused and the head starts fresh
             weights = {name: value for name, value in weights.items() if not name.startswith("head.")}
-            missing, _ = self.generator.load_state_dict(weights, strict=False)
+            missing, _ = load_generator_weights(self.generator, weights, strict=False)
             if any(not name.startswith("head.") for name in missing):
                 raise ConfigError(f"init_from: the model in {folder} lacks some of this generator's weights.")
             logger.info("A new %s colour head on the body of %s.", self.model_config.colour_head, folder)
         else:
-            self.generator.load_state_dict(weights)
+            load_generator_weights(self.generator, weights)
         logger.info("Generator weights loaded from %s (%s steps there)", folder, saved.get("training", {}).get("steps", "?"))
 
     def _wrap_distributed(self) -> None:
@@ -407,7 +419,19 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def _generate(self, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def _hint_channels(self, lightness: torch.Tensor, ab: torch.Tensor, *, generator: torch.Generator | None = None, count: int | None = None) -> torch.Tensor | None:
+        """The hint channels of hints simulated from the real `ab` (None for a model without hints).
+        Drawn from torch's global RNG in training (saved with the run: exact resume)."""
+        if not self.model_config.hints:
+            return None
+        hint_ab, mask = simulate_training_hints(ab.cpu(), generator=generator, count=count)
+        return encode_hints(lightness.cpu(), hint_ab, mask, propagation=self.model_config.hint_propagation).to(lightness.device)
+
+    def _condition(self, lightness: torch.Tensor, hints: torch.Tensor | None) -> torch.Tensor:
+        """What the conditional discriminator sees beside ab: what the generator saw."""
+        return lightness if hints is None else torch.cat((lightness, hints.to(lightness.dtype)), dim=1)
+
+    def _generate(self, lightness: torch.Tensor, hints: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """The generator's ab for a batch, its bins head's logits (None for a regression head), and
         (with the diversity term) the batch's diversity reward.
 
@@ -421,9 +445,10 @@ class Trainer:
         # on the steps between diversity steps (`diversity_every`): one draw, half the work
         diversity_step = self.global_step % self.config.diversity_every == 0
         if not (noisy and self.config.lambda_diversity > 0 and diversity_step):
-            output = self.generator(lightness, noise=True if noisy else None, with_logits=bins)
+            output = self.generator(lightness, hints=hints, noise=True if noisy else None, with_logits=bins)
             return (*output, None) if bins else (output, None, None)
-        output = self.generator(torch.cat((lightness, lightness)), noise=True, with_logits=bins)
+        doubled_hints = None if hints is None else torch.cat((hints, hints))
+        output = self.generator(torch.cat((lightness, lightness)), hints=doubled_hints, noise=True, with_logits=bins)
         fake, logits = output if bins else (output, None)
         # Compared on a coarse grid of region means: a colour choice for a whole region counts,
         # a texture of stripes or speckle (which the network otherwise learns, being the
@@ -484,9 +509,10 @@ class Trainer:
         return self.ema if self.ema is not None else unwrap(self.generator)
 
     def _l1_step(self, lightness: torch.Tensor, ab: torch.Tensor) -> dict[str, torch.Tensor]:
+        hints = self._hint_channels(lightness, ab)
         self.opt_g.zero_grad(set_to_none=True)
         with self._autocast():
-            fake, logits, diversity = self._generate(lightness)
+            fake, logits, diversity = self._generate(lightness, hints)
         loss, losses = self._colour_loss(fake, logits, ab)
         total = loss
         if diversity is not None:
@@ -501,24 +527,26 @@ class Trainer:
     def _gan_step(self, lightness: torch.Tensor, ab: torch.Tensor) -> dict[str, torch.Tensor]:
         config, discriminator, objective = self.config, self.discriminator, self.objective
         update_generator = not objective.uses_gradient_penalty or (self.global_step + 1) % config.n_critic == 0
+        hints = self._hint_channels(lightness, ab)
         with torch.set_grad_enabled(update_generator), self._autocast():
-            fake, logits, diversity = self._generate(lightness)
-        fake_lightness = lightness if len(fake) == len(lightness) else torch.cat((lightness, lightness))
+            fake, logits, diversity = self._generate(lightness, hints)
+        condition = self._condition(lightness, hints)
+        fake_condition = condition if len(fake) == len(lightness) else torch.cat((condition, condition))
 
         # discriminator / critic
         discriminator.requires_grad_(True)
         self.opt_d.zero_grad(set_to_none=True)
         with self._autocast():
-            real_scores = discriminator(lightness, ab)
-            fake_scores = discriminator(fake_lightness, fake.detach())
+            real_scores = discriminator(condition, ab)
+            fake_scores = discriminator(fake_condition, fake.detach())
             d_loss = objective.discriminator_loss(real_scores.float(), fake_scores.float())
         losses = {"d_loss": d_loss.detach(), "d_real": real_scores.detach().float().mean(), "d_fake": fake_scores.detach().float().mean()}
         total = d_loss
         if objective.uses_gradient_penalty:
             penalty = gradient_penalty(
                 critic_from_inputs(discriminator),
-                critic_inputs(discriminator, lightness, ab).float(),
-                critic_inputs(discriminator, lightness, fake[: len(lightness)].detach()).float(),
+                critic_inputs(discriminator, condition, ab).float(),
+                critic_inputs(discriminator, condition, fake[: len(lightness)].detach()).float(),
             )
             total = total + config.gp_weight * penalty
             losses["gp"] = penalty.detach()
@@ -531,7 +559,7 @@ class Trainer:
             discriminator.requires_grad_(False)
             self.opt_g.zero_grad(set_to_none=True)
             with self._autocast():
-                g_gan = objective.generator_loss(discriminator(fake_lightness, fake).float())
+                g_gan = objective.generator_loss(discriminator(fake_condition, fake).float())
             reconstruction, reconstruction_losses = self._colour_loss(fake, logits, ab)
             total = config.lambda_gan * g_gan + config.lambda_l1 * reconstruction
             if diversity is not None:
@@ -552,6 +580,9 @@ class Trainer:
         was_training = generator.training
         generator.eval()
         l1_sum, psnr_values, fake_colorfulness, real_colorfulness = 0.0, [], [], []
+        hinted_l1_sum, hinted_psnr = 0.0, []
+        # the same hints at every validation, so the columns are comparable over a run
+        hint_draws = torch.Generator().manual_seed(VALIDATION_HINT_SEED)
         noisy = generator.has_injected_noise
         diversity_sum = 0.0
         # the same two draws at every validation, so the diversity column is comparable over a run
@@ -565,6 +596,14 @@ class Trainer:
                     if noisy:
                         first, second = (generator(lightness, noise=draw).float() for draw in draws)
                         diversity_sum += float(((first - second) * AB_SCALE).abs().mean(dim=(1, 2, 3)).sum())
+                    hints = self._hint_channels(lightness, ab, generator=hint_draws, count=VALIDATION_HINTS)
+                    if hints is not None:
+                        hinted = generator(lightness, hints=hints).float()
+                        hinted_l1_sum += float((hinted - ab).abs().mean(dim=(1, 2, 3)).sum())
+                        hinted_psnr += [
+                            metrics.psnr(f, r)
+                            for f, r in zip(rgb_from_normalized(lightness, hinted).cpu(), rgb_from_normalized(lightness, ab).cpu())
+                        ]
                 l1_sum += float((fake - ab).abs().mean(dim=(1, 2, 3)).sum())
                 fake_rgb = rgb_from_normalized(lightness, fake).cpu()
                 real_rgb = rgb_from_normalized(lightness, ab).cpu()
@@ -581,26 +620,33 @@ class Trainer:
             "val_colorfulness_ratio": float(np.mean(fake_colorfulness) / max(np.mean(real_colorfulness), 1e-6)),
             # mean |ab difference| (ab units) between two noise draws of a validation image
             **({"val_diversity": diversity_sum / len(self.val_l)} if noisy else {}),
+            # with VALIDATION_HINTS simulated hints per image (a hint-taking model)
+            **({"val_l1_hints": hinted_l1_sum / len(self.val_l), "val_psnr_hints": float(np.mean(hinted_psnr))} if hinted_psnr else {}),
         }
 
     @torch.no_grad()
     def write_samples(self, name: str) -> Path:
-        """Grid: row 1 gray input, row 2 generated, row 3 real, on the first sample_images validation images."""
+        """Grid: row 1 gray input, row 2 generated, (a hint-taking model: row 3 generated with
+        VALIDATION_HINTS simulated hints,) last row real, on the first sample_images validation images."""
         generator = self.exported_generator
         was_training = generator.training
         generator.eval()
         count = min(self.config.sample_images, len(self.val_l))
         lightness = self.val_l[:count].to(self.device)
         try:
+            real = self.val_ab[:count].to(self.device)
+            hints = self._hint_channels(
+                lightness, real, generator=torch.Generator().manual_seed(VALIDATION_HINT_SEED), count=VALIDATION_HINTS
+            )
             with self._autocast():
                 fake = generator(lightness).float()
+                hinted = None if hints is None else generator(lightness, hints=hints).float()
         finally:
             generator.train(was_training)
-        rows = [
-            rgb_from_normalized(lightness, torch.zeros_like(fake)),
-            rgb_from_normalized(lightness, fake),
-            rgb_from_normalized(lightness, self.val_ab[:count].to(self.device)),
-        ]
+        rows = [rgb_from_normalized(lightness, torch.zeros_like(fake)), rgb_from_normalized(lightness, fake)]
+        if hinted is not None:
+            rows.append(rgb_from_normalized(lightness, hinted))
+        rows.append(rgb_from_normalized(lightness, real))
         grid = torch.cat([torch.cat(list(row.cpu()), dim=2) for row in rows], dim=1)  # (3, 3S, count*S)
         pixels = to_8bit(grid.permute(1, 2, 0).numpy())
         path = self.out / SAMPLES_DIR / f"{name}.png"
