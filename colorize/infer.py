@@ -48,6 +48,7 @@ import contextlib
 import dataclasses
 import glob
 import logging
+import math
 import os
 import sys
 import threading
@@ -65,7 +66,11 @@ from .checkpoint import CONFIG_FILE, SHIPPED_MODEL_DIR, CheckpointError, load_mo
 from .devices import DeviceError, resolve_device
 from .imageio import ImageLoadError, ImageSource, find_images, is_image_file, load_image
 from .defaults import InferenceSettings
-from .hints import Hint, HintError, encode_hints, hint_image_maps, hint_maps, hint_nearness, parse_hints, read_hints_json
+from . import suggest
+from .hints import (
+    Hint, HintError, check_inside, encode_hints, hint_image_maps, hint_maps, hint_nearness, lab_to_hex, parse_hints,
+    read_hints_json,
+)
 from .models import ModelConfig, build_generator, set_dropout_sampling
 
 logger = logging.getLogger(__name__)
@@ -455,6 +460,40 @@ class Colorizer:
         if not bool(mask.any()):
             return None
         return encode_hints(lightness, ab, mask, propagation=self.model_config.hint_propagation)
+
+    @torch.inference_mode()
+    def suggest_colours(
+        self,
+        image: ImageSource,
+        x: float,
+        y: float,
+        *,
+        hints: Iterable[Hint | dict] | None = None,
+        hint_image: ImageSource | None = None,
+        count: int = 8,
+        render_size: int | None = None,
+    ) -> list[str]:
+        """`count` colours ("#rrggbb", at the point's own lightness) to suggest for a hint at (x, y)
+        of `image`: the model's own colour there with `hints`, its noise samples' colours, then the
+        colours photos often show at that lightness (`colorize.suggest`)."""
+        rgb, lightness = self._prepare(image, render_size, True)
+        hints = parse_hints(hints)
+        check_inside([Hint(x, y, "#000000")], rgb.size)
+        channels = self.hint_channels(rgb.size, lightness, hints, hint_image=hint_image)
+        height, width = lightness.shape[-2:]
+        column = min(width - 1, int((math.floor(x) + 0.5) * width / rgb.width))
+        row = min(height - 1, int((math.floor(y) + 0.5) * height / rgb.height))
+        maps = [self.predict_ab(lightness, hints=channels)]
+        if self.generator.has_injected_noise:
+            with self._lock:
+                x_in = lightness.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
+                hint_in = None if channels is None else channels.to(self.device)
+                maps.append(self._noise_draws(x_in, suggest.NOISE_DRAWS, AGREEMENT_SEED, hints=hint_in)[:, 0].cpu())
+        window = (slice(max(0, row - 1), row + 2), slice(max(0, column - 1), column + 2))
+        shown = [self.compose_inputs(ab_map, 1.0, channels)[0] for ab_map in torch.cat(maps)]
+        samples = torch.stack([ab[:, window[0], window[1]].mean(dim=(1, 2)) for ab in shown])
+        point_l = float(luminance(np.asarray(rgb.crop((int(x), int(y), int(x) + 1, int(y) + 1))))[0, 0])
+        return suggest.suggestions(suggest.model_colours(samples), point_l, count)
 
     def compose_inputs(
         self, ab_norm: torch.Tensor, saturation: float = 1.0, hints: torch.Tensor | None = None
