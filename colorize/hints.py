@@ -352,11 +352,11 @@ def simulate_user_hints(rgb: Image.Image, count: int, *, seed: int, radius: floa
     width, height = rgb.size
     radius = default_radius((width, height)) if radius is None else radius
     generator = torch.Generator().manual_seed(int(seed))
-    ys = _centred_positions(count, height, generator).tolist()
-    xs = _centred_positions(count, width, generator).tolist()
     reach = int(math.ceil(radius))
     hints = []
-    for x, y in zip(xs, ys):
+    for _ in range(count):  # one point at a time: the first n of a longer sequence are the same n
+        y = int(_centred_positions(1, height, generator))
+        x = int(_centred_positions(1, width, generator))
         box = (max(0, x - reach), max(0, y - reach), min(width, x + reach + 1), min(height, y + reach + 1))
         patch = torch.from_numpy(np.asarray(rgb.crop(box), np.float32) / 255.0).permute(2, 0, 1)
         py = torch.arange(box[1], box[3], dtype=torch.float32)[:, None] - y

@@ -110,6 +110,8 @@ def test_two_step_run_writes_checkpoint_samples_and_metrics(folders, tmp_path):
         (["--gan-mode", "wgan-gp", "--n-critic", "2"], []),
         (["--gan-mode", "lsgan", "--lambda-l1", "0"], []),
         (["--gan-mode", "vanilla", "--ema-decay", "0.9"], []),
+        # simulated hints come from the run's RNG, and the discriminator sees them
+        (["--gan-mode", "vanilla", "--hints", "--noise-channels", "2", "--lambda-diversity", "1"], []),
     ],
 )
 def test_resume_equals_uninterrupted_run(folders, tmp_path, options, resume_options):
@@ -355,6 +357,25 @@ def test_init_from_starts_from_a_model_folder_and_refuses_another_architecture(f
 
     assert main(_args(folders, tmp_path / "third", "--init-from", str(source), "--base-channels", "8")) == 2
     assert main(_args(folders, tmp_path / "fourth", "--init-from", str(tmp_path / "missing"))) == 2
+
+
+def test_a_hint_model_starts_from_an_automatic_one_and_validates_with_hints(folders, tmp_path):
+    plain, hinted = tmp_path / "plain", tmp_path / "hinted"
+    assert main(_args(folders, plain, "--max-steps", "2", "--gan-mode", "none")) == 0
+    source, _ = load_model(plain)
+    start = Trainer(parse_args(_args(folders, hinted, "--init-from", str(plain), "--hints"))).generator.down[0][0].weight
+    assert start.shape[1] == 7 and not start[:, 1:].any()  # the hint inputs start at zero: step 0 is the source model
+    assert torch.equal(start[:, :1], source.down[0][0].weight)
+
+    assert main(_args(folders, hinted, "--init-from", str(plain), "--hints", "--max-steps", "2")) == 0
+    generator, config = load_model(hinted)
+    assert config["model"]["hints"] and generator.hint_channels == 6
+    assert set(config["training"]["val_metrics"]) >= {"val_l1_hints", "val_psnr_hints"}
+    assert generator.down[0][0].weight[:, 1:].any()  # and training moved them
+    (sample,) = (hinted / "samples").iterdir()
+    assert Image.open(sample).size == (4 * 32, 4 * 32)  # rows gray | generated | with hints | real
+    with pytest.raises(ConfigError, match="takes more hint channels"):
+        Trainer(parse_args(_args(folders, tmp_path / "back", "--init-from", str(hinted))))
 
 
 def test_export_half(folders, tmp_path):
