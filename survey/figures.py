@@ -113,10 +113,21 @@ def _finish(fig: Figure, *, escaped: bool) -> Figure:
 
 
 def _outside_legend(fig: Figure, ax, *, columns: int = 2) -> None:
-    """The axes' legend below the plotting area (constrained layout makes room), so it covers no data."""
+    """The axes' legend below the plotting area (constrained layout makes room), so it covers no data.
+
+    Fewer columns, and then a wider figure, when it would be wider than the figure: Gradio saves a
+    figure as it is (no bbox_inches="tight"), which cut such a legend at both sides.
+    """
     handles, labels = ax.get_legend_handles_labels()
+    for ncols in range(min(columns, len(handles)), 0, -1):
+        legend = fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=7, frameon=False)
+        width = legend.get_window_extent().width / fig.dpi + 0.1  # inches, and a margin
+        if width <= fig.get_figwidth():
+            return
+        if ncols > 1:
+            legend.remove()
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize=7, frameon=False)
+        fig.set_figwidth(width)
 
 
 def _pct(value: float, digits: int = 1) -> str:

@@ -117,3 +117,12 @@ def test_response_time_legend_is_outside_the_histogram():
     _, renderer = _draw(fig)
     assert len(fig.legends) == 1 and not fig.legends[0].get_window_extent(renderer).overlaps(fig.axes[0].get_window_extent(renderer))
     assert np.isfinite(fig.axes[0].get_xlim()).all()
+
+
+@pytest.mark.parametrize("names", [["gray"], ["gray", "ours"]], ids=["one method", "two methods"])
+def test_the_legend_fits_a_small_study_s_narrow_figure(names):
+    """The admin view plots a study with one or two methods; Gradio saves the figure as it is (no
+    bbox_inches="tight"), so a legend wider than the figure was cut at both sides."""
+    fig = fooling_rate_figure(_summary(names, rates=(0.3, 0.2)[: len(names)]))
+    _, renderer = _draw(fig)
+    assert _inside(fig, renderer) == []
