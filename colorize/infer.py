@@ -69,7 +69,7 @@ from .defaults import InferenceSettings
 from . import suggest
 from .hints import (
     Hint, HintError, check_inside, encode_hints, hint_image_maps, hint_maps, hint_nearness, lab_to_hex, parse_hints,
-    read_hints_json,
+    read_hints_json, snap_to_hints,
 )
 from .models import ModelConfig, build_generator, set_dropout_sampling
 
@@ -134,6 +134,24 @@ def _resize_uint8(pixels: np.ndarray, shape: tuple[int | None, int]) -> np.ndarr
 def network_input(image: Image.Image, shape: tuple[int, int]) -> torch.Tensor:
     """Normalised L (1, 1, h, w) of `image` resized to `shape` = (h, w)."""
     return color.normalize_l(luminance(resize_rgb8(image, shape)))[None, None]
+
+
+def colour_at_shape(
+    image: Image.Image, shape: tuple[int, int], *, lightness: Image.Image | None = None, gamut: str = "chroma", kernel: str = "auto"
+) -> Image.Image:
+    """`image`'s own colour with the chroma resolution of a colourisation rendered at `shape` (h, w).
+
+    Its ab is taken down to `shape` as the network's input is (`resize_rgb8`) and brought back up
+    onto the full-resolution L of `lightness` (default: `image` itself; same size) by `compose`,
+    exactly as `Colorizer.colorize` brings up its prediction. The survey shows real photos this
+    way beside a model's fakes: how finely the colour was resolved then no longer tells them apart.
+    """
+    rgb = image.convert("RGB")
+    lightness = rgb if lightness is None else lightness.convert("RGB")
+    if lightness.size != rgb.size:
+        raise ValueError(f"The lightness image is {lightness.size}, the colour image {rgb.size}; they must be the same size.")
+    small = torch.from_numpy(resize_rgb8(rgb, shape)).permute(2, 0, 1).float() / 255.0
+    return compose(lightness, color.rgb_to_lab(small)[1:], gamut=gamut, kernel=kernel)
 
 
 CHROMA_PIVOT = 20.0  # ab units: the chroma the curve leaves alone (a clearly coloured, not a vivid, surface)
@@ -379,6 +397,8 @@ class Colorizer:
                         ab = self.generator(x, hints=hints)
                 finally:
                     set_dropout_sampling(self.generator, False)
+        if hints is not None and self.settings.hint_snap > 0:
+            ab = snap_to_hints(x.float(), ab.float(), hints, self.settings.hint_snap)
         return ab.float().cpu().contiguous()
 
     def _autocast(self):
@@ -425,13 +445,15 @@ class Colorizer:
         """
         return self.settings.render_size
 
+    def render_shape_of(self, width: int, height: int, *, render_size: int | None = None, keep_aspect: bool = True) -> tuple[int, int]:
+        """(h, w) at which this model's network sees an image of width x height (`render_shape`)."""
+        return render_shape(height, width, self.default_render_size if render_size is None else int(render_size), keep_aspect=keep_aspect)
+
     def _prepare(self, image: ImageSource, render_size: int | None, keep_aspect: bool) -> tuple[Image.Image, torch.Tensor]:
-        render_size = self.default_render_size if render_size is None else int(render_size)
-        if render_size < 1:
+        if render_size is not None and int(render_size) < 1:
             raise ValueError(f"render_size must be a positive number of pixels, not {render_size}.")
         rgb = load_image(image)
-        width, height = rgb.size
-        return rgb, network_input(rgb, render_shape(height, width, render_size, keep_aspect=keep_aspect))
+        return rgb, network_input(rgb, self.render_shape_of(*rgb.size, render_size=render_size, keep_aspect=keep_aspect))
 
     def hint_channels(
         self,

@@ -215,6 +215,34 @@ def test_resize_in_bands_is_the_one_piece_resize_to_the_bit(monkeypatch, photo, 
     assert np.array_equal(infer.resize_rgb8(image, shape), whole)
 
 
+def _detail(image: Image.Image) -> float:
+    """Mean |ab - its 3x3 box blur|: colour changing from one pixel to the next."""
+    ab = torch.from_numpy(_lab(image)[..., 1:]).permute(2, 0, 1)[None].float()
+    return float((ab - F.avg_pool2d(ab, 3, stride=1, padding=1, count_include_pad=False)).abs().mean())
+
+
+def test_a_photos_own_colour_at_a_render_shape_has_the_colour_resolution_of_a_colourisation(colorizer):
+    # one-pixel stripes of two colours over a smooth lightness ramp: colour detail a render shape cannot hold
+    stripes = np.where((np.arange(96) % 2 == 0)[None, :, None], [200, 60, 60], [60, 140, 200]).astype(np.uint8)
+    photo = Image.fromarray(np.broadcast_to(stripes, (80, 96, 3)).copy())
+    gray = Image.fromarray(np.full((80, 96, 3), np.linspace(40, 220, 96, dtype=np.uint8)[None, :, None]))
+    shape = colorizer.render_shape_of(96, 80, render_size=32)
+    assert shape == infer.render_shape(80, 96, 32)
+
+    shown = infer.colour_at_shape(photo, shape, lightness=gray)
+    assert shown.size == photo.size
+    # the lightness is the lightness image's, to 8-bit rounding; the colour is the photo's, taken down and back up
+    assert np.abs(_lab(shown)[..., 0] - _lab(gray)[..., 0]).max() < 0.5
+    assert _detail(photo) > 20 and _detail(shown) < 0.05 * _detail(photo)
+    small_ab = color.rgb_to_lab(torch.from_numpy(infer.resize_rgb8(photo, shape)).permute(2, 0, 1).float() / 255)[1:]
+    assert np.array_equal(np.asarray(shown), np.asarray(infer.compose(gray, small_ab)))  # brought up as colorize brings its prediction
+    # at the photo's own size nothing is lost: its colours, on its own lightness by default
+    same = infer.colour_at_shape(photo, (80, 96))
+    assert np.abs(_lab(same) - _lab(photo)).max() < 1.5
+    with pytest.raises(ValueError, match="same size"):
+        infer.colour_at_shape(photo, shape, lightness=gray.resize((10, 10)))
+
+
 def test_full_resolution_luminance_matches_the_reference():
     rgb = data.coffee()
     reference = color.rgb_to_luminance(torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0)[0]
