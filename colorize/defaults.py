@@ -18,6 +18,9 @@ config.json, section "inference" (all optional):
     prior_correction  a bins-head model: how much of its training's rebalancing towards rare
                    colours to divide out of its predicted distribution, 0 (default, as trained)
                    to 1 (all of it); ignored by a regression head
+    hint_snap      a hint-taking model: how much of the network's remaining error at the hinted
+                   pixels is spread along the photo's edges onto its output (`colorize.hints.
+                   snap_to_hints`), 0 (default, the network alone) to 1 (every hint exactly kept)
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class InferenceSettings:
     chroma_knee: float = 0.0
     colour_temperature: float | None = None  # None: the model's own (bins head only)
     prior_correction: float = 0.0  # bins head only
+    hint_snap: float = 0.0  # hint-taking models only
 
     @property
     def trained_range(self) -> tuple[int, int] | None:
@@ -102,6 +106,7 @@ class InferenceSettings:
                 None if section.get("colour_temperature") is None else _number(section, "colour_temperature", 1.0, 1.0)
             ),
             prior_correction=_share(section, "prior_correction"),
+            hint_snap=_share(section, "hint_snap"),
         )
 
 

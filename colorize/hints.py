@@ -255,7 +255,22 @@ def encode_hints(
     return torch.cat((points, spread.to(lightness.dtype), reach_channel(reach).to(lightness.dtype)), dim=1)
 
 
-NEARNESS_RANGE = (0.3, 0.6)  # the reach channel's values from "no hint near" (0) to "at a hint" (1)
+NEARNESS_RANGE = (0.45, 0.65)  # the reach channel's values from "no hint near" (0) to "at a hint" (1): a hint's own region reaches past 0.65, the next region across an edge stays below 0.45
+
+
+def _nearness_of(reach_level: torch.Tensor) -> torch.Tensor:
+    low, high = NEARNESS_RANGE
+    return ((reach_level - low) / (high - low)).clamp(0.0, 1.0)
+
+
+def snap_to_hints(lightness: torch.Tensor, ab: torch.Tensor, channels: torch.Tensor, strength: float) -> torch.Tensor:
+    """`ab` (B, 2, h, w) with `strength` of the network's remaining error at the hinted pixels
+    spread along the photo's edges (`spread_hints`) and faded with the distance from the hints:
+    at 1, every hinted pixel gets exactly its hint; far from every hint nothing changes."""
+    mask = channels[:, POINT_CHANNELS - 1 : POINT_CHANNELS].to(ab.dtype)
+    residual = (channels[:, :2].to(ab.dtype) - ab) * mask
+    spread, reach = spread_hints(lightness, residual, mask)
+    return ab + strength * _nearness_of(reach_channel(reach)) * spread
 
 
 def hint_nearness(channels: torch.Tensor) -> torch.Tensor:
@@ -269,8 +284,7 @@ def hint_nearness(channels: torch.Tensor) -> torch.Tensor:
         # flat guide's reach, and only the hints' neighbourhood is wanted)
         _, spread = spread_hints(torch.zeros_like(mask)[None], torch.zeros(1, 2, *mask.shape[1:]), mask[None])
         reach = reach_channel(spread)[0]
-    low, high = NEARNESS_RANGE
-    return ((reach - low) / (high - low)).clamp(0.0, 1.0)
+    return _nearness_of(reach)
 
 
 # --------------------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ BARS = (
 SKIMAGE_SHEET_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle")
 OVERRIDABLE = (
     "render_size", "chroma_scale", "chroma_gamma", "samples", "agreement_power", "chroma_knee", "colour_temperature",
-    "prior_correction",
+    "prior_correction", "hint_snap",
 )
 
 
@@ -240,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
         "for each model and for Levin et al.'s optimisation",
     )
     parser.add_argument("--no-levin", action="store_true", help="with --hints: leave out Levin et al.'s optimisation")
+    parser.add_argument(
+        "--sets", default=",".join(s.name for s in SETS),
+        help="comma-separated sets to score (default: all three); e.g. imagenette/val alone to tune a setting without looking at the unseen sets",
+    )
     return parser
 
 
@@ -265,7 +269,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
     sets = []
+    wanted = {name.strip() for name in args.sets.split(",") if name.strip()}
+    unknown = wanted - {s.name for s in SETS}
+    if unknown:
+        print(f"error: there is no set {sorted(unknown)[0]!r}; the sets are {', '.join(s.name for s in SETS)}.", file=sys.stderr)
+        return 2
     for evaluation_set in SETS:
+        if evaluation_set.name not in wanted:
+            continue
         folder = args.data_root / evaluation_set.name
         if not folder.is_dir():
             print(f"error: the set {evaluation_set.name} is not under {args.data_root}.", file=sys.stderr)

@@ -319,3 +319,21 @@ def test_cli_refuses_hints_for_a_model_that_takes_none(plain_model, tmp_path, ca
     (tmp_path / "h.json").write_text('[{"x": 1, "y": 1, "color": "#ff0000"}]')
     assert infer_main([str(photo), "--out", str(tmp_path / "out"), "--model", str(plain_model), "--hints", str(tmp_path / "h.json")]) == 2
     assert "takes no colour hints" in capsys.readouterr().err
+
+
+def test_hint_snap_keeps_every_hint_exactly_and_leaves_far_pixels_alone(hint_model):
+    import dataclasses
+
+    colorizer = Colorizer.from_pretrained(hint_model)
+    photo = two_regions(96, 64)
+    colour = lab_to_hex(lab(np.asarray(photo))[30, 20, 0], 30.0, 20.0)  # a brown the dark region can show
+    hints = [Hint(20, 30, colour, 3)]
+    plain = np.asarray(colorizer.colorize(photo, hints=hints))
+    colorizer.settings = dataclasses.replace(colorizer.settings, hint_snap=1.0)
+    snapped = np.asarray(colorizer.colorize(photo, hints=hints))
+    target = colour_ab(colour)
+    at_hint = lab(snapped)[30, 20, 1:]
+    # L is the photo's own, so the hint's ab is kept within what 8-bit output and its gamut allow
+    assert math.dist(at_hint, target) < min(3.0, math.dist(lab(plain)[30, 20, 1:], target))
+    assert np.abs(snapped[:, 70:].astype(int) - plain[:, 70:]).max() <= 2  # across the edge, far away: unchanged
+    assert np.array_equal(np.asarray(colorizer.colorize(photo)), np.asarray(Colorizer.from_pretrained(hint_model).colorize(photo)))
