@@ -337,3 +337,13 @@ def test_hint_snap_keeps_every_hint_exactly_and_leaves_far_pixels_alone(hint_mod
     assert math.dist(at_hint, target) < min(3.0, math.dist(lab(plain)[30, 20, 1:], target))
     assert np.abs(snapped[:, 70:].astype(int) - plain[:, 70:]).max() <= 2  # across the edge, far away: unchanged
     assert np.array_equal(np.asarray(colorizer.colorize(photo)), np.asarray(Colorizer.from_pretrained(hint_model).colorize(photo)))
+
+
+def test_the_compiled_domain_transform_computes_what_the_torch_loop_does():
+    from colorize.propagation import domain_transform_filter
+
+    torch.manual_seed(0)
+    values, guide = torch.rand(2, 3, 20, 33), torch.rand(2, 1, 20, 33) * 0.3
+    compiled = domain_transform_filter(values, guide, kernel="numba")
+    assert torch.allclose(compiled, domain_transform_filter(values, guide, kernel="torch"), atol=1e-6)
+    assert not torch.allclose(compiled, values)
