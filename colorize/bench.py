@@ -65,6 +65,7 @@ from .checkpoint import CONFIG_FILE, SHIPPED_MODEL_DIR
 from .cli import add_arguments, given, option, options
 from .imageio import DEFAULT_MAX_PIXELS
 from .compose import compose, resolve_kernel
+from .hints import simulate_user_hints
 from .imageio import load_image
 from .infer import Colorizer, network_input, render_shape
 from .png import save_png
@@ -645,6 +646,9 @@ def effective_render_sizes(colorizers: dict[str, Colorizer], plan: Plan) -> set[
 
 REFERENCE_EAGER_STAGE = f"reference network alone at {REFERENCE_NATIVE}x{REFERENCE_NATIVE}, as pix2pix runs it (eager fp32)"
 REFERENCE_FAST_STAGE = f"reference network alone at {REFERENCE_NATIVE}x{REFERENCE_NATIVE}, through our fast path"
+BENCH_HINTS = 10
+HINTS_STAGE = f"end to end with {BENCH_HINTS} colour hints"
+TARGET_HINTS_OVER_AUTOMATIC = 1.5  # issue 26: hints may cost at most half again the automatic call
 
 
 def bench_split(colorizers: dict[str, Colorizer], plan: Plan, repeats: int, progress) -> list[dict[str, Any]]:
@@ -675,6 +679,9 @@ def bench_split(colorizers: dict[str, Colorizer], plan: Plan, repeats: int, prog
             REFERENCE_EAGER_STAGE: lambda: reference_eager.predict_ab(native),
             REFERENCE_FAST_STAGE: lambda: reference.predict_ab(native),
         }
+        if shipped.takes_hints:
+            hints = simulate_user_hints(image, BENCH_HINTS, seed=0)
+            stages[HINTS_STAGE] = lambda: shipped.colorize(image, hints=hints)
         if resolve_kernel("auto") != "numba":
             stages = {name: run for name, run in stages.items() if "numba" not in name}
         load_before = load_average()
@@ -694,6 +701,7 @@ def bench_split(colorizers: dict[str, Colorizer], plan: Plan, repeats: int, prog
                 "around_network_ms_per_mp_torch_kernel": (stats["end to end, torch kernel"]["median_s"] - network) * 1000 / megapixels,
                 "speedup_vs_reference_network": stats[REFERENCE_EAGER_STAGE]["median_s"] / stats["end to end"]["median_s"],
                 "speedup_vs_reference_network_fast_path": stats[REFERENCE_FAST_STAGE]["median_s"] / stats["end to end"]["median_s"],
+                **({"hints_over_automatic": stats[HINTS_STAGE]["median_s"] / stats["end to end"]["median_s"]} if HINTS_STAGE in stats else {}),
                 "load_before": load_before,
                 "load_after": load_average(),
             }
@@ -985,6 +993,9 @@ def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         checks.append({"target": f"{label} at {own}: full-resolution work around the network <= {TARGET_AROUND_NETWORK_MS_PER_MP:.0f} ms per megapixel", "value": f"{around:.1f} ms/MP (torch kernel: {row['around_network_ms_per_mp_torch_kernel']:.1f})", "met": around <= TARGET_AROUND_NETWORK_MS_PER_MP})
         if size in TARGET_OWN_LATENCY_S:
             checks.append({"target": f"{label} at {own}: end to end <= {TARGET_OWN_LATENCY_S[size] * 1000:.0f} ms", "value": f"{end_to_end * 1000:.0f} ms", "met": end_to_end <= TARGET_OWN_LATENCY_S[size]})
+        if size == (1024, 768) and "hints_over_automatic" in row:
+            ratio = row["hints_over_automatic"]
+            checks.append({"target": f"{label} end to end with {BENCH_HINTS} colour hints <= {TARGET_HINTS_OVER_AUTOMATIC:g}x the automatic call", "value": f"{ratio:.2f}x ({row['stages'][HINTS_STAGE]['median_s'] * 1000:.0f} ms)", "met": ratio <= TARGET_HINTS_OVER_AUTOMATIC})
         if size == (1024, 768):
             ratio = row["speedup_vs_reference_network"]
             fast = row.get("speedup_vs_reference_network_fast_path")
@@ -1082,6 +1093,8 @@ def _split_markdown(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(f"| {name} | " + " | ".join(f"{_ms(r['stages'].get(name))} (CPU {_cpu(r['stages'].get(name))})" for r in rows) + " |")
     lines.append("| **around the network, per megapixel** | " + " | ".join(f"**{r['around_network_ms_per_mp']:.1f} ms/MP** (torch kernel {r['around_network_ms_per_mp_torch_kernel']:.1f})" for r in rows) + " |")
     lines.append("| end to end vs the reference network alone (eager fp32) | " + " | ".join(f"{r['speedup_vs_reference_network']:.2f}x" for r in rows) + " |")
+    if all("hints_over_automatic" in r for r in rows):
+        lines.append(f"| end to end with {BENCH_HINTS} colour hints vs without | " + " | ".join(f"{r['hints_over_automatic']:.2f}x" for r in rows) + " |")
     if all("speedup_vs_reference_network_fast_path" in r for r in rows):
         lines.append("| end to end vs the reference network alone (our fast path) | " + " | ".join(f"{r['speedup_vs_reference_network_fast_path']:.2f}x" for r in rows) + " |")
     lines.append("| load average before | " + " | ".join(_load(r["load_before"]) for r in rows) + " |")
