@@ -20,6 +20,12 @@ photos it was not trained on, and picks by this rule:
 3. if none is that colourful, the most colourful of them; if none passes 1, the one with the
    least false colour.
 
+A model that takes colour hints can also have its `hint_snap` chosen (`--hint-snaps 0,0.5,1`):
+how much of the network's remaining error at the hinted pixels is spread onto its output. With
+the colour settings chosen above, each snap is scored on `--hint-sample` of the photos with
+`--hint-counts` hints simulated from them (`colorize.hint_evaluation`), and the one with the
+lowest CIEDE2000 averaged over those counts wins.
+
 With `--write` the choice goes into the model's config.json ("inference"), where `Colorizer`,
 the app, `colorize.infer`, the survey and `colorize.evaluate` apply it; a user's saturation
 multiplies the scale.
@@ -164,7 +170,36 @@ def write_choice(model: Path, chosen: dict, record: dict) -> None:
 
 CHOSEN_KEYS = (
     "chroma_scale", "chroma_gamma", "samples", "agreement_power", "chroma_knee", "colour_temperature", "prior_correction",
+    "hint_snap",
 )
+
+
+def sweep_hint_snaps(
+    colorizer: Colorizer, paths: Sequence[Path], snaps: Sequence[float], counts: Sequence[int], *, size: int
+) -> list[dict]:
+    """Per hint snap: the mean PSNR and CIEDE2000 over `counts` simulated hints on `paths`."""
+    from .hint_evaluation import HintMethod, evaluate_hints, summarize_hints
+
+    original = colorizer.settings
+    results = []
+    try:
+        for snap in snaps:
+            colorizer.settings = dataclasses.replace(original, hint_snap=float(snap))
+            with torch.inference_mode():
+                rows = evaluate_hints(
+                    HintMethod("candidate", colorizer), paths, counts, size=size, render_size=colorizer.default_render_size
+                )
+            summary = summarize_hints(rows)
+            results.append({
+                "hint_snap": float(snap),
+                "psnr": float(sum(summary[n]["psnr"] for n in counts) / len(counts)),
+                "ciede2000": float(sum(summary[n]["ciede2000"] for n in counts) / len(counts)),
+                "hint_error": float(sum(summary[n]["hint_error"] for n in counts) / len(counts)),
+                "per_count": {str(n): summary[n] for n in counts},
+            })
+    finally:
+        colorizer.settings = original
+    return results
 
 
 def _list_of(what: str, kind: type, accepts, allowed: str):
@@ -225,6 +260,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--knees", type=_knee_list, default=(0.0,),
         help="comma-separated soft chroma ceilings to try (colorize.infer.apply_chroma_knee; 0 = none)",
     )
+    parser.add_argument(
+        "--hint-snaps", type=_list_of("hint snaps", float, lambda v: 0 <= v <= 1, "numbers from 0 to 1"), default=None,
+        help="a hint-taking model: comma-separated hint_snap values to choose from with simulated hints (e.g. 0,0.5,1)",
+    )
+    parser.add_argument(
+        "--hint-counts", type=_list_of("hint counts", int, lambda v: 1 <= v <= 100, "whole numbers from 1 to 100"),
+        default=(1, 2, 5, 10, 20), help="with --hint-snaps: the numbers of simulated hints each snap is scored at",
+    )
+    parser.add_argument("--hint-sample", type=int, default=100, help="with --hint-snaps: photos scored per snap (evenly spaced)")
     parser.add_argument("--min-colourfulness-ratio", type=float, default=DEFAULT_MIN_RATIO, help="vividness to keep (output / real)")
     parser.add_argument("--max-false-colour", type=float, default=DEFAULT_MAX_FALSE_COLOUR, help="largest mean false-colour share allowed (0-1)")
     parser.add_argument(
@@ -272,6 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {args.model}: {error}", file=sys.stderr)
         return 2
     colorizer.settings = own_settings
+    if args.hint_snaps is not None and not colorizer.takes_hints:
+        print("error: --hint-snaps needs a model that takes colour hints (trained with --hints).", file=sys.stderr)
+        return 2
     if max(args.samples) > 1 and not colorizer.generator.has_injected_noise:
         print("error: --samples above 1 needs a model with injected noise (trained with --noise-channels).", file=sys.stderr)
         return 2
@@ -284,6 +331,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         results, args.min_colourfulness_ratio, max_false_colour=args.max_false_colour, max_spoiled=args.max_spoiled_images
     )
     table = render_table(results, chosen)
+    snap_results = []
+    if args.hint_snaps is not None:
+        colorizer.settings = dataclasses.replace(
+            own_settings, **{key: chosen[key] for key in CHOSEN_KEYS if key in chosen and chosen[key] is not None}
+        )
+        snap_results = sweep_hint_snaps(
+            colorizer, evenly_spaced(paths, args.hint_sample), args.hint_snaps, args.hint_counts, size=args.size
+        )
+        best = min(snap_results, key=lambda row: row["ciede2000"])
+        chosen = {**chosen, "hint_snap": best["hint_snap"]}
+        table += "\n\n" + "\n".join(
+            [f"Hint snap, with {', '.join(map(str, args.hint_counts))} simulated hints on {min(len(paths), args.hint_sample or len(paths))} of the photos "
+             "(means over those counts; lowest CIEDE2000 chosen):", "", "| hint snap | PSNR (dB) | CIEDE2000 | hint error (ab) | |", "|---|---|---|---|---|"]
+            + [f"| {row['hint_snap']:g} | {row['psnr']:.2f} | {row['ciede2000']:.2f} | {row['hint_error']:.1f} | {'**chosen**' if row is best else ''} |" for row in snap_results]
+        )
     record = {
         "data": str(args.data),
         "images": chosen["images"],
@@ -310,7 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"chosen chroma scale: {chosen['chroma_scale']:.2f}, chroma gamma: {chosen['chroma_gamma']:.2f}, "
         f"samples: {chosen['samples']}, agreement power: {chosen['agreement_power']:.2f}, "
         f"chroma knee: {chosen['chroma_knee']:g}, temperature: {chosen.get('colour_temperature') or 'own'}, "
-        f"prior correction: {chosen.get('prior_correction', 0.0):g} ({time.perf_counter() - started:.0f} s)"
+        f"prior correction: {chosen.get('prior_correction', 0.0):g}"
+        + (f", hint snap: {chosen['hint_snap']:g}" if "hint_snap" in chosen else "")
+        + f" ({time.perf_counter() - started:.0f} s)"
     )
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -321,7 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"centre {args.size}x{args.size} crops. Rule: {record['rule']} (colourfulness {args.min_colourfulness_ratio}, "
             f"false colour {args.max_false_colour:.1%}, images over 10% {args.max_spoiled_images:.1%}).\n\n{table}\n",
         )
-        atomic_write_text(args.out / "calibration.json", json.dumps({"record": record, "results": results}, indent=2) + "\n")
+        atomic_write_text(
+            args.out / "calibration.json", json.dumps({"record": record, "results": results, "hint_snaps": snap_results}, indent=2) + "\n"
+        )
     if args.write:
         write_choice(args.model, chosen, record)
         print(f"written to {args.model / CONFIG_FILE}")

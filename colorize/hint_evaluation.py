@@ -369,3 +369,43 @@ def run_hint_protocol(args, sets, argv) -> int:
         print("matplotlib is not installed: no hints.png (pip install '.[bench]').", file=sys.stderr)
     print(report)
     return 0
+
+
+# --------------------------------------------------------------------------------------------
+# One click, one object
+# --------------------------------------------------------------------------------------------
+
+FILL_DISTANCE = 10.0  # ab units: a pixel "has the hint's colour" within this of it, "was changed" past it
+
+
+@dataclass(frozen=True)
+class RegionFill:
+    """How one hint spread: `filled`, the share of its own region within FILL_DISTANCE of the hint's
+    ab; `leaked`, the share of the other regions whose ab moved more than FILL_DISTANCE from the
+    output without the hint."""
+
+    filled: float
+    leaked: float
+
+
+def region_fill(colorizer: Colorizer, image: Image.Image, regions: np.ndarray, hint: Hint) -> RegionFill:
+    """`RegionFill` of `hint` on `image`, whose pixels `regions` (H, W) labels by region."""
+    own = regions == regions[int(hint.y), int(hint.x)]
+    before = lab(np.asarray(colorizer.colorize(image)))[..., 1:]
+    after = lab(np.asarray(colorizer.colorize(image, hints=[hint])))[..., 1:]
+    target = np.asarray(colour_ab(hint.color))
+    near = np.hypot(*(after - target).transpose(2, 0, 1)) <= FILL_DISTANCE
+    moved = np.hypot(*(after - before).transpose(2, 0, 1)) > FILL_DISTANCE
+    return RegionFill(float(near[own].mean()), float(moved[~own].mean()) if (~own).any() else 0.0)
+
+
+def flat_regions_photo(width: int = 320, height: int = 240) -> tuple[Image.Image, np.ndarray]:
+    """A synthetic gray photo of four flat regions split by edges (two halves of a right column, a
+    background, an ellipse in it) and its region labels: the one-click test."""
+    labels = np.zeros((height, width), np.int64)
+    labels[: height // 2, width // 2 :] = 1
+    labels[height // 2 :, width // 2 :] = 2
+    ys, xs = np.mgrid[:height, :width]
+    labels[((xs - width / 4) / (width / 6.4)) ** 2 + ((ys - height / 2) / (height / 4)) ** 2 <= 1] = 3
+    levels = np.array([90, 170, 130, 210], np.uint8)
+    return Image.fromarray(np.repeat(levels[labels][..., None], 3, axis=2)), labels

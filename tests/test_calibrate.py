@@ -323,3 +323,25 @@ def test_prior_correction_sweep_of_a_bins_model_is_written_and_applied(photos, t
     plain = save_model(tmp_path / "plain", build_generator(TINY).eval(), TINY)
     assert calibrate.main(["--model", str(plain), "--data", str(photos), "--prior-corrections", "1"]) == 2
     assert "bins colour head" in capsys.readouterr().err
+
+
+def test_hint_snap_of_a_hint_model_is_chosen_written_and_applied(photos, tmp_path, capsys):
+    config = ModelConfig(hints=True, base_channels=4, depth=3, max_channels=8)
+    torch.manual_seed(0)
+    folder = save_model(tmp_path / "hinted", build_generator(config).eval(), config)
+    assert calibrate.main([
+        "--model", str(folder), "--data", str(photos), "--scales", "1", "--gammas", "1", "--size", "32",
+        "--hint-snaps", "0,1", "--hint-counts", "2,5", "--out", str(tmp_path / "table"), "--write",
+    ]) == 0
+    written = json.loads((folder / "config.json").read_text())["inference"]
+    table = json.loads((tmp_path / "table" / "calibration.json").read_text())["hint_snaps"]
+    best = min(table, key=lambda row: row["ciede2000"])
+    assert written["hint_snap"] == best["hint_snap"] and Colorizer.from_pretrained(folder).settings.hint_snap == best["hint_snap"]
+    # an untrained network ignores its hints; the snap puts them back, which is closer to the real photos
+    assert best["hint_snap"] == 1.0 and table[1]["hint_error"] < table[0]["hint_error"]
+    assert "Hint snap" in (tmp_path / "table" / "calibration.md").read_text()
+
+
+def test_hint_snaps_need_a_hint_model(model, photos, capsys):
+    assert calibrate.main(["--model", str(model), "--data", str(photos), "--hint-snaps", "0,1"]) == 2
+    assert "needs a model that takes colour hints" in capsys.readouterr().err
