@@ -93,7 +93,11 @@ def status_text(store: Store, study: str) -> str:
 
 @dataclass(frozen=True)
 class Dashboard:
-    """What the app's admin view shows of a study; `table` and `figure` are None until there is something to summarise."""
+    """What the app's admin view shows of a study; `table` and `figure` are None until there is something to summarise.
+
+    `table` has a column per method and a row per measure (`readable_summary` turned on its side):
+    a study has a few methods but ten measures, which were too wide for a phone, and for a desktop.
+    """
 
     status: str  # Markdown paragraphs
     table: pd.DataFrame | None
@@ -123,7 +127,8 @@ def dashboard(store: Store, study: str, *, n_boot: int = 500) -> Dashboard:
         logger.warning("The fooling-rate plot of %s failed: %s", study, error)
         lines.append("The plot could not be drawn for these numbers.")
         figure = None
-    return Dashboard("\n\n".join(lines), readable_summary(summary), figure)
+    by_method = readable_summary(summary).set_index("method").T.rename_axis(index="method", columns=None).reset_index()
+    return Dashboard("\n\n".join(lines), by_method, figure)
 
 
 def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:

@@ -191,13 +191,13 @@ def colourful_photo(seed: int, size: int = 96) -> Image.Image:
     return Image.fromarray(rgb.astype(np.uint8), mode="RGB")
 
 
-def build_tiny_studies(store) -> None:
-    """Two small studies with the gray baseline as the only fake: "tiny-pair" and "tiny-single"."""
+def build_tiny_studies(store, *, exposure_ms: int = 400, makers: dict | None = None, images: int = 4, test_trials: int = 3) -> None:
+    """Two small studies, "tiny-pair" and "tiny-single", whose one fake is the gray baseline unless `makers` (name -> fake maker) says otherwise."""
     from survey.build import build_study
     from colorize.pixels import gray_image
     from survey.study import Protocol
 
-    sources = [(f"photo{i}", colourful_photo(i)) for i in range(4)]
+    sources = [(f"photo{i}", colourful_photo(i)) for i in range(images)]
     for name, mode in (("tiny-pair", "pair"), ("tiny-single", "single")):
-        protocol = Protocol(mode=mode, exposure_ms=400, practice_trials=1, test_trials=3, catch_rate=0.0, image_size=64)
-        build_study(store, name=name, sources=sources, makers={"gray": gray_image}, protocol=protocol, progress=False)
+        protocol = Protocol(mode=mode, exposure_ms=exposure_ms, practice_trials=1, test_trials=test_trials, catch_rate=0.0, image_size=64)
+        build_study(store, name=name, sources=sources, makers=makers or {"gray": gray_image}, protocol=protocol, progress=False)

@@ -171,8 +171,9 @@ def test_dashboard_says_no_answers_yet_then_shows_table_and_plot(store):
     assert "2 finished" in full.status and "No answers yet" not in full.status
     assert "Method balance among the 2 who finished (test trials, catch trials aside): gray 3, real 3; even." in full.status
     assert "Method balance: nobody has finished yet." in empty.status
-    assert full.table["method"].tolist() == ["gray", "real"]  # each fake method, and the real photos
-    assert full.table["trials"].tolist() == [3, 3]
-    assert all(rate.endswith("%") for rate in full.table["rate"])
+    assert full.table.columns.tolist() == ["method", "gray", "real"]  # each fake method, and the real photos
+    rows = full.table.set_index("method")
+    assert rows.loc["trials"].tolist() == [3, 3]
+    assert all(rate.endswith("%") for rate in rows.loc["rate"])
     axes = full.figure.axes[0]
     assert [label.get_text().split("\n")[0] for label in axes.get_xticklabels()] == ["gray", "real"]

@@ -267,7 +267,7 @@ class SurveyTab:
             )
             show = gr.Button("Show", elem_id="admin-show", scale=1)
         status = gr.Markdown(elem_id="admin-status")
-        table = gr.Dataframe(label="Summary", interactive=False, visible=False, elem_id="admin-table")
+        table = gr.Dataframe(label="Summary", interactive=False, visible=False, wrap=True, max_height=2000, elem_id="admin-table")
         plot = gr.Plot(label="Fooling rate", visible=False, elem_id="admin-plot")
         export = gr.Button("Download responses (CSV)", visible=False, elem_id="admin-export")
         csv = gr.Textbox(visible=False)  # the export on its way to the browser's download, then emptied
