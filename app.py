@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from gradio.route_utils import FnIndexInferError
 
 from survey import SurveyError
 from survey.access import AdminGate
@@ -123,6 +126,13 @@ def build_app(
     return demo
 
 
+async def no_such_endpoint(request: Request, error: FnIndexInferError) -> JSONResponse:
+    """A call of an endpoint the app does not have (in survey mode /colorize, which scanners try):
+    one log line and a 404, where Gradio's failed lookup gave uvicorn's traceback and a 500."""
+    logger.warning("No such endpoint: %s %s", request.method, request.url.path)
+    return JSONResponse({"error": str(error)}, status_code=404)
+
+
 def launch(demo: gr.Blocks, settings: Settings, **kwargs) -> Any:
     """Start the server with the app's theme, queue and limits (also used by the tests).
 
@@ -139,6 +149,7 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs) -> Any:
         css_paths=[STATIC / "app.css"],
         footer_links=["api"],
         run_history=False,  # it would keep every answer and image in the browser's localStorage
+        app_kwargs={"exception_handlers": {FnIndexInferError: no_such_endpoint}},
         **kwargs,
     )
 

@@ -13,6 +13,7 @@ import json
 import re
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -50,6 +51,23 @@ def test_there_is_no_colorize_api_and_no_colorizer(study_app):
         client(study_app, "192.0.2.1").predict("x.png", api_name="/colorize")
     log = study_app["log"].read_text()
     assert "Survey mode: the study alone, no colorizer" in log and "torch threads" not in log
+
+
+def test_a_call_of_the_absent_colorize_api_is_one_log_line(study_app):
+    """Scanners and old clients call /colorize on a survey-mode Space: a 404 and one line in the log, no traceback."""
+    for route in ("call", "run"):
+        request = urllib.request.Request(
+            f"{study_app['url']}gradio_api/{route}/colorize", data=json.dumps({"data": [None]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=10)
+        assert answer.value.code == 404
+    time.sleep(0.5)  # the log is written by the server process
+    log = study_app["log"].read_text()
+    said = [line for line in log.splitlines() if "/colorize" in line]
+    assert said == [f"WARNING app: No such endpoint: POST /gradio_api/{route}/colorize" for route in ("call", "run")]
+    assert "Traceback" not in log
 
 
 def sent_images(html: str) -> list[bytes]:
