@@ -3,8 +3,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
-HOST ?= 127.0.0.1
-PORT ?= 7860
+# Where `make demo` and `make app` listen: `make demo PORT=8080 HOST=0.0.0.0`, or the app's own
+# settings from the environment (GRADIO_SERVER_PORT, COLORIZE_HOST), which a default here would override.
+HOST ?= $(or $(COLORIZE_HOST),127.0.0.1)
+PORT ?= $(or $(GRADIO_SERVER_PORT),7860)
 SPACE ?= dist/space
 
 .PHONY: setup system-deps test test-fast demo app bench space clean
@@ -30,6 +32,7 @@ test: setup system-deps
 test-fast: setup
 	$(PY) -m pytest -m "not slow and not browser and not postgres"
 
+# The app with a small "demo" study built first (once); `make app` starts it as it is.
 demo: setup
 	$(PY) -m survey.demo
 	$(PY) app.py --host $(HOST) --port $(PORT)
@@ -40,7 +43,8 @@ app: setup
 bench: setup
 	$(PY) -m colorize.bench
 
-# A ready Hugging Face Space folder (weights through Git LFS); the README says how to push it.
+# A Hugging Face Space folder staged in its own git repository, weights in Git LFS (git-lfs
+# required); it prints the commands that publish it.
 space:
 	rm -rf $(SPACE)
 	python3 scripts/make_space.py $(SPACE)
