@@ -170,7 +170,7 @@ def write_choice(model: Path, chosen: dict, record: dict) -> None:
 
 CHOSEN_KEYS = (
     "chroma_scale", "chroma_gamma", "samples", "agreement_power", "chroma_knee", "colour_temperature", "prior_correction",
-    "hint_snap",
+    "hint_snap", "hint_locality",
 )
 
 

@@ -21,6 +21,8 @@ config.json, section "inference" (all optional):
     hint_snap      a hint-taking model: how much of the network's remaining error at the hinted
                    pixels is spread along the photo's edges onto its output (`colorize.hints.
                    snap_to_hints`), 0 (default, the network alone) to 1 (every hint exactly kept)
+    hint_locality  a hint-taking model: 0 (default) the network's hinted output everywhere, 1 its
+                   automatic output wherever no hint reaches (`colorize.hints.keep_local`)
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class InferenceSettings:
     colour_temperature: float | None = None  # None: the model's own (bins head only)
     prior_correction: float = 0.0  # bins head only
     hint_snap: float = 0.0  # hint-taking models only
+    hint_locality: float = 0.0  # hint-taking models only
 
     @property
     def trained_range(self) -> tuple[int, int] | None:
@@ -107,6 +110,7 @@ class InferenceSettings:
             ),
             prior_correction=_share(section, "prior_correction"),
             hint_snap=_share(section, "hint_snap"),
+            hint_locality=_share(section, "hint_locality"),
         )
 
 

@@ -274,17 +274,28 @@ def snap_to_hints(lightness: torch.Tensor, ab: torch.Tensor, channels: torch.Ten
 
 
 def hint_nearness(channels: torch.Tensor) -> torch.Tensor:
-    """(1, h, w) in [0, 1]: how near (along the photo's edges) each pixel is to a hint, from the
-    hint channels (C, h, w) of `encode_hints`: 1 at and around the hints, 0 where none reaches."""
-    if channels.shape[0] > POINT_CHANNELS:
-        reach = channels[POINT_CHANNELS + 2 : POINT_CHANNELS + 3]
+    """(B, 1, h, w) in [0, 1] for hint channels (B, C, h, w) of `encode_hints` ((1, h, w) for
+    (C, h, w)): how near, along the photo's edges, each pixel is to a hint: 1 at and around the
+    hints and through their regions, 0 where none reaches."""
+    if channels.dim() == 3:
+        return hint_nearness(channels[None])[0]
+    if channels.shape[1] > POINT_CHANNELS:
+        reach = channels[:, POINT_CHANNELS + 2 : POINT_CHANNELS + 3]
     else:
-        mask = channels[2:3]
-        # a model without propagation channels: spread the mask here (L does not matter for a
-        # flat guide's reach, and only the hints' neighbourhood is wanted)
-        _, spread = spread_hints(torch.zeros_like(mask)[None], torch.zeros(1, 2, *mask.shape[1:]), mask[None])
-        reach = reach_channel(spread)[0]
+        # a model without the propagation channels (an ablation) has no L here: the hints' reach
+        # over a flat guide, by distance alone
+        mask = channels[:, POINT_CHANNELS - 1 : POINT_CHANNELS]
+        _, spread = spread_hints(torch.zeros_like(mask), torch.zeros_like(channels[:, :2]), mask)
+        reach = reach_channel(spread)
     return _nearness_of(reach)
+
+
+def keep_local(automatic: torch.Tensor, hinted: torch.Tensor, channels: torch.Tensor, locality: float) -> torch.Tensor:
+    """The hinted ab where the hints reach (`hint_nearness`) and, with `locality` 1, the automatic
+    ab where none does (0: the hinted network's output everywhere). A hint then recolours its own
+    region, not the whole photo: the network alone also lets one hint tint far, unrelated regions."""
+    weight = 1.0 - locality * (1.0 - hint_nearness(channels).to(hinted.dtype))
+    return automatic + weight * (hinted - automatic)
 
 
 # --------------------------------------------------------------------------------------------

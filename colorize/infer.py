@@ -69,7 +69,7 @@ from .defaults import InferenceSettings
 from . import suggest
 from .hints import (
     Hint, HintError, check_inside, encode_hints, hint_image_maps, hint_maps, hint_nearness, lab_to_hex, parse_hints,
-    read_hints_json, snap_to_hints,
+    keep_local, read_hints_json, snap_to_hints,
 )
 from .models import ModelConfig, build_generator, set_dropout_sampling
 
@@ -397,6 +397,9 @@ class Colorizer:
                         ab = self.generator(x, hints=hints)
                 finally:
                     set_dropout_sampling(self.generator, False)
+        if hints is not None and self.settings.hint_locality > 0:
+            # the same pass without hints (same seed): what the model paints where no hint reaches
+            ab = keep_local(self.predict_ab(lightness, seed=seed).to(ab.device), ab.float(), hints, self.settings.hint_locality)
         if hints is not None and self.settings.hint_snap > 0:
             ab = snap_to_hints(x.float(), ab.float(), hints, self.settings.hint_snap)
         return ab.float().cpu().contiguous()

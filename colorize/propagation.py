@@ -191,21 +191,18 @@ def reach_channel(reach: torch.Tensor) -> torch.Tensor:
 _NEIGHBOURS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0))
 
 
-def levin_colorize(lightness: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
-    """ab (2, H, W) from L (H, W, in [0, 100]) and hints (ab (2, H, W), mask (H, W) bool).
+def levin_weights(lightness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Levin et al.'s affinities of every pixel to its 8 neighbours (`_NEIGHBOURS` order):
+    (weights (8, H, W) summing to 1 per pixel, valid (8, H, W): the neighbour is inside), from L
+    (H, W, in [0, 100]).
 
-    The weights follow the authors' getColorExact.m: w_rs ~ exp(-(Y_r - Y_s)^2 / sigma_r^2) over
-    the 3x3 window, sigma_r^2 = 0.6 x the window's variance, raised so that the most similar
-    neighbour keeps at least 1/100, normalised to sum 1 per pixel.
+    As in the authors' getColorExact.m: w_rs ~ exp(-(Y_r - Y_s)^2 / sigma_r^2) over the 3x3
+    window, sigma_r^2 = 0.6 x the window's variance, raised so that the most similar neighbour
+    keeps at least 1/100. Scaled by the local variance, so a textured region (cloth, grass) is
+    one region to them, while a step between two flat regions is a wall.
     """
-    import scipy.sparse
-    import scipy.sparse.linalg
-
-    hinted = np.asarray(hint_mask, bool)
-    height, width = hinted.shape
-    if not hinted.any():
-        return np.zeros((2, height, width), np.float64)
     luma = np.asarray(lightness, np.float64) / 100.0
+    height, width = luma.shape
     padded = np.pad(luma, 1, mode="edge")
     inside = np.pad(np.ones((height, width), bool), 1)
 
@@ -221,7 +218,20 @@ def levin_colorize(lightness: np.ndarray, hint_ab: np.ndarray, hint_mask: np.nda
     sigma = np.maximum(np.maximum(sigma, closest / math.log(100.0)), 2e-6)
     weights = np.exp(-squared / sigma) * valid
     weights /= weights.sum(axis=0)
+    return weights, valid
 
+
+def levin_colorize(lightness: np.ndarray, hint_ab: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
+    """ab (2, H, W) from L (H, W, in [0, 100]) and hints (ab (2, H, W), mask (H, W) bool): every
+    unhinted pixel's ab is the `levin_weights` mean of its neighbours', hinted pixels keep theirs."""
+    import scipy.sparse
+    import scipy.sparse.linalg
+
+    hinted = np.asarray(hint_mask, bool)
+    height, width = hinted.shape
+    if not hinted.any():
+        return np.zeros((2, height, width), np.float64)
+    weights, valid = levin_weights(lightness)
     index = np.arange(height * width).reshape(height, width)
     rows, cols, values = [], [], []
     for k, (dy, dx) in enumerate(_NEIGHBOURS):

@@ -89,7 +89,7 @@ BARS = (
 SKIMAGE_SHEET_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle")
 OVERRIDABLE = (
     "render_size", "chroma_scale", "chroma_gamma", "samples", "agreement_power", "chroma_knee", "colour_temperature",
-    "prior_correction", "hint_snap",
+    "prior_correction", "hint_snap", "hint_locality",
 )
 
 
