@@ -10,29 +10,49 @@ transaction, so a failed build leaves nothing behind.
 
 Methods: `--model PATH` is a checkpoint folder (named after the folder; `--model shipped` is the
 model that comes with the package), `--baseline gray` adds no colour, `--baseline untrained`
-is the generator with random weights. `colorize` (and so torch) is imported only when a model
-or the untrained baseline is asked for.
+is the generator with random weights. `--model shipped+hints:10` is a model given 10 colour
+hints per photo, simulated from the real photo (`colorize.hints.simulate_user_hints`, seeded by
+the study's seed and the photo), which a study of several counts turns into "how many clicks
+until people can't tell?"; the model must take hints. Every fake is stored with a record of how
+it was made (model, checkpoint, settings, hints), which the report describes each method from.
+`colorize` (and so torch) is imported only when a model or the untrained baseline is asked for.
+
+The design of a public study (`Protocol`'s defaults): practice photos are a pool of their own
+(`--practice-images DIR`, or set aside from `--images`), each test photo is tied to one method
+(`--no-one-method-per-image` shows every photo with every method), and real photos are shown
+with their colour at the resolution of the fakes' (`--no-equal-chroma-bandwidth` keeps their
+full colour resolution). For that last one, each real photo's colour is taken down to the render
+shape of the model it is shown with and back up as that model's colour is
+(`colorize.infer.colour_at_shape`), onto the same gray lightness its fakes are made from; and
+where the model's colour holds less detail than its render shape, to the finer shape at which
+real photos' colour detail (`stimuli.chroma_detail`) matches its fakes' on this study's photos.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
+import json
 import logging
 import random
+import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
 from colorize.pixels import gray_image
 
 from . import SurveyError
-from .stimuli import catch_version, square_crop, suits_catch
-from .store import StimulusImage, Store, StudySummary
+from .stimuli import catch_version, chroma_detail, square_crop, suits_catch
+from .store import PRACTICE, TEST, StimulusImage, Store, StudySummary
 from .inputs import quoted
-from .study import CATCH, REAL, RESERVED_METHODS, RESHOWN_TRIALS, Protocol
+from .study import CATCH, REAL, RESERVED_METHODS, RESHOWN_TRIALS, Protocol, image_groups, split_pools
 
 logger = logging.getLogger(__name__)
 
@@ -41,26 +61,40 @@ FakeMaker = Callable[[Image.Image], Image.Image]
 
 SHIPPED = "shipped"
 BASELINES = ("gray", "untrained")
+MAX_STUDY_HINTS = 200
+_HINTED = re.compile(r"(?P<model>.+)\+hints:(?P<count>[0-9]{1,6})")
+# The finer render shapes tried for a model's colour detail: 1, 15/16, ..., 1/2 of its render shape,
+# on up to this many of the study's photos.
+DETAIL_SCALES = tuple(1.0 - step / 16 for step in range(9))
+DETAIL_PHOTOS = 16
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A colorization method to put in a study: a checkpoint folder (None = shipped) or a baseline."""
+    """A colorization method to put in a study: a checkpoint folder (None = shipped) or a baseline,
+    with `hints` simulated colour hints per photo (0: none)."""
 
     name: str
     kind: str  # "model" | "gray" | "untrained"
     path: Path | None = None
+    hints: int = 0
 
 
 def method_specs(models: Sequence[str] = (), baselines: Sequence[str] = ()) -> list[MethodSpec]:
-    """The methods named on the command line, with names that must be distinct."""
+    """The methods named on the command line (`shipped`, a folder, either with `+hints:N`), with names that must be distinct."""
     specs = []
     for model in models:
-        if model == SHIPPED:
-            specs.append(MethodSpec(SHIPPED, "model"))
+        base, hints, match = model, 0, _HINTED.fullmatch(model)
+        if match:
+            base, hints = match["model"], int(match["count"])
+            if not 1 <= hints <= MAX_STUDY_HINTS:
+                raise SurveyError(f"{quoted(model)} asks for {hints} hints; give 1 to {MAX_STUDY_HINTS} (the model alone is {quoted(base)}).")
+        suffix = f"+hints:{hints}" if hints else ""
+        if base == SHIPPED:
+            specs.append(MethodSpec(SHIPPED + suffix, "model", hints=hints))
         else:
-            path = Path(model).expanduser()
-            specs.append(MethodSpec(path.resolve().name, "model", path))
+            path = Path(base).expanduser()
+            specs.append(MethodSpec(path.resolve().name + suffix, "model", path, hints))
     for baseline in baselines:
         if baseline not in BASELINES:
             raise SurveyError(f"Unknown baseline {quoted(baseline)}; choose {' or '.join(BASELINES)}.")
@@ -73,18 +107,76 @@ def method_specs(models: Sequence[str] = (), baselines: Sequence[str] = ()) -> l
             raise SurveyError(f"Two methods are called {quoted(name)}; rename one of the checkpoint folders.")
         if name in RESERVED_METHODS:
             raise SurveyError(f"A method cannot be called {quoted(name)}; rename that checkpoint folder.")
+        if len(name) > 100:
+            raise SurveyError(f"The method name {quoted(name)} is longer than 100 characters; rename that checkpoint folder.")
     return specs
 
 
-def load_fake_maker(spec: MethodSpec, *, seed: int = 0) -> FakeMaker:
-    """The function that makes `spec`'s fakes; loads the model now, so a bad path fails early.
+class Method:
+    """A method of a study: makes each photo's fake (`fake`), describes how (`description`, stored
+    with every fake), and, for a model, shows a real photo's colour at its resolution (`real_colour`).
+
+    `Method.of(name, maker)` wraps a plain fake maker (gray -> fake); `load_method` makes one from
+    a `MethodSpec`.
+    """
+
+    def __init__(self, name: str, make: Callable[[Image.Image, Image.Image, str], tuple[Image.Image, dict]], *,
+                 description: dict, colorizer: Any = None) -> None:  # fmt: skip
+        self.name = name
+        self.description = description
+        self.colorizer = colorizer  # a colorize.Colorizer, for `render_shape` and `real_colour`
+        self._make = make
+
+    @classmethod
+    def of(cls, name: str, maker: "FakeMaker | Method") -> "Method":
+        if isinstance(maker, Method):
+            return maker
+        what = getattr(maker, "__qualname__", None) or type(maker).__name__
+        return cls(name, lambda real, gray, key: (maker(gray), {}), description={"kind": "function", "function": what})
+
+    def fake(self, real: Image.Image, gray: Image.Image, *, key: str) -> tuple[Image.Image, dict]:
+        """This method's fake of `real` (made from `gray`, its gray version) and what is recorded with it."""
+        fake, extra = self._make(real, gray, key)
+        if fake.size != real.size:  # a maker that changes the size would give the answer away
+            fake = fake.resize(real.size, Image.Resampling.LANCZOS)
+        return fake.convert("RGB"), {"method": self.name, **self.description, **extra}
+
+    def render_shape(self, size: tuple[int, int]) -> tuple[int, int] | None:
+        """(h, w) at which this method's colour is made for an image of `size` (w, h); None without a network."""
+        return None if self.colorizer is None else tuple(self.colorizer.render_shape_of(*size))
+
+    def real_colour(self, real: Image.Image, gray: Image.Image, shape: tuple[int, int]) -> Image.Image:
+        """`real`'s colour at `shape`, brought up onto `gray`'s lightness as this method's colour is."""
+        from colorize.infer import colour_at_shape  # lazy: torch
+
+        return colour_at_shape(real, shape, lightness=gray, gamut=self.colorizer.gamut, kernel=self.colorizer.kernel)
+
+
+def hint_seed(study_seed: int, image_key: str) -> int:
+    """The seed of a photo's simulated hints: the study's seed and the photo, nothing else."""
+    return zlib.crc32(f"survey-hints/{study_seed}/{image_key}".encode())
+
+
+def _checkpoint_record(colorizer: Any, path: Path | None) -> dict:
+    from colorize.checkpoint import SHIPPED_MODEL_DIR, WEIGHTS_FILE
+
+    folder = SHIPPED_MODEL_DIR if path is None else Path(path)
+    weights = folder / WEIGHTS_FILE
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.is_file() else None
+    return {"checkpoint": "the shipped weights (colorize/weights)" if path is None else str(folder.resolve()), "weights_sha256": digest}
+
+
+def load_method(spec: MethodSpec, *, seed: int = 0) -> Method:
+    """The method `spec` names; loads the model now, so a bad path (or a hinted method on a model
+    that takes no hints) fails before anything is colourised.
 
     A model runs at its own inference settings (`colorize.defaults`): the fakes are what a user
     of the app or the CLI gets for that photo, whatever the stimulus size.
     """
     if spec.kind == "gray":
         # The input already is the gray version; the baseline shows it unchanged.
-        return lambda gray: gray.copy()
+        return Method(spec.name, lambda real, gray, key: (gray.copy(), {}),
+                      description={"kind": "baseline", "baseline": "gray", "what": "the photo's own lightness, no colour"})  # fmt: skip
     from colorize import Colorizer  # lazy: torch is only needed to run a model
     from colorize.checkpoint import CheckpointError
 
@@ -95,7 +187,29 @@ def load_fake_maker(spec: MethodSpec, *, seed: int = 0) -> FakeMaker:
             colorizer = Colorizer.from_pretrained(spec.path)
     except CheckpointError as error:
         raise SurveyError(str(error)) from None
-    return lambda gray: colorizer.colorize(gray)
+    if spec.hints and not colorizer.takes_hints:
+        raise SurveyError(
+            f"The model '{colorizer.name}' takes no colour hints, so {quoted(spec.name)} cannot be built; "
+            "use a model trained with --hints, or the model without '+hints'."
+        )
+    description = {
+        "kind": "untrained" if spec.kind == "untrained" else "model",
+        "model": colorizer.name,
+        **({"untrained_seed": seed} if spec.kind == "untrained" else _checkpoint_record(colorizer, spec.path)),
+        "settings": dataclasses.asdict(colorizer.settings),
+        "hints": spec.hints,
+    }
+
+    def make(real: Image.Image, gray: Image.Image, key: str) -> tuple[Image.Image, dict]:
+        if not spec.hints:
+            return colorizer.colorize(gray), {}
+        from colorize.hints import hints_to_json, simulate_user_hints
+
+        seeded = hint_seed(seed, key)
+        hints = simulate_user_hints(real, spec.hints, seed=seeded)
+        return colorizer.colorize(gray, hints=hints), {"hint_seed": seeded, "hint_points": json.loads(hints_to_json(hints))}
+
+    return Method(spec.name, make, description=description, colorizer=colorizer)
 
 
 def find_source_images(folder: str | Path) -> list[tuple[str, Path]]:
@@ -145,14 +259,18 @@ def build_study(
     *,
     name: str,
     sources: Sequence[tuple[str, Image.Image]],
-    makers: Mapping[str, FakeMaker],
+    makers: Mapping[str, "FakeMaker | Method"],
     protocol: Protocol,
     progress: bool = True,
+    practice_sources: Sequence[tuple[str, Image.Image]] = (),
 ) -> StudySummary:
     """Make every stimulus of a study from `sources` (image_key, photo) and store it in one go.
 
-    makers: method name -> fake maker. The trial counts are clipped, with a warning, when there
-    are fewer images than one participant needs.
+    makers: method name -> `Method` (`load_method`) or a plain fake maker (gray -> fake).
+    practice_sources: photos for the practice trials alone; without them `study.split_pools`
+    sets some of `sources` aside. A practice photo that is also a test photo (the same name, or
+    the same picture) is refused: its feedback would give away test answers. The trial counts
+    are clipped, with a warning, when there are fewer images than one participant needs.
     """
     if any(study.name == name for study in store.list_studies()):
         raise SurveyError(f"A study called {quoted(name)} already exists.")  # before the slow part
@@ -160,27 +278,128 @@ def build_study(
         raise SurveyError("A study needs at least one colorization method.")
     if not sources:
         raise SurveyError("A study needs at least one image.")
-    fitted, warning = protocol.fitted(len(sources))
-    if warning:
-        logger.warning(warning)
-    size = fitted.image_size
+    methods = {method: Method.of(method, maker) for method, maker in makers.items()}
+    reals = _crops(sources, protocol.image_size)
+    practice = _crops(practice_sources, protocol.image_size)
+    _refuse_overlap(reals, practice)
+    catch_keys = [key for key, real in reals.items() if suits_catch(real)]
+    if practice:
+        practice_keys, test_keys = set(practice), list(reals)
+    else:
+        chosen, test_keys = split_pools(protocol, image_keys=list(reals), methods=sorted(methods), catch_keys=catch_keys)
+        practice_keys = set(chosen)
+    catch_keys = [key for key in catch_keys if key not in practice_keys]
+    photos = {**practice, **reals}
+    shown_with = _shown_with(protocol, methods, photos, test_keys, catch_keys)
+    made: dict[tuple[str, str], tuple[Image.Image, dict]] = {}  # fakes made while measuring colour detail
+    chroma = _chroma_shapes(methods, photos, shown_with, made) if protocol.equal_chroma_bandwidth else {}
     stimuli: list[StimulusImage] = []
-    for key, photo in tqdm(sources, desc="Colorizing", unit="image", disable=not progress):
-        real = square_crop(photo, size)
+    for key, real in tqdm(photos.items(), desc="Colorizing", unit="image", disable=not progress):
+        pool = PRACTICE if key in practice_keys else TEST
         gray = gray_image(real)
-        stimuli.append(StimulusImage(key, REAL, real))
-        for method, make_fake in makers.items():
-            fake = make_fake(gray)
-            if fake.size != real.size:  # a maker that changes the size would give the answer away
-                fake = fake.resize(real.size, Image.Resampling.LANCZOS)
-            stimuli.append(StimulusImage(key, method, fake))
-        if suits_catch(real):
-            stimuli.append(StimulusImage(key, CATCH, catch_version(real)))
-    summary = store.create_study(name, fitted, stimuli)
+        shown, record = _real_as_shown(real, gray, [methods[m] for m in shown_with[key]], chroma, protocol.equal_chroma_bandwidth)
+        stimuli.append(StimulusImage(key, REAL, shown, pool, record))
+        for method in methods.values():
+            fake, made_how = made.pop((method.name, key), None) or method.fake(real, gray, key=key)
+            stimuli.append(StimulusImage(key, method.name, fake, pool, made_how))
+        if key in catch_keys:
+            stimuli.append(StimulusImage(key, CATCH, catch_version(shown), pool, {"catch": "the real photo as shown, its hue turned by 180 degrees"}))
+    study_record = {"real_chroma": {method: found for method, (_, found) in chroma.items()}} if chroma else None
+    summary = store.create_study(name, protocol, stimuli, record=study_record)
     logger.info(
         "Study '%s': %d images x (real + %s), %s mode.", summary.name, summary.images, ", ".join(summary.methods), summary.mode
     )
     return summary
+
+
+def _crops(sources: Sequence[tuple[str, Image.Image]], size: int) -> dict[str, Image.Image]:
+    crops: dict[str, Image.Image] = {}
+    for key, photo in sources:
+        if str(key) in crops:
+            raise SurveyError(f"Two photos are called {quoted(key)}.")
+        crops[str(key)] = square_crop(photo, size)
+    return crops
+
+
+def _refuse_overlap(test: dict[str, Image.Image], practice: dict[str, Image.Image]) -> None:
+    """SurveyError when a practice photo is also a test photo, by name or by its pixels."""
+    for key in practice:
+        if key in test:
+            raise SurveyError(f"The practice photo {quoted(key)} is also a test photo; practice and test photos must differ.")
+    seen = {hashlib.sha256(image.tobytes()).digest(): key for key, image in test.items()}
+    for key, image in practice.items():
+        twin = seen.get(hashlib.sha256(image.tobytes()).digest())
+        if twin is not None:
+            raise SurveyError(f"The practice photo {quoted(key)} is the test photo {quoted(twin)}; practice and test photos must differ.")
+
+
+def _shown_with(
+    protocol: Protocol, methods: Mapping[str, Method], photos: Mapping[str, Image.Image], test_keys: Sequence[str], catch_keys: Sequence[str]
+) -> dict[str, list[str]]:
+    """The methods each photo's real version appears beside (or among, in single mode): with one
+    method per image a test photo's own (`study.image_groups`, as the store will draw them), else all."""
+    everyone = sorted(methods)
+    shown_with = {key: everyone for key in photos}
+    if protocol.one_method_per_image:
+        groups = image_groups(protocol, image_keys=test_keys, methods=everyone, catch_keys=catch_keys)
+        for condition, keys in groups.items():
+            if condition in methods:
+                shown_with.update({key: [condition] for key in keys})
+    return shown_with
+
+
+def _chroma_shapes(
+    methods: Mapping[str, Method], photos: Mapping[str, Image.Image], shown_with: Mapping[str, list[str]], made: dict
+) -> dict[str, tuple[tuple[int, int], dict]]:
+    """For each method with a network: the shape its real photos' colour is shown at, and how it was found.
+
+    Its render shape, or, where its fakes' colour holds less detail than that, the largest of the
+    finer shapes (`DETAIL_SCALES`) at which real photos' colour detail (`stimuli.chroma_detail`)
+    exceeds the fakes' in no more than half of (up to `DETAIL_PHOTOS` of) the photos it is shown
+    with. The fakes made for this are kept in `made` for the study.
+    """
+    found = {}
+    for name, method in methods.items():
+        size = next(iter(photos.values())).size
+        render = method.render_shape(size)
+        if render is None:
+            continue
+        keys = sorted(key for key, names in shown_with.items() if name in names)
+        random.Random(f"survey-chroma/{name}").shuffle(keys)
+        keys = keys[:DETAIL_PHOTOS]
+        fakes = []
+        for key in keys:
+            made[(name, key)] = method.fake(photos[key], gray_image(photos[key]), key=key)
+            fakes.append(chroma_detail(made[(name, key)][0]))
+        grays = {key: gray_image(photos[key]) for key in keys}
+        shares = {}
+        for scale in DETAIL_SCALES:
+            shape = (max(1, round(render[0] * scale)), max(1, round(render[1] * scale)))
+            reals = [chroma_detail(method.real_colour(photos[key], grays[key], shape)) for key in keys]
+            shares[scale] = float(np.mean([r > f for r, f in zip(reals, fakes)])) if keys else 0.0
+            if shares[scale] <= 0.5:
+                break
+        shape = (max(1, round(render[0] * scale)), max(1, round(render[1] * scale)))
+        found[name] = (shape, {
+            "render_shape": list(render), "chroma_shape": list(shape), "photos_measured": len(keys),
+            "real_detail_above_fakes": {f"{s:g}": share for s, share in shares.items()},
+        })  # fmt: skip
+    return found
+
+
+def _real_as_shown(
+    real: Image.Image, gray: Image.Image, beside: Sequence[Method], chroma: Mapping[str, tuple[tuple[int, int], dict]], equal: bool
+) -> tuple[Image.Image, dict]:
+    """The real photo as the study shows it, and its record: its colour at the smallest chroma
+    shape among the methods it is shown with (`_chroma_shapes`), or as photographed."""
+    if not equal:
+        return real, {"chroma": "full resolution (equal_chroma_bandwidth off)"}
+    with_shape = [method for method in beside if method.name in chroma]
+    if not with_shape:
+        return real, {"chroma": "full resolution (no method renders its colour at a smaller size)"}
+    method = min(with_shape, key=lambda m: (chroma[m.name][0][0] * chroma[m.name][0][1], m.name))
+    shape = chroma[method.name][0]
+    return method.real_colour(real, gray, shape), {"chroma": "at a method's colour resolution", "chroma_shape": list(shape), "as_method": method.name}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,10 +422,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="answers slower than this are flagged slow and counted in the report; 0 = no limit")
     parser.add_argument("--reshown-trials", choices=RESHOWN_TRIALS, default=default.reshown_trials,
                         help="what the report does with trials served again after their exposure window")  # fmt: skip
-    parser.add_argument("--one-method-per-image", action="store_true",
-                        help="tie each photo to one method for the whole study (for public studies: repeated "
-                             "participations cannot find the real photo by matching images; methods are then "
-                             "compared on different photos)")  # fmt: skip
+    parser.add_argument("--one-method-per-image", action=argparse.BooleanOptionalAction, default=default.one_method_per_image,
+                        help="tie each test photo to one method for the whole study (the default, for public studies: "
+                             "repeated participations cannot find the real photo as the picture that recurs beside "
+                             "changing fakes; methods are then compared on different photos)")  # fmt: skip
+    parser.add_argument("--equal-chroma-bandwidth", action=argparse.BooleanOptionalAction, default=default.equal_chroma_bandwidth,
+                        help="show real photos with their colour at the resolution of the fakes' (the default; "
+                             "--no-equal-chroma-bandwidth keeps their full colour resolution, for a study of resolution too)")  # fmt: skip
+    parser.add_argument("--practice-images", type=Path, default=None,
+                        help="folder of photos for the practice trials alone (default: some of --images are set aside)")  # fmt: skip
     parser.add_argument("--max-images", type=int, default=None, help="use a random subset of this many images")
     parser.add_argument("--consent-file", type=Path, default=None, help="text file with your own consent text")
     parser.add_argument("--instructions-file", type=Path, default=None, help="text file with your own instructions")
@@ -238,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_response_ms=args.max_response_ms or None,
             reshown_trials=args.reshown_trials,
             one_method_per_image=args.one_method_per_image,
+            equal_chroma_bandwidth=args.equal_chroma_bandwidth,
             instructions_text=_read_text(args.instructions_file),
             **({"consent_text": consent} if consent else {}),
         )
@@ -248,8 +473,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if any(study.name == args.name for study in store.list_studies()):
             raise SurveyError(f"A study called {quoted(args.name)} already exists.")
         sources = load_source_images(find_source_images(args.images), max_images=args.max_images, seed=args.seed)
-        makers = {spec.name: load_fake_maker(spec, seed=args.seed) for spec in specs}
-        summary = build_study(store, name=args.name, sources=sources, makers=makers, protocol=protocol)
+        practice = load_source_images(find_source_images(args.practice_images)) if args.practice_images else []
+        makers = {spec.name: load_method(spec, seed=args.seed) for spec in specs}
+        summary = build_study(store, name=args.name, sources=sources, makers=makers, protocol=protocol, practice_sources=practice)
     except SurveyError as error:
         raise SystemExit(f"error: {error}") from None
     print(f"Built study '{summary.name}' with {summary.images} images and methods {', '.join(summary.methods)} in {store!r}.")

@@ -14,7 +14,11 @@ planner), analyses each with `survey.report.analyse` exactly as a report would, 
   real as real photos in single mode), for the clustered p-value and the naive binomial one;
 - studies with at least one false "beats" among equal methods, uncorrected and Holm-corrected;
 - how coverage falls with few participants or few images: the numbers behind the report's
-  small-study thresholds (`ReportOptions.min_participants`, `min_images`).
+  small-study thresholds (`ReportOptions.min_participants`, `min_images`);
+- with one method per photo (the default design of a public study), by photos per method: how
+  often equal methods are called different and how often 30% is told from 40%, both with the
+  verdicts counted whatever the study's size and as the report gives them (withheld below
+  `min_images` photos or `min_participants` participants behind a rate).
 
 It writes `coverage.csv` (one row per scenario and measure, with its Monte Carlo standard error)
 and `coverage.md` (the same as tables, with the command, the machine and the run time).
@@ -50,6 +54,9 @@ REFERENCE_SD = 0.8  # participant and image effects (logit scale) of the referen
 # The small-study grids; the reference scenario (40 participants x 60 images) is the end of both.
 PARTICIPANT_GRID = (2, 4, 6, 8, 10, 12, 16, 20, 30)
 IMAGE_GRID = (4, 6, 8, 10, 12, 16, 20, 30)
+# Photos per method of the one-method-per-photo grids.
+ONE_METHOD_EQUAL_GRID = (5, 8, 10, 12, 15, 20)
+ONE_METHOD_POWER_GRID = (10, 20, 30, 40)
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,9 @@ class Scenario:
     mode: str = "pair"
     real_rate: float = 0.75
     sd: float = REFERENCE_SD
-    group: str = "main"  # "main", "participants" or "images" (the small-study grids)
+    group: str = "main"  # "main", "participants", "images" (the small-study grids) or "one-method"
+    one_method: bool = False  # one method per photo (Protocol.one_method_per_image)
+    photos_per_method: int | None = None  # the one-method grid's nominal size
 
     def config(self) -> SimulationConfig:
         return SimulationConfig(
@@ -73,7 +82,16 @@ class Scenario:
         )  # fmt: skip
 
     def protocol(self, seed: int) -> Protocol:
-        return Protocol(mode=self.mode, practice_trials=2, test_trials=20, catch_rate=0.1, seed=seed)
+        return Protocol(mode=self.mode, practice_trials=2, test_trials=20, catch_rate=0.1, seed=seed, one_method_per_image=self.one_method)
+
+
+def _one_method(kind: str, n: int) -> Scenario:
+    """A one-method-per-photo study of about `n` test photos per method (2 practice photos, 10% kept for catch trials)."""
+    rates = {"one": 0.3, "two": 0.3, "three": 0.3} if kind == "equal" else {"lower": 0.3, "higher": 0.4}
+    images = round(n * len(rates) / 0.9) + 2
+    what = "three equal methods" if kind == "equal" else "30% against 40%"
+    return Scenario(f"one-method-{kind}-{n}", f"one method per photo, about {n} photos per method: {what}", rates, images=images,
+                    group="one-method", one_method=True, photos_per_method=n)  # fmt: skip
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -88,6 +106,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         for n in PARTICIPANT_GRID
     ),
     *(Scenario(f"images-{n}", f"40 participants, {n} images", {"alpha": 0.35, "beta": 0.2}, images=n, group="images") for n in IMAGE_GRID),
+    *(_one_method("equal", n) for n in ONE_METHOD_EQUAL_GRID),
+    *(_one_method("power", n) for n in ONE_METHOD_POWER_GRID),
 )
 
 
@@ -102,10 +122,10 @@ def run_study(scenario: Scenario, seed: int, *, n_boot: int) -> dict[str, list[b
                            protocol=scenario.protocol(seed), seed=seed)  # fmt: skip
     options = ReportOptions(n_boot=n_boot, seed=seed, min_participants=2, min_images=2)  # verdicts always, to count them
     analysis = analyse(frame, methods=sorted(scenario.true_rates), options=options)
-    out: dict[str, list[bool]] = {}
+    out: dict[str, list[float]] = {}
 
-    def add(measure: str, value: bool) -> None:
-        out.setdefault(measure, []).append(bool(value))
+    def add(measure: str, value: bool | float) -> None:
+        out.setdefault(measure, []).append(float(value))
 
     alpha = options.alpha
     for row in analysis.summary.itertuples():
@@ -135,10 +155,31 @@ def run_study(scenario: Scenario, seed: int, *, n_boot: int) -> dict[str, list[b
             truth = scenario.true_rates[c.method_a] - scenario.true_rates[c.method_b]
             add("difference between methods: interval covers", _inside(c.ci_low, c.ci_high, truth))
             add("difference between methods: zero width", c.ci_high - c.ci_low <= 0)
+        holm = [options.significant(p) for p in analysis.comparisons["p_adjusted"]]
+        # As the report gives them: only where every rate compared has the photos and participants a verdict needs.
+        given = [verdict_given(analysis, (c.method_a, c.method_b)) for c in analysis.comparisons.itertuples()]
         if len(set(scenario.true_rates.values())) == 1:
-            add("equal methods: study with a false 'beats', uncorrected", (analysis.comparisons["p_cluster"] < alpha).any())
-            add("equal methods: study with a false 'beats', Holm", (analysis.comparisons["p_adjusted"] < alpha).any())
+            add("equal methods: study with a false 'beats', uncorrected", any(options.significant(p) for p in analysis.comparisons["p_cluster"]))
+            add("equal methods: study with a false 'beats', Holm", any(holm))
+            if scenario.one_method:
+                add("equal methods: study with a false 'beats' as reported", any(h and g for h, g in zip(holm, given)))
+                add("equal methods: verdicts withheld for too few photos", not all(given))
+        elif scenario.one_method:
+            add("30% vs 40%: 'beats' found, Holm", any(holm))
+            add("30% vs 40%: 'beats' found as reported", any(h and g for h, g in zip(holm, given)))
+        if scenario.one_method:
+            add("photos per method (mean over methods and studies)", float(analysis.summary.loc[analysis.summary["stimulus"] == "fake", "n_images"].mean()))
     return out
+
+
+def verdict_given(analysis, methods: Sequence[str], options: ReportOptions | None = None) -> bool:
+    """Whether the report, at the default thresholds of `options`, gives a verdict resting on `methods`' rates."""
+    options = options or ReportOptions()
+    used = analysis.used
+    if used["participant"].nunique() < options.min_participants or used["image_key"].nunique() < options.min_images:
+        return False
+    rows = analysis.summary.set_index("method").loc[list(methods)]
+    return bool((rows["n_images"] >= options.min_images).all() and (rows["n_participants"] >= options.min_participants).all())
 
 
 def _true_dprime(real_rate: float, fake_rate: float) -> float:
@@ -147,18 +188,18 @@ def _true_dprime(real_rate: float, fake_rate: float) -> float:
 
 def run_scenario(scenario: Scenario, *, datasets: int, seed: int = 0, n_boot: int = 2000) -> pd.DataFrame:
     """Rows (scenario, measure, n, share, mc_se) over `datasets` simulated studies of `scenario`."""
-    totals: dict[str, list[bool]] = {}
+    totals: dict[str, list[float]] = {}
     for i in range(datasets):
         for measure, values in run_study(scenario, seed + i, n_boot=n_boot).items():
             totals.setdefault(measure, []).extend(values)
     rows = []
     for measure, values in totals.items():
-        share = float(np.mean(values))
+        share = float(np.mean(values))  # a share of True, or the mean of a count
         rows.append(
             {
                 "scenario": scenario.name, "group": scenario.group, "mode": scenario.mode,
                 "participants": scenario.participants, "images": scenario.images, "sd": scenario.sd,
-                "measure": measure, "n": len(values), "share": share, "mc_se": math.sqrt(share * (1 - share) / len(values)),
+                "measure": measure, "n": len(values), "share": share, "mc_se": float(np.std(values)) / math.sqrt(len(values)),
             }
         )  # fmt: skip
     return pd.DataFrame(rows)
@@ -215,8 +256,44 @@ def coverage_markdown(results: pd.DataFrame, *, command: str, seconds: float, da
                 cells.append(_share(hit["share"].iloc[0], hit["mc_se"].iloc[0]) if len(hit) else "n/a")
             md.append(f"| {size} | " + " | ".join(cells) + " |")
         md.append("")
+    md += _one_method_markdown(results)
     md += ["Full table: [`coverage.csv`](coverage.csv).", ""]
     return "\n".join(md)
+
+
+def _one_method_markdown(results: pd.DataFrame) -> list[str]:
+    """The one-method-per-photo grids: false "beats" among equal methods, and power for 30% vs 40%, by photos per method."""
+    part = results[results["group"] == "one-method"]
+    if part.empty:
+        return []
+
+    def cell(kind: str, n: int, measure: str) -> str:
+        hit = part[(part["scenario"] == f"one-method-{kind}-{n}") & (part["measure"] == measure)]
+        return _share(hit["share"].iloc[0], hit["mc_se"].iloc[0]) if len(hit) else "n/a"
+
+    def photos(kind: str, n: int) -> str:
+        hit = part[(part["scenario"] == f"one-method-{kind}-{n}") & (part["measure"] == "photos per method (mean over methods and studies)")]
+        return f"{hit['share'].iloc[0]:.1f}" if len(hit) else "n/a"
+
+    md = [
+        "## One method per photo: verdicts by photos per method",
+        "",
+        "40 participants; each test photo tied to one method (`one_method_per_image`), 10% of them kept for catch trials, "
+        "2 practice photos. \"Holm\" counts a verdict whatever the study's size; \"as reported\" counts only those the report "
+        "gives, which needs at least 10 photos and 10 participants behind every rate compared.",
+        "",
+        "| photos per method (nominal; mean used) | three equal methods: false 'beats', Holm | false 'beats' as reported | verdicts withheld |",
+        "|---|---|---|---|",
+    ]
+    false_holm, false_reported = "equal methods: study with a false 'beats', Holm", "equal methods: study with a false 'beats' as reported"
+    for n in ONE_METHOD_EQUAL_GRID:
+        withheld = cell("equal", n, "equal methods: verdicts withheld for too few photos")
+        md.append(f"| {n} ({photos('equal', n)}) | {cell('equal', n, false_holm)} | {cell('equal', n, false_reported)} | {withheld} |")
+    md += ["", "| photos per method (nominal; mean used) | 30% vs 40%: 'beats' found, Holm | as reported |", "|---|---|---|"]
+    found_holm, found_reported = "30% vs 40%: 'beats' found, Holm", "30% vs 40%: 'beats' found as reported"
+    for n in ONE_METHOD_POWER_GRID:
+        md.append(f"| {n} ({photos('power', n)}) | {cell('power', n, found_holm)} | {cell('power', n, found_reported)} |")
+    return [*md, ""]
 
 
 def build_parser() -> argparse.ArgumentParser:

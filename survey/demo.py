@@ -23,8 +23,9 @@ from .store import Store, StudySummary
 from .study import Protocol
 
 DEMO_STUDY = "demo"
-# One practice trial and four test trials, one of them a catch trial: five photos are enough.
-DEMO_PROTOCOL = Protocol(practice_trials=1, test_trials=4, catch_rate=0.25)
+# One practice photo of its own; three test trials (one a catch trial), each test photo tied to one
+# method as in a public study: what five photos allow.
+DEMO_PROTOCOL = Protocol(practice_trials=1, test_trials=3, catch_rate=0.25)
 
 
 def _demo_photos() -> dict[str, Callable[[], np.ndarray]]:

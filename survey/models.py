@@ -1,7 +1,8 @@
 """The survey's tables (SQLAlchemy 2.0). Rules a race or a double click must not break live here.
 
-studies         one row per study: its name and `Protocol` (JSON)
-stimuli         every image shown, real or fake, as PNG bytes under a random opaque id
+studies         one row per study: its name, `Protocol` (JSON) and a record of who made it (JSON)
+stimuli         every image shown, real or fake, as PNG bytes under a random opaque id, with its
+                pool (practice or test) and a record of how it was made (JSON)
 participants    one row per person taking part, found by a random secret token
 trials          each participant's trials: the practice ones when they start, the test ones when
                 they reach the test (so a reload resumes), each with its own `Presentation`
@@ -45,7 +46,7 @@ from sqlalchemy.schema import CreateColumn
 from . import SurveyError
 
 # The version of the tables below. Databases made before versions were recorded are version 1.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # The columns each version added to tables that already existed; `upgrade_schema` adds them in
 # place (ALTER TABLE .. ADD COLUMN), so an older database keeps its studies and participants.
 ADDED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
@@ -54,6 +55,7 @@ ADDED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
         "trials": ("reshown_at", "crop_left", "crop_top", "crop_size", "dither_seed"),
         "responses": ("slow",),
     },
+    3: {"studies": ("record",), "stimuli": ("pool", "record"), "trials": ("dither_channels",)},
 }
 
 
@@ -96,6 +98,9 @@ class Study(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     protocol: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Facts about the study that are not how it is run: e.g. {"simulated": {...}} when
+    # `survey.simulate` added answers (its true rates); None for a study of people only.
+    record: Mapped[dict | None] = mapped_column(JSON)
 
 
 class Stimulus(Base):
@@ -104,6 +109,7 @@ class Stimulus(Base):
         UniqueConstraint("study_id", "image_key", "method", name="uq_stimulus_image_method"),
         # "real" is the one real photo of an image; anything else is a fake (incl. "catch").
         CheckConstraint("(method = 'real') = is_real", name="ck_stimulus_real_method"),
+        CheckConstraint("pool IS NULL OR pool IN ('practice', 'test')", name="ck_stimulus_pool"),
     )
 
     # Random hex, not a counter: an id must not say in which order (real first?) things were made.
@@ -114,6 +120,12 @@ class Stimulus(Base):
     is_real: Mapped[bool] = mapped_column(Boolean)
     png: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64))
+    # Which trials the image serves: "practice" (its feedback tells the answer, so never a test
+    # trial) or "test"; None for studies stored before pools, whose images serve either.
+    pool: Mapped[str | None] = mapped_column(String(8))
+    # How it was made, for the report: a fake's method (model, checkpoint, settings, hints), a
+    # real photo's colour resolution. Never sent to a participant.
+    record: Mapped[dict | None] = mapped_column(JSON)
 
 
 class Participant(Base):
@@ -174,6 +186,8 @@ class Trial(Base):
     crop_top: Mapped[int | None] = mapped_column(Integer)
     crop_size: Mapped[int | None] = mapped_column(Integer)
     dither_seed: Mapped[int | None] = mapped_column(Integer)
+    # 1: one dither step for all three channels; 3 (or None, before schema 3): a step per channel.
+    dither_channels: Mapped[int | None] = mapped_column(Integer)
 
 
 class Response(Base):

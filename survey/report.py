@@ -62,7 +62,7 @@ from scipy.stats import norm
 
 from . import SurveyError
 from .figures import DPI, fooling_rate_figure, gallery_figure, per_image_figure, response_time_figure
-from .simulate import SIMULATED_PREFIX
+from .settings import masked_url
 from .stats import (
     BootstrapInterval,
     TwoWayBootstrap,
@@ -104,6 +104,7 @@ REQUIRED_COLUMNS = (
     "answered", "correct", "fooled", "judged_real", "response_ms",
 )  # fmt: skip
 CORRECTIONS = ("holm", "none")
+P_DECIMALS = 3  # p-values are shown, and compared with the level, at this precision
 # The columns annotated_trials adds to the trials frame (the trial kind is the frame's own `phase`).
 DECISION_COLUMNS = ("used", "not_used_reason", "excluded_participant", "exclusion_reason", "fast")
 
@@ -145,7 +146,13 @@ class ReportOptions:
 
     @property
     def alpha(self) -> float:
-        return 1.0 - self.confidence
+        # Rounded: 1 - 0.95 is 0.05000000000000004 in floating point, which made p = 0.050 "significant".
+        return round(1.0 - self.confidence, 12)
+
+    def significant(self, p: float) -> bool:
+        """p below the level, compared as the report shows p (3 decimals): a p shown as 0.050 is never
+        called significant at 5%, whatever its last digits."""
+        return math.isfinite(p) and round(p, P_DECIMALS) < self.alpha
 
 
 # ----------------------------------------------------------------------------- data preparation
@@ -410,11 +417,13 @@ def analyse(
     boot, columns = _bootstrap(used, groups, options)
     rates = _rates(used, groups, boot, columns, options)
     analysis.notes += _boundary_notes(rates)
-    withheld = analysis.small_study is not None
-    analysis.summary = _summary(mode, all_methods, rates, boot, columns, options, withheld=withheld)
+    small = analysis.small_study is not None
+    if not small:
+        analysis.notes += _few_photos_notes(rates, options, single=mode == "single")
+    analysis.summary = _summary(mode, all_methods, rates, boot, columns, options, small_study=small)
     if summary_only:
         return analysis
-    analysis.comparisons = _comparisons(analysis.summary, rates, boot, columns, options, withheld=withheld)
+    analysis.comparisons = _comparisons(analysis.summary, rates, boot, columns, options, small_study=small)
     analysis.per_image = _per_image(used, mode)
     analysis.agreement = _agreement(used)
     if analysis.comparisons is not None and len(analysis.comparisons) > 1 and options.correction == "none":
@@ -579,14 +588,40 @@ def _dprime(fake: _Rate, real: _Rate, columns: dict, name: str, boot: TwoWayBoot
     return {"d_prime": value, "d_prime_low": low, "d_prime_high": high}
 
 
-def _verdict(p_raw: float, p_adjusted: float, options: ReportOptions, *, withheld: bool, differs: str, same: str) -> str:
+SMALL_STUDY = "small study"
+FEW_PHOTOS = "too few photos or participants behind this rate"
+FEW_PHOTOS_PAIR = "too few photos or participants behind one of the rates"
+
+
+def _short(rate: _Rate, options: ReportOptions) -> bool:
+    """Whether `rate` rests on fewer photos or participants than a verdict needs. With one method per
+    photo each method has photos of its own, so a study large enough as a whole can still have too
+    few photos per method: in the coverage study such rates declared equal methods different more
+    often than the 5% a verdict promises."""
+    return 0 < rate.n and (rate.images < options.min_images or rate.participants < options.min_participants)
+
+
+def _few_photos_notes(rates: dict[str, _Rate], options: ReportOptions, *, single: bool) -> list[str]:
+    short = {name: r for name, r in rates.items() if _short(r, options)}
+    if not short:
+        return []
+    named = ", ".join(f"'{name}' ({r.images} photo(s), {r.participants} participant(s))" for name, r in short.items())
+    which = "every method's comparison with real photos" if single and REAL in short else "the verdicts involving them"
+    return [
+        f"Too few photos or participants behind {named}: a verdict needs at least {options.min_images} photos and "
+        f"{options.min_participants} participants behind each rate it rests on, so {which} are withheld (rates and intervals "
+        "are shown). With one method per photo each method is judged on photos of its own; see the power note below."
+    ]
+
+
+def _verdict(p_raw: float, p_adjusted: float, options: ReportOptions, *, withheld: str | None, differs: str, same: str) -> str:
     if not math.isfinite(p_raw):
         return "cannot tell (no interval)"
     if withheld:
-        return "withheld (small study)"
-    if p_adjusted < options.alpha:
+        return f"withheld ({withheld})"
+    if options.significant(p_adjusted):
         return differs
-    if p_raw < options.alpha:
+    if options.significant(p_raw):
         return f"{same} after {options.correction.capitalize()} correction (uncorrected p {_p_text(p_raw)})"
     return same
 
@@ -596,7 +631,7 @@ def _adjust(p_values, options: ReportOptions) -> np.ndarray:
     return holm_adjust(p) if options.correction == "holm" else p
 
 
-def _summary(mode, methods, rates: dict[str, _Rate], boot, columns, options: ReportOptions, *, withheld: bool) -> pd.DataFrame:
+def _summary(mode, methods, rates: dict[str, _Rate], boot, columns, options: ReportOptions, *, small_study: bool) -> pd.DataFrame:
     rows = []
     for name in list(methods) + ([REAL] if mode == "single" else []):
         r = rates[name]
@@ -650,12 +685,14 @@ def _summary(mode, methods, rates: dict[str, _Rate], boot, columns, options: Rep
         else:
             differs = f"judged real {'more' if row.diff_vs_real > 0 else 'less'} often than real photos"
             same = "no detectable difference from real photos"
+        short = _short(rates[row.method], options) or (mode == "single" and _short(rates[REAL], options))
+        withheld = SMALL_STUDY if small_study else (FEW_PHOTOS if short else None)
         verdicts.append(_verdict(row.p_cluster, row.p_adjusted, options, withheld=withheld, differs=differs, same=same))
     table["verdict"] = verdicts
     return table
 
 
-def _comparisons(summary: pd.DataFrame, rates: dict[str, _Rate], boot, columns, options: ReportOptions, *, withheld: bool) -> pd.DataFrame | None:
+def _comparisons(summary: pd.DataFrame, rates: dict[str, _Rate], boot, columns, options: ReportOptions, *, small_study: bool) -> pd.DataFrame | None:
     fakes = summary[(summary["stimulus"] == "fake") & (summary["n_trials"] > 0)]
     if len(fakes) < 2:
         return None
@@ -670,8 +707,12 @@ def _comparisons(summary: pd.DataFrame, rates: dict[str, _Rate], boot, columns, 
         rows.append({"method_a": a, "method_b": b, "rate_a": rates[a].estimate, "rate_b": rates[b].estimate, **diff})
     table = pd.DataFrame(rows)
     table["p_adjusted"] = _adjust(table["p_cluster"], options)
+    def withheld(a: str, b: str) -> str | None:
+        return SMALL_STUDY if small_study else (FEW_PHOTOS_PAIR if _short(rates[a], options) or _short(rates[b], options) else None)
+
     table["verdict"] = [
-        _verdict(r.p_cluster, r.p_adjusted, options, withheld=withheld, differs=f"{r.method_a} beats {r.method_b}", same="no detectable difference")
+        _verdict(r.p_cluster, r.p_adjusted, options, withheld=withheld(r.method_a, r.method_b),
+                 differs=f"{r.method_a} beats {r.method_b}", same="no detectable difference")  # fmt: skip
         for r in table.itertuples()
     ]
     order = ["method_a", "method_b", "rate_a", "rate_b", "difference", "ci_low", "ci_high", "ci_method",
@@ -680,12 +721,15 @@ def _comparisons(summary: pd.DataFrame, rates: dict[str, _Rate], boot, columns, 
 
 
 def _per_image(used: pd.DataFrame, mode: str) -> pd.DataFrame:
-    """image_key x method: trials, judged real, rate (fakes; single mode also the real photo)."""
+    """image_key x method: trials, judged real, rate and its Wilson bounds (fakes; single mode also the real photo)."""
     grouped = used.groupby(["image_key", "method"], sort=True)["outcome"].agg(n_trials="size", n_judged_real="sum").reset_index()
     grouped["n_judged_real"] = grouped["n_judged_real"].astype(int)
     grouped["rate"] = grouped["n_judged_real"] / grouped["n_trials"]
+    bounds = [wilson_interval(k, n) for k, n in zip(grouped["n_judged_real"], grouped["n_trials"])]
+    grouped["wilson_low"] = [low for low, _ in bounds]
+    grouped["wilson_high"] = [high for _, high in bounds]
     grouped["stimulus"] = np.where(grouped["method"] == REAL, "real", "fake")
-    return grouped[["image_key", "method", "stimulus", "n_trials", "n_judged_real", "rate"]]
+    return grouped[["image_key", "method", "stimulus", "n_trials", "n_judged_real", "rate", "wilson_low", "wilson_high"]]
 
 
 def _agreement(used: pd.DataFrame) -> dict:
@@ -756,7 +800,7 @@ def _fmt(value, kind: str) -> str:
     if kind == "pct":
         return _pct(float(value))
     if kind == "p":
-        return "< 0.001" if value < 0.001 else f"{value:.3f}"
+        return "< 0.001" if value < 0.001 else f"{value:.{P_DECIMALS}f}"
     if kind == "f2":
         return f"{value:.2f}"
     if kind == "points":
@@ -778,7 +822,7 @@ def _md_table(frame: pd.DataFrame, formats: dict[str, str] | None = None, header
 
 
 def _p_text(p: float) -> str:
-    return "n/a" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"= {p:.3f}")
+    return "n/a" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"= {p:.{P_DECIMALS}f}")
 
 
 def _points(low: float, high: float) -> str:
@@ -800,11 +844,16 @@ def _tests_text(row, options: ReportOptions, family: tuple[int, str]) -> str:
     return text + ")"
 
 
+HEDGE = "not proof that none exists; the interval shows how large one the data allow"
 VERDICT_EXPLANATIONS = {
     "below chance": "people tell these from real photos more often than guessing would",
     "above chance": "the colorizations were picked over the real photos more often than guessing would",
-    "no detectable difference from chance": "no detectable difference from guessing (not proof that none exists; the interval shows how large one the data allow)",
-    "withheld (small study)": "no verdict: the study is too small (see the warning at the top)",
+    "no detectable difference from chance": f"no detectable difference from guessing ({HEDGE})",
+    "no detectable difference from real photos": f"no detectable difference from real photos ({HEDGE})",
+    "no detectable difference": f"no detectable difference ({HEDGE})",
+    f"withheld ({SMALL_STUDY})": "no verdict: the study is too small (see the warning at the top)",
+    f"withheld ({FEW_PHOTOS})": "no verdict: too few photos or participants behind this rate (see the note below the table)",
+    f"withheld ({FEW_PHOTOS_PAIR})": "no verdict: too few photos or participants behind one of the two rates (see the notes)",
 }
 
 
@@ -837,7 +886,7 @@ def _method_sentences(analysis: Analysis) -> list[str]:
             text += (
                 f" Against real photos (judged real in {real_rate}): difference {_fmt(r['diff_vs_real'], 'points')} "
                 f"(95% interval {_points(r['diff_vs_real_low'], r['diff_vs_real_high'])}, {md_text(r['diff_vs_real_method'])}), "
-                f"{_tests_text(r, options, family)}: {md_text(verdict)}."
+                f"{_tests_text(r, options, family)}: {md_text(VERDICT_EXPLANATIONS.get(verdict, verdict))}."
             )
             if np.isfinite(r.get("d_prime", math.nan)):
                 d_int = f"{_fmt(r['d_prime_low'], 'f2')} to {_fmt(r['d_prime_high'], 'f2')}"
@@ -856,7 +905,7 @@ def _comparison_sentences(analysis: Analysis) -> list[str]:
         if c["verdict"] == f"{c['method_a']} beats {c['method_b']}":
             out.append(f"- **{a} beats {b}**: fooling rate higher by {100 * c['difference']:.1f} points ({interval}).")
         else:
-            out.append(f"- {a} vs {b}: {md_text(c['verdict'])} ({100 * c['difference']:+.1f} points, {interval}).")
+            out.append(f"- {a} vs {b}: {md_text(VERDICT_EXPLANATIONS.get(c['verdict'], c['verdict']))} ({100 * c['difference']:+.1f} points, {interval}).")
     return out
 
 
@@ -918,14 +967,79 @@ STATISTICS_NOTES = """\
 """
 
 
-def strip_password(url: str) -> str:
-    """The database URL with any password replaced by ***."""
-    try:
-        from sqlalchemy.engine import make_url
+def simulated_banner(simulated: dict) -> list[str]:
+    """The lines that open a simulated study's report: what made the answers, and the true rates they were drawn with."""
+    runs = simulated.get("runs") or []
+    lines = [
+        "**SIMULATED DATA.** Every answer in this report was generated by `survey.simulate` from a model with known true "
+        "rates; no person took part. It exists to check the analysis, not to rank methods."
+    ]
+    for run in runs:
+        rates = ", ".join(f"{md_text(m)} {100 * float(r):g}%" for m, r in sorted(run.get("true_rates", {}).items()))
+        extra = f"; real photos judged real {100 * float(run['real_rate']):g}% (single mode)" if "real_rate" in run else ""
+        lines.append(
+            f"True fooling rates of the {run.get('participants', '?')} simulated participants added with seed "
+            f"{run.get('seed', '?')}: {rates}{extra}; participant and image effects SD {run.get('participant_sd', 0):g} and "
+            f"{run.get('image_sd', 0):g} (logit scale)."
+        )
+    if not runs:
+        lines.append("No simulated answers were added yet.")
+    return lines
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy understands: hide anything between ':' and '@'
-        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+
+def method_descriptions(records: pd.DataFrame | None, methods: Sequence[str]) -> pd.DataFrame:
+    """One row per method: how its fakes were made (what, model, checkpoint, settings, hints), from
+    the records stored with them (`Store.stimulus_records`); "not recorded" for fakes stored without."""
+    rows = []
+    for method in methods:
+        made = [] if records is None else [r for r in records.loc[records["method"] == method, "record"] if isinstance(r, dict)]
+        first = made[0] if made else {}
+        settings = first.get("settings") or {}
+        hinted = [len(r["hint_points"]) for r in made if isinstance(r.get("hint_points"), list)]
+        rows.append(
+            {
+                "method": method,
+                "made by": {"model": "colorization model", "untrained": "untrained generator", "baseline": "baseline",
+                            "function": "a function"}.get(first.get("kind"), "not recorded"),  # fmt: skip
+                "model": first.get("model") or first.get("baseline") or first.get("function") or "",
+                "checkpoint": first.get("checkpoint") or (f"random weights, seed {first['untrained_seed']}" if "untrained_seed" in first else ""),
+                "weights (sha256)": first.get("weights_sha256") or "",
+                "settings": ", ".join(f"{k} {v}" for k, v in settings.items() if v is not None),
+                "hints per photo": (f"{first.get('hints', 0)} simulated from the real photo (seeded per photo)"
+                                    if first.get("hints") else "none"),  # fmt: skip
+                "photos": len(made) if made else "",
+            }
+        )
+        if hinted and len(set(hinted)) > 1:
+            rows[-1]["hints per photo"] += f" ({min(hinted)} to {max(hinted)} recorded)"
+    return pd.DataFrame(rows)
+
+
+def _methods_markdown(methods: Sequence[str], records: pd.DataFrame | None) -> list[str]:
+    table = method_descriptions(records, methods)
+    return [
+        "How each method's fakes were made, from the record stored with every fake (`survey.build`): the model and its "
+        "checkpoint, the inference settings it ran at, and the colour hints it was given (each fake's own hints are in the "
+        "database, `Store.stimulus_records`).",
+        "",
+        _md_table(table),
+    ]
+
+
+def _real_photos_lines(protocol: dict | None, records: pd.DataFrame | None) -> list[str]:
+    """What the study did to its real photos' colour, from the protocol and the real photos' records."""
+    if not protocol or not protocol.get("equal_chroma_bandwidth", False):
+        return ["- Real photos: shown with their colour at full resolution (as photographed; equal_chroma_bandwidth off)."]
+    made = [] if records is None else [r for r in records.loc[records["method"] == REAL, "record"] if isinstance(r, dict)]
+    shapes = sorted({(tuple(r["chroma_shape"]), r["as_method"]) for r in made if "chroma_shape" in r})
+    if not shapes:
+        return ["- Real photos: shown at full colour resolution: no method of the study renders its colour at a smaller size."]
+    described = "; ".join(f"{h}x{w} beside {md_text(method)}" for (h, w), method in shapes)
+    return [
+        f"- Real photos shown with colour at the model's resolution: each one's colour taken down ({described}) and back up "
+        "as that model's colour is, on the gray lightness its fakes are made from, so how finely the colour was resolved does "
+        "not tell real from fake (equal_chroma_bandwidth)."
+    ]
 
 
 def write_report(
@@ -935,13 +1049,19 @@ def write_report(
     study: str,
     command: str,
     db_url: str,
-    simulated: bool = False,
+    simulated: dict | None = None,
     protocol: dict | None = None,
     fetch_png: Callable[[str, str], bytes | None] | None = None,
     gallery_size: int = 3,
     data_command: str | None = None,
+    records: pd.DataFrame | None = None,
 ) -> Path:
-    """Write report.md, CSV tables and PNG figures into `out_dir`; returns the path of report.md."""
+    """Write report.md, CSV tables and PNG figures into `out_dir`; returns the path of report.md.
+
+    simulated: the study record's "simulated" entry (`survey.simulate` wrote it, with its true
+    rates), which titles the report SIMULATED; None for a study of people. records:
+    `Store.stimulus_records`, from which each method and the real photos are described.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -962,22 +1082,23 @@ def write_report(
     title = f"{'SIMULATED — ' if simulated else ''}Study report: {md_text(study)}"
     md = [f"# {title}", ""]
     if simulated:
-        md += [
-            "> **SIMULATED DATA.** Every answer in this report was generated by `survey.simulate` from a model with known",
-            "> true fooling rates; no person took part. It exists to check the analysis, not to rank methods.",
-            "",
-        ]
+        md += [*(f"> {line}" for line in simulated_banner(simulated)), ""]
     if a.small_study:
         md += [f"> **WARNING: {md_text(a.small_study)}**", ""]
     md += [
         f"- Generated: {stamp}",
-        f"- Database: {md_code(strip_password(db_url))}",
+        f"- Database: {md_code(masked_url(db_url))}",
         f"- Command: {md_code(command)}",
         *([f"- Data made by: {md_code(data_command)}"] if data_command else []),
         "",
         "## Protocol",
         "",
         *_protocol_lines(a, protocol),
+        *_real_photos_lines(protocol, records),
+        "",
+        "## Methods",
+        "",
+        *_methods_markdown(a.methods, records),
         "",
         "## Participants and quality control",
         "",
@@ -1008,7 +1129,7 @@ def write_report(
     if a.summary is None:
         md += ["## Fooling rate per method", "", f"**{md_text(a.problem)}**", ""]
     else:
-        md += _results_markdown(a, simulated=simulated, save_csv=save_csv, save_png=save_png, fetch_png=fetch_png, gallery_size=gallery_size)
+        md += _results_markdown(a, simulated=bool(simulated), save_csv=save_csv, save_png=save_png, fetch_png=fetch_png, gallery_size=gallery_size)
 
     md += ["## Statistics used", "", STATISTICS_NOTES, "## Files", ""]
     md += [f"- [`{name}`]({name})" for name in files]
@@ -1064,6 +1185,7 @@ def _results_markdown(a: Analysis, *, simulated: bool, save_csv, save_png, fetch
     md += [_md_table(table[cols], fmt, heads), "", *_method_sentences(a), "", "![Fooling rate per method](fooling_rate.png)", ""]
     for note in a.notes:
         md += [f"> Note: {md_text(note)}", ""]
+    md += [_power_note(a), ""]
 
     md += ["## Method comparisons", ""]
     if a.comparisons is None:
@@ -1083,7 +1205,7 @@ def _results_markdown(a: Analysis, *, simulated: bool, save_csv, save_png, fetch
             "",
             _md_table(
                 a.comparisons.drop(columns=["boot_low", "boot_high"]),
-                {"rate_a": "pct", "rate_b": "pct", "difference": "pct", "ci_low": "pct", "ci_high": "pct", "p_cluster": "p", "p_adjusted": "p"},
+                {"rate_a": "pct", "rate_b": "pct", "difference": "points", "ci_low": "points", "ci_high": "points", "p_cluster": "p", "p_adjusted": "p"},
                 {"ci_low": "95% low", "ci_high": "95% high", "ci_method": "interval from", "p_cluster": "p (clustered)", "p_adjusted": "p, Holm-adjusted"},
             ),
             "",
@@ -1093,16 +1215,7 @@ def _results_markdown(a: Analysis, *, simulated: bool, save_csv, save_png, fetch
 
     md += ["## Per-image results", ""]
     save_png(per_image_figure(a.per_image, mode=a.mode), "per_image.png")
-    wide = a.per_image.pivot_table(index="image_key", columns="method", values="rate").reset_index()
-    wide_n = a.per_image.pivot_table(index="image_key", columns="method", values="n_trials", aggfunc="sum")
-    shown = wide
-    caption = "Rate per image and method (all images; `n/a`: not shown to an included participant). Full table with counts: `per_image.csv`."
-    if len(wide) > 30:
-        order = wide.set_index("image_key").mean(axis=1).sort_values()
-        keys = list(order.index[:10]) + list(order.index[-10:])
-        shown = wide.set_index("image_key").loc[keys].reset_index()
-        caption = "The 10 least and 10 most convincing images (mean over methods). Full table: `per_image.csv`."
-    md += [caption, "", _md_table(shown, {c: "pct" for c in shown.columns if c != "image_key"}), "", f"Trials per cell: median {float(np.nanmedian(wide_n.to_numpy())):.0f}.", "", "![Per-image rates](per_image.png)", ""]
+    md += [*_per_image_markdown(a.per_image), "", "![Per-image rates](per_image.png)", ""]
 
     md += ["## Agreement between raters", ""]
     ag = a.agreement
@@ -1133,6 +1246,48 @@ def _results_markdown(a: Analysis, *, simulated: bool, save_csv, save_png, fetch
             "",
         ]
     return md
+
+
+def _power_note(a: Analysis) -> str:
+    """How many photos the verdicts need, and what this study has behind each rate."""
+    o = a.options
+    behind = ", ".join(
+        f"{md_text(row.method)} {row.n_images} photo(s) and {row.n_participants} participant(s)" for row in a.summary.itertuples() if row.n_trials
+    )
+    return (
+        f"**Power.** A verdict needs at least {o.min_images} photos and {o.min_participants} participants behind every rate it "
+        f"rests on (here: {behind}). With one method per photo, the default design of a public study, each method is judged on "
+        f"photos of its own, so such a study needs {o.min_images} photos per method at the very least and more to see a small "
+        "difference: `results/report-coverage/coverage.md` gives, for 10 to 40 photos per method, how often equal methods are "
+        "called different and how often 30% is told from 40%."
+    )
+
+
+def _per_image_markdown(per_image: pd.DataFrame) -> list[str]:
+    """The per-image table: each cell "k/n" (judged real of shown) with its rate; with many images the
+    10 least and 10 most convincing, ranked by the Wilson bounds of all their answers pooled (the
+    upper and the lower one), so an image with 2 answers of 2 does not outrank one with 12 of 15."""
+    cells = per_image.assign(cell=[f"{k}/{n} ({_pct(k / n, 0)})" for k, n in zip(per_image["n_judged_real"], per_image["n_trials"])])
+    wide = cells.pivot(index="image_key", columns="method", values="cell").fillna("n/a")
+    pooled = per_image[per_image["stimulus"] == "fake"].groupby("image_key")[["n_judged_real", "n_trials"]].sum()
+    bounds = pd.DataFrame(
+        [wilson_interval(k, n) for k, n in zip(pooled["n_judged_real"], pooled["n_trials"])], index=pooled.index, columns=["low", "high"]
+    )
+    order = list(bounds.sort_values(["high", "low"]).index) + [key for key in wide.index if key not in bounds.index]
+    caption = (
+        "Colorizations judged real per image and method, as answers judged real / answers (`n/a`: not shown to an included "
+        "participant), least convincing first: ranked by the upper Wilson bound of each image's answers pooled over its "
+        "fakes. Full table with the bounds: `per_image.csv`."
+    )
+    if len(order) > 30:
+        most = list(bounds.sort_values(["low", "high"], ascending=False).index[:10])
+        order = [key for key in order if key not in most][:10] + most[::-1]
+        caption = (
+            "The 10 least convincing images (lowest upper Wilson bound of their answers pooled over their fakes) and the 10 "
+            "most convincing (highest lower bound), each cell answers judged real / answers. Full table: `per_image.csv`."
+        )
+    shown = wide.loc[order].reset_index()
+    return [caption, "", _md_table(shown)]
 
 
 def _gallery(a: Analysis, fetch_png, size: int):
@@ -1200,14 +1355,12 @@ def study_options(options: ReportOptions, protocol) -> ReportOptions:
 
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this report, every option spelled out, password hidden."""
-    parts = ["python", "-m", "survey.report", "--db", strip_password(args.db), "--study", args.study, "--out", str(args.out)]
+    parts = ["python", "-m", "survey.report", "--db", masked_url(args.db), "--study", args.study, "--out", str(args.out)]
     parts += ["--catch-threshold", f"{args.catch_threshold:g}", "--min-rt-ms", f"{args.min_rt_ms:g}"]
     parts += ["--bootstrap", str(args.bootstrap), "--seed", str(args.seed), "--correction", args.correction]
     parts += ["--min-participants", str(args.min_participants), "--min-images", str(args.min_images)]
     if args.drop_fast:
         parts.append("--drop-fast")
-    if args.simulated:
-        parts.append("--simulated")
     if args.data_command:
         parts += ["--data-command", args.data_command]
     return " ".join(shlex.quote(p) for p in parts)
@@ -1219,8 +1372,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--study", required=True, help="study name")
     parser.add_argument("--out", default=None, type=Path, help="output folder (default: results/study-NAME/)")
     add_analysis_arguments(parser)
-    parser.add_argument("--simulated", action="store_true",
-                        help=f"label the report SIMULATED (automatic for studies named '{SIMULATED_PREFIX}...')")  # fmt: skip
     parser.add_argument("--data-command", default=None, help="the command that produced the data, recorded in the report")
     return parser
 
@@ -1233,7 +1384,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args.db = database_url(args.db)
     args.out = args.out or Path("results") / f"study-{args.study}"
-    args.simulated = args.simulated or args.study.startswith(SIMULATED_PREFIX)
     try:
         options = options_from_arguments(args)
         store = Store(args.db)
@@ -1248,8 +1398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         analysis = analyse(frame, methods=summary.methods, options=options)
         path = write_report(
             analysis, args.out, study=args.study, command=command_line(args), db_url=args.db,
-            simulated=args.simulated, protocol=protocol, fetch_png=lambda key, method: store.stimulus_png(args.study, key, method),
-            data_command=args.data_command,
+            simulated=store.study_record(args.study).get("simulated"), protocol=protocol,
+            fetch_png=lambda key, method: store.stimulus_png(args.study, key, method), data_command=args.data_command,
+            records=store.stimulus_records(args.study),
         )  # fmt: skip
     except SurveyError as error:
         print(f"error: {error}", file=sys.stderr)

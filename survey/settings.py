@@ -29,6 +29,25 @@ def database_url(explicit: str | None = None) -> str:
     return f"sqlite:///{DB_FILE_NAME}"
 
 
+def masked_url(url: object) -> str:
+    """`url` with any password replaced by ***, whatever shape it has: every URL the program shows
+    (an error sentence, the admin view, a report) goes through here.
+
+    Read as text, not parsed: a malformed URL is what gets shown in error messages, and a parser
+    may split it where its author did not. Everything between the user name and the last '@' is
+    hidden, so a password holding '@' or '/' does not leak either (too much is hidden at worst).
+    """
+    text = str(url)
+    scheme, separator, rest = text.partition("://")
+    if not separator:
+        scheme, rest = "", text
+    if "@" not in rest:
+        return text
+    userinfo, _, host = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}{separator}{user}{':***' if colon else ''}@{host}"
+
+
 def admin_password() -> str | None:
     """The admin password from SURVEY_ADMIN_PASSWORD, or None when it is unset or empty."""
     return os.environ.get(ADMIN_PASSWORD_ENV) or None

@@ -43,7 +43,7 @@ from scipy import optimize, special
 from . import SurveyError
 from .inputs import quoted
 from .store import TRIALS_FRAME_COLUMNS
-from .study import CATCH, REAL, Protocol, is_correct, plan_trials
+from .study import CATCH, REAL, Protocol, is_correct, plan_trials, split_pools
 
 if TYPE_CHECKING:  # the Store pulls in SQLAlchemy; simulate_frame does not need it
     from PIL import Image
@@ -198,12 +198,15 @@ def simulate_frame(
 ) -> pd.DataFrame:
     """A trials frame (the columns of `Store.trials_frame`) from simulated answers, without a database.
 
-    Trial plans come from `survey.study.plan_trials` (the store's own planner) and answers from the
-    same `Responder` the CLI uses, so a thousand studies take seconds.
+    Trial plans come from `survey.study.plan_trials` (the store's own planner, with the practice pool
+    a built study would have) and answers from the same `Responder` the CLI uses, so a thousand
+    studies take seconds. The default protocol shows every image with every method (the design of
+    the reference coverage scenarios); pass one with `one_method_per_image` for the other.
     """
-    protocol = protocol or Protocol(mode="pair", practice_trials=2, test_trials=20, catch_rate=0.1, seed=seed)
+    protocol = protocol or Protocol(mode="pair", practice_trials=2, test_trials=20, catch_rate=0.1, seed=seed, one_method_per_image=False)
     methods = sorted(config.true_rates)
     keys = [f"img{i:03d}" for i in range(images)]
+    practice_keys, _ = split_pools(protocol, image_keys=keys, methods=methods)
     responder = Responder(config, seed=seed)
     n_trials = protocol.fitted(len(keys))[0].images_needed
     people = responder.participants(participants, trials_each=n_trials)
@@ -212,7 +215,7 @@ def simulate_frame(
     trial_id = 0
     pair = protocol.mode == "pair"
     for ordinal, who in enumerate(people):
-        plan = plan_trials(protocol, image_keys=keys, methods=methods, ordinal=ordinal)
+        plan = plan_trials(protocol, image_keys=keys, methods=methods, ordinal=ordinal, practice_keys=practice_keys)
         finished = who.stop_after is None
         for trial in plan:
             trial_id += 1
@@ -275,7 +278,9 @@ def simulate_study(
 
     Only studies named "simulated-..." are accepted, so simulated answers can never be mixed into
     a real study. Response times are imposed through the Store's `now=` clock override: each
-    answer comes `response_ms` after its trial was served. Returns counts per participant kind.
+    answer comes `response_ms` after its trial was served. The study's record gets this run (its
+    true rates, seed and count) under "simulated", which is what titles its report SIMULATED.
+    Returns counts per participant kind.
     """
     from tqdm.auto import tqdm
 
@@ -295,6 +300,13 @@ def simulate_study(
             f"Give a true rate for every method of {quoted(study)}: missing {', '.join(unknown)} (e.g. --true-rate {unknown[0]}=0.3)."
         )
     protocol = store.get_protocol(study)
+    run = {
+        "true_rates": {m: float(r) for m, r in config.true_rates.items()}, "participant_sd": config.participant_sd,
+        "image_sd": config.image_sd, "participants": participants, "seed": seed,
+        **({"real_rate": config.real_rate} if protocol.mode == "single" else {}),
+    }  # fmt: skip
+    earlier = store.study_record(study).get("simulated", {}).get("runs", [])
+    store.update_study_record(study, simulated={"runs": [*earlier, run]})
     responder = Responder(config, seed=seed)
     people = responder.participants(participants, trials_each=protocol.images_needed)
     clock = start or datetime.now(timezone.utc).replace(microsecond=0)

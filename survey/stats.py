@@ -359,9 +359,10 @@ class TwoWayBootstrap:
     ) -> BootstrapInterval:
         """Estimate and two-way interval for `statistic(sums)`; see the class docstring.
 
-        With `null`, also the two-sided p-value that inverts the same interval: twice the share of
-        rescaled replicates on the far side of `null`, so p < 1 - confidence exactly when the
-        interval excludes `null` (up to the resolution of 1 / n_boot).
+        With `null`, also the two-sided p-value that inverts the same interval: from the k rescaled
+        replicates (of B) on the far side of `null`, 2 (k + 1) / (B + 1), capped at 1, so p <
+        1 - confidence when the interval excludes `null` (up to the resolution of 1 / B), and a
+        p-value is never 0: the smallest a bootstrap of B replicates can show is 2 / (B + 1).
         """
         _z(confidence)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -387,5 +388,6 @@ class TwoWayBootstrap:
         high = float(min(max(high, bounds[0]), bounds[1]))
         p_value = math.nan
         if null is not None:
-            p_value = float(min(1.0, 2.0 * min(np.mean(shrunk <= null), np.mean(shrunk >= null))))
+            beyond = min(int(np.sum(shrunk <= null)), int(np.sum(shrunk >= null)))
+            p_value = float(min(1.0, 2.0 * (beyond + 1) / (len(shrunk) + 1)))
         return BootstrapInterval(estimate, low, high, math.sqrt(v), math.sqrt(v_both), int(ok.sum()), p_value)

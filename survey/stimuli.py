@@ -11,7 +11,10 @@ Stored stimuli are never sent as they are: the real photo of an image is the sam
 pair, its fakes differ, so comparing files between two participations would find the real one.
 Each trial gets its own `Presentation` (a crop of at most 3% and a +-1-level dither), applied
 identically to both images of the pair: no pixel of a shown image repeats its stored value
-predictably, and no two trials send the same bytes.
+predictably, and no two trials send the same bytes. The dither moves a pixel's three channels
+alike, so it changes lightness and adds no colour noise of its own: a colour dither would put
+the same chroma noise floor under a vivid and a muted image, and a script comparing chroma
+texture would read that as the muted one's (`chroma_detail` is what such a script measures).
 
 The gray fake is `colorize.pixels.gray_image`: the photo's Lab lightness with no colour, exactly
 what the colorization models see (`colorize.pixels` is torch-free, like this module).
@@ -122,15 +125,18 @@ class Presentation:
     """How one trial's images are shown; applied identically to every image of the trial.
 
     The square (crop_left, crop_top, crop_size) of the stored image is scaled back to the full
-    size (Lanczos), then every channel of every pixel moves by -1, 0 or +1 level, from a noise
-    field that `dither_seed` alone determines (SHAKE-256, so it never changes with a library
-    version). Stored with the trial, so the analysis can re-render exactly what was shown.
+    size (Lanczos), then every pixel moves by -1, 0 or +1 level, from a noise field that
+    `dither_seed` alone determines (SHAKE-256, so it never changes with a library version): all
+    three channels by the same step (`dither_channels` 1), or each by its own (3: trials stored
+    before schema 3 were shown so). Stored with the trial, so the analysis can re-render exactly
+    what was shown.
     """
 
     crop_left: int
     crop_top: int
     crop_size: int
     dither_seed: int
+    dither_channels: int = 1
 
     @classmethod
     def draw(cls, image_size: int, rng: random.Random) -> "Presentation":
@@ -157,11 +163,23 @@ class Presentation:
             if box[2] > width or box[3] > height:
                 raise ValueError(f"The crop {box} does not fit in a {width}x{height} image.")
             scaled = image.resize((width, height), Image.Resampling.LANCZOS, box=box)
-            if noise is None or noise.shape != (height, width, 3):
-                noise = _dither(self.dither_seed, (height, width, 3))
+            if noise is None or noise.shape != (height, width, self.dither_channels):
+                noise = _dither(self.dither_seed, (height, width, self.dither_channels))
             dithered = np.asarray(scaled, dtype=np.int16) + noise
             shown.append(encode_png(np.clip(dithered, 0, 255).astype(np.uint8)))
         return tuple(shown)
+
+
+def chroma_detail(image: Image.Image | np.ndarray) -> float:
+    """How much of an image's colour changes from pixel to pixel: the mean |ab - ab blurred| (a
+    sigma-1 Gaussian) over its mean chroma. The colourfulness cancels out: a muted and a vivid
+    version of one colouring score alike, a colouring resolved at a coarser scale scores less."""
+    from scipy.ndimage import gaussian_filter  # lazy: only study building and analysis need it
+
+    lab_values = lab(image)
+    ab = lab_values[..., 1:]
+    blurred = np.stack([gaussian_filter(ab[..., i], 1.0) for i in range(2)], axis=-1)
+    return float(np.abs(ab - blurred).mean() / max(mean_chroma(lab_values=lab_values), 1e-6))
 
 
 def decode_png(png: bytes) -> Image.Image:

@@ -51,23 +51,23 @@ import secrets
 import threading
 from collections import Counter, OrderedDict
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator, NamedTuple
 
 import pandas as pd
 from PIL import Image
 from sqlalchemy import Engine, bindparam, create_engine, delete, event, exists, func, or_, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, IntegrityError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.pool import StaticPool
 
 from . import SurveyError
 from .inputs import parse_id, quoted
 from .models import ClientStart, Participant, Response, Stimulus, Study, Trial, upgrade_schema, utcnow
-from .settings import database_url
+from .settings import database_url, masked_url
 from .stimuli import Presentation, decode_png, encode_png
 from .study import (
     CATCH,
@@ -77,6 +77,7 @@ from .study import (
     Protocol,
     fit_protocol,
     is_correct,
+    split_pools,
     plan_trials,
     practice_feedback,
     rotation_slots,
@@ -84,6 +85,8 @@ from .study import (
 from .texts import plural
 
 __all__ = [
+    "PRACTICE",
+    "TEST",
     "AnswerResult",
     "Progress",
     "Score",
@@ -94,6 +97,7 @@ __all__ = [
     "TrialTruth",
     "TrialView",
     "TRIALS_FRAME_COLUMNS",
+    "Visit",
 ]
 
 logger = logging.getLogger(__name__)
@@ -111,6 +115,12 @@ ABANDONED_AFTER = timedelta(minutes=30)
 # Decoded stimuli kept in memory: 64 MB hold 340 stimuli of 256 pixels (a study of 85 photos, 3 methods).
 PIXEL_CACHE_BYTES = 64 * 2**20
 _READ_ONLY = "survey_read_only"
+PRACTICE, TEST = "practice", "test"  # the two pools of a study's images
+POOLS = (PRACTICE, TEST)
+VISIT_ACTIONS = ("open", "consent", "proceed", "answer")
+TOKEN_MAX_CHARS = 64  # the column's width: a longer "token" cannot be anyone's
+# Said on every screen while the database does not answer (the app stays up).
+UNREACHABLE = "The study's database is not answering right now; please try again in a minute."
 
 TRIALS_FRAME_COLUMNS = [
     "study", "mode", "participant", "participant_finished", "trial_id", "position", "phase",
@@ -125,11 +135,18 @@ TRIALS_FRAME_COLUMNS = [
 @dataclass(frozen=True)
 class StimulusImage:
     """One image of a new study: `method` is "real" for the photo, "catch" for its catch version,
-    else the name of the colorization method that made this fake."""
+    else the name of the colorization method that made this fake.
+
+    pool: "practice" or "test", the same for every stimulus of an image (`study.split_pools`);
+        None for all images of a study without pools (any image serves either phase).
+    record: how it was made (JSON-able), kept for the report and never sent to a participant.
+    """
 
     image_key: str
     method: str
     image: Image.Image
+    pool: str | None = None
+    record: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +250,30 @@ class TrialTruth:
 
 
 @dataclass(frozen=True)
+class Visit:
+    """What one participant screen needs, read and written in one transaction (`Store.visit`).
+
+    token: the participant's (new after a "consent" that registered them); None when the browser
+        is not taking part in this study (no token, or one that is not theirs here).
+    progress: where they stand; None without a participant.
+    answer: the result of the answer this visit stored ("answer" only).
+    feedback_images: that answer's trial as it was presented, when the answer gets practice
+        feedback (shown again with it, now that it is answered).
+    trial: the trial served by this visit (None on consent, instructions, feedback and done).
+    score: the participant's result once they have finished.
+    """
+
+    study: str
+    protocol: Protocol
+    token: str | None
+    progress: Progress | None
+    answer: AnswerResult | None = None
+    feedback_images: tuple[bytes, ...] = field(default=(), repr=False)
+    trial: TrialView | None = None
+    score: Score | None = None
+
+
+@dataclass(frozen=True)
 class _TrialRow:
     """A stored trial as the participant flow needs it (internal; never leaves the Store)."""
 
@@ -247,6 +288,7 @@ class _TrialRow:
     crop_top: int | None
     crop_size: int | None
     dither_seed: int | None
+    dither_channels: int | None
     first_is_real: bool
     choice: str | None
 
@@ -264,7 +306,7 @@ class _TrialRow:
         """None only for trials stored before presentations existed (schema 1): shown as stored."""
         if self.crop_size is None:
             return None
-        return Presentation(self.crop_left, self.crop_top, self.crop_size, self.dither_seed)
+        return Presentation(self.crop_left, self.crop_top, self.crop_size, self.dither_seed, self.dither_channels or 3)
 
 
 def _fake_methods(stimulus_ids: dict[tuple[str, str], str]) -> list[str]:
@@ -337,6 +379,79 @@ def _answer_result(protocol: Protocol, trial: _TrialRow, choice: str, *, stored:
     )
 
 
+def _progress(study: str, protocol: Protocol, participant: Participant, trials: list[_TrialRow]) -> Progress:
+    practice = [t for t in trials if t.shown_phase == "practice"]
+    test = [t for t in trials if t.shown_phase == "test"]
+    test_total = len(test) if test else protocol.test_trials
+    practice_done = sum(t.choice is not None for t in practice)
+    test_done = sum(t.choice is not None for t in test)
+    if participant.consented_at is None:
+        phase = "consent"
+    elif practice_done < len(practice):
+        phase = "practice"
+    elif test_done < test_total:
+        phase = "test"
+    else:
+        phase = "finished"
+    return Progress(study, participant.consented_at is not None, phase, practice_done, len(practice), test_done, test_total)
+
+
+def _score(protocol: Protocol, trials: list[_TrialRow]) -> Score:
+    answered = [t for t in trials if t.shown_phase == "test" and t.choice is not None]
+    correct = sum(is_correct(protocol.mode, t.choice, real_side=t.real_side, stimulus_is_real=t.first_is_real) for t in answered)
+    return Score(correct=correct, answered=len(answered))
+
+
+class _StudyImages(NamedTuple):
+    ids: dict[tuple[str, str], str]  # (image_key, method) -> stimulus id
+    practice: list[str] | None  # the practice pool; None for a study stored before pools
+
+
+@dataclass(frozen=True)
+class _Serving:
+    """A trial served in a transaction, rendered (`view`) once it is committed."""
+
+    row: _TrialRow
+    index: int
+    total: int
+    exposure_over: bool
+    stimuli: list | None  # `Store._stimuli`; None when the exposure is over
+
+    def view(self, store: "Store", protocol: Protocol) -> TrialView:
+        images = () if self.stimuli is None else store._render(self.stimuli, self.row.presentation)
+        return TrialView(
+            trial_id=self.row.id, phase=self.row.shown_phase, index=self.index, total=self.total, mode=protocol.mode,
+            prompt=protocol.prompt, choices=protocol.choices, exposure_ms=protocol.exposure_ms, images=images,
+            exposure_over=self.exposure_over,
+        )  # fmt: skip
+
+
+@dataclass
+class _PendingVisit:
+    """What `Store.visit` gathered in its transaction; `finish` renders the images after it."""
+
+    study: str
+    protocol: Protocol
+    token: str
+    progress: Progress | None = None
+    answer: AnswerResult | None = None
+    feedback: tuple[list, Presentation | None] | None = None
+    serving: _Serving | None = None
+    score: Score | None = None
+
+    def finish(self, store: "Store") -> "Visit":
+        return Visit(
+            study=self.study,
+            protocol=self.protocol,
+            token=self.token,
+            progress=self.progress,
+            answer=self.answer,
+            feedback_images=() if self.feedback is None else store._render(*self.feedback),
+            trial=None if self.serving is None else self.serving.view(store, self.protocol),
+            score=self.score,
+        )
+
+
 # The statements of every participant request, built once (building a select costs more than
 # running it on SQLite); the values come in as bind parameters.
 _PARTICIPANT = (
@@ -348,7 +463,7 @@ _TRIAL_ROWS = (
     select(
         Trial.id, Trial.position, Trial.phase, Trial.first_stimulus_id, Trial.second_stimulus_id,
         Trial.real_side, Trial.shown_at, Trial.crop_left, Trial.crop_top, Trial.crop_size,
-        Trial.dither_seed, Stimulus.is_real, Response.choice,
+        Trial.dither_seed, Trial.dither_channels, Stimulus.is_real, Response.choice,
     )  # fmt: skip
     .join(Stimulus, Stimulus.id == Trial.first_stimulus_id)
     .outerjoin(Response, Response.trial_id == Trial.id)
@@ -392,12 +507,15 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url` set up for many concurrent participants (SQLite file or PostgreSQL)."""
+    """An engine for `url` set up for many concurrent participants (SQLite file or PostgreSQL).
+
+    Raises SurveyError, with the URL's password masked, for a URL that is none or a file that
+    cannot be made."""
     url = _normalise_url(url)
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise SurveyError(f"'{url}' is not a database URL (try sqlite:///survey.sqlite).") from None
+        raise SurveyError(f"'{masked_url(url)}' is not a database URL (try sqlite:///survey.sqlite).") from None
     try:
         if parsed.get_backend_name() != "sqlite":
             return create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_MAX_OVERFLOW, pool_pre_ping=True)
@@ -416,8 +534,21 @@ def make_engine(url: str) -> Engine:
             )
     except (NoSuchModuleError, ModuleNotFoundError) as error:
         raise SurveyError(f"There is no database driver for '{parsed.drivername}' installed ({error}).") from None
+    except OSError as error:
+        raise SurveyError(f"The survey database file {database} cannot be created: {error.strerror or error}.") from None
     _configure_sqlite(engine, wal=not in_memory)
     return engine
+
+
+def _why_unreachable(error: Exception, url: str) -> str:
+    """The first line of a driver's error, with the URL's password (if it names it) masked."""
+    line = str(getattr(error, "orig", None) or error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    password = None
+    try:
+        password = make_url(_normalise_url(url)).password
+    except ArgumentError:
+        pass
+    return line.replace(password, "***") if password else line
 
 
 # -- the store -------------------------------------------------------------------------------
@@ -466,23 +597,45 @@ class Store:
         self.create_tables()
 
     def __repr__(self) -> str:
-        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+        return f"Store({masked_url(self.url)!r})"
 
     def create_tables(self) -> None:
         """Create the tables of a new database, or upgrade an older one in place (`models.upgrade_schema`).
 
-        Never drops anything. Raises SurveyError for a database of a newer or an unknown schema.
+        Never drops anything. Raises SurveyError for a database of a newer or an unknown schema,
+        or one that cannot be reached (the sentence names it, password masked, and says why).
         """
-        with self._write_lock or nullcontext():
-            with self.engine.begin() as connection:
-                upgrade_schema(connection, where=repr(self))
+        try:
+            with self._write_lock or nullcontext():
+                with self.engine.begin() as connection:
+                    upgrade_schema(connection, where=repr(self))
+        except (OperationalError, InterfaceError) as error:
+            raise SurveyError(
+                f"The survey database {masked_url(self.url)} cannot be opened ({_why_unreachable(error, self.url)}); "
+                "check SURVEY_DB_URL (or --db) and that the database server is running."
+            ) from None
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
         """A session in a write transaction: committed on success, rolled back on any error."""
-        with self._write_lock or nullcontext():
+        with self._unreachable_as_sentence(), self._write_lock or nullcontext():
             with Session(self.engine) as session, session.begin():
                 yield session
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        """A session for reading (on SQLite a deferred transaction, which never waits for the write lock)."""
+        with self._unreachable_as_sentence(), Session(self._reader) as session:
+            yield session
+
+    @contextmanager
+    def _unreachable_as_sentence(self) -> Iterator[None]:
+        # A database that stops answering (a restart, a full disk) must not become a traceback.
+        try:
+            yield
+        except (OperationalError, InterfaceError) as error:
+            logger.error("The survey database %s failed: %s", masked_url(self.url), _why_unreachable(error, self.url))
+            raise SurveyError(UNREACHABLE) from None
 
     def close(self) -> None:
         """Close the pooled connections (the Store can still be used; it reconnects)."""
@@ -490,19 +643,25 @@ class Store:
 
     # -- studies --------------------------------------------------------------------------
 
-    def create_study(self, name: str, protocol: Protocol, stimuli: Iterable[StimulusImage]) -> StudySummary:
+    def create_study(
+        self, name: str, protocol: Protocol, stimuli: Iterable[StimulusImage], *, record: dict | None = None
+    ) -> StudySummary:
         """Store a new study, all or nothing.
 
         Every image key needs a "real" stimulus and one stimulus per fake method; "catch" is
         optional per image (only colourful photos make obvious catch fakes). All images must be
         protocol.image_size squared; they are re-encoded here (`stimuli.encode_png`) so that no
-        caller can leak the answer through a file format or metadata. The trial counts are
-        clipped, with a logged warning, when there are too few images.
+        caller can leak the answer through a file format or metadata. Every image has one pool,
+        practice or test, so no image serves both: given with the stimuli (all of them), or set
+        here by `study.split_pools` (none of them). `record`: facts
+        about the study for the report (`study_record`). The trial counts are clipped, with a
+        logged warning, when there are too few images.
         """
         name = (name or "").strip()
         if not name or len(name) > 100:
             raise SurveyError("A study needs a name of 1 to 100 characters.")
-        by_image: dict[str, dict[str, Image.Image]] = {}
+        by_image: dict[str, dict[str, StimulusImage]] = {}
+        pools: dict[str, set[str | None]] = {}
         for item in stimuli:
             methods = by_image.setdefault(str(item.image_key), {})
             if item.method in methods:
@@ -512,7 +671,10 @@ class Store:
                     f"Stimulus {quoted(item.image_key)} / {quoted(item.method)} is {item.image.size[0]}x{item.image.size[1]} pixels; "
                     f"the study uses {protocol.image_size}x{protocol.image_size}."
                 )
-            methods[item.method] = item.image
+            if item.pool not in (None, *POOLS):
+                raise SurveyError(f"{quoted(item.pool)} is not a pool; an image is in the practice or the test pool.")
+            methods[item.method] = item
+            pools.setdefault(str(item.image_key), set()).add(item.pool)
         fake_methods = {m for methods in by_image.values() for m in methods} - RESERVED_METHODS
         if not by_image or not fake_methods:
             raise SurveyError("A study needs at least one image with a real photo and a colorized fake.")
@@ -520,11 +682,18 @@ class Store:
             missing = sorted(({REAL} | fake_methods) - set(methods))
             if missing:
                 raise SurveyError(f"Image {quoted(key)} has no {', '.join(missing)} stimulus.")
+            if len(pools[key]) > 1:
+                raise SurveyError(f"Image {quoted(key)} is in both the practice and the test pool; practice images must never be test images.")
+        catch_keys = [key for key, methods in by_image.items() if CATCH in methods]
+        pooled = {key for key, found in pools.items() if found != {None}}
+        if pooled and len(pooled) < len(by_image):
+            raise SurveyError("Either every image of a study has a pool (practice or test) or none has.")
+        if pooled:
+            practice_keys = [key for key, found in pools.items() if found == {PRACTICE}]
+        else:  # the store sets the practice pool aside itself: no new study lets practice images into the test
+            practice_keys, _ = split_pools(protocol, image_keys=list(by_image), methods=sorted(fake_methods), catch_keys=catch_keys)
         protocol, warning = fit_protocol(
-            protocol,
-            image_keys=list(by_image),
-            methods=sorted(fake_methods),
-            catch_keys=[key for key, methods in by_image.items() if CATCH in methods],
+            protocol, image_keys=list(by_image), methods=sorted(fake_methods), catch_keys=catch_keys, practice_keys=practice_keys
         )
         if warning:
             logger.warning(warning)
@@ -532,8 +701,8 @@ class Store:
         # Encode before the transaction, so the write lock is held only for the inserts.
         rows = []
         for key, methods in by_image.items():
-            for method, image in methods.items():
-                png = encode_png(image)
+            for method, item in methods.items():
+                png = encode_png(item.image)
                 rows.append(
                     Stimulus(
                         id=secrets.token_hex(16),
@@ -542,6 +711,8 @@ class Store:
                         is_real=method == REAL,
                         png=png,
                         sha256=hashlib.sha256(png).hexdigest(),
+                        pool=PRACTICE if key in practice_keys else TEST,
+                        record=item.record,
                     )
                 )
         # Insert in random order too, so not even row order or rowid pairs stimuli up.
@@ -550,7 +721,7 @@ class Store:
             with self._write() as session:
                 if session.scalar(select(Study.id).where(Study.name == name)) is not None:
                     raise SurveyError(f"A study called {quoted(name)} already exists.")
-                study = Study(name=name, protocol=protocol.to_dict(), created_at=utcnow())
+                study = Study(name=name, protocol=protocol.to_dict(), created_at=utcnow(), record=record)
                 session.add(study)
                 session.flush()
                 for row in rows:
@@ -560,19 +731,42 @@ class Store:
             raise SurveyError(f"A study called {quoted(name)} already exists.") from None
         return self._summary(name)
 
+    def study_record(self, study: str) -> dict:
+        """What is recorded about `study` beyond its protocol (e.g. "simulated": the simulator's true rates); {} if nothing."""
+        with self._read() as session:
+            return dict(self._study(session, study).record or {})
+
+    def update_study_record(self, study: str, **entries: Any) -> dict:
+        """Add `entries` to the study's record (replacing those of the same name); returns the record."""
+        with self._write() as session:
+            record = self._study(session, study, lock=True)
+            record.record = {**(record.record or {}), **entries}
+            return dict(record.record)
+
+    def stimulus_records(self, study: str) -> pd.DataFrame:
+        """One row per stimulus of `study`: image_key, method, pool and record (how it was made, or None)."""
+        with self._read() as session:
+            rows = session.execute(
+                select(Stimulus.image_key, Stimulus.method, Stimulus.pool, Stimulus.record)
+                .join(Study, Study.id == Stimulus.study_id)
+                .where(Study.id == self._study(session, study).id)
+                .order_by(Stimulus.image_key, Stimulus.method)
+            ).all()
+        return pd.DataFrame.from_records(rows, columns=["image_key", "method", "pool", "record"])
+
     def list_studies(self) -> list[StudySummary]:
         """All studies, oldest first."""
-        with Session(self._reader) as session:
+        with self._read() as session:
             names = session.scalars(select(Study.name).order_by(Study.created_at, Study.id)).all()
         return [self._summary(name) for name in names]
 
     def get_protocol(self, study: str) -> Protocol:
         """The protocol of `study` (mode, exposure, counts, consent and instruction texts)."""
-        with Session(self._reader) as session:
+        with self._read() as session:
             return Protocol.from_dict(self._study(session, study).protocol)
 
     def _summary(self, name: str) -> StudySummary:
-        with Session(self._reader) as session:
+        with self._read() as session:
             study = self._study(session, name)
             methods = session.scalars(
                 select(Stimulus.method).where(Stimulus.study_id == study.id, Stimulus.method.not_in(sorted(RESERVED_METHODS))).distinct()
@@ -604,6 +798,83 @@ class Store:
 
     # -- participants -----------------------------------------------------------------------
 
+    def visit(
+        self,
+        study: str,
+        token: str | None,
+        *,
+        action: str = "open",
+        client_key: str | None = None,
+        trial_id: int | str | None = None,
+        choice: str | None = None,
+        now: datetime | None = None,
+    ) -> Visit:
+        """One participant screen, read and written in a single transaction (`survey.participant`).
+
+        action: "open" (where the participant stands: their current trial once they have
+        answered one, else the consent or instructions), "consent" (register unless `token` is
+        theirs in `study`, counted against `client_key`'s start limit, and agree), "proceed"
+        (serve the current trial), "answer" (store `choice` for the trial `trial_id`, then serve
+        the next one unless the answer gets practice feedback). A token unknown in `study` is not
+        theirs: `Visit.token` is then None (and "proceed" or "answer" raise). Raises SurveyError.
+        `now` overrides the clock, for simulations and tests only.
+        """
+        if action not in VISIT_ACTIONS:
+            raise ValueError(f"Unknown visit action {action!r}; one of {', '.join(VISIT_ACTIONS)}.")
+        now = now or utcnow()
+        if action == "answer":
+            trial_id = parse_id(trial_id)
+        known = isinstance(token, str) and 0 < len(token) <= TOKEN_MAX_CHARS
+        if action == "open" and not known:
+            with self._read() as session:  # the consent screen: nothing to write, no write lock
+                record = self._study(session, study)
+                return Visit(record.name, Protocol.from_dict(record.protocol), None, None)
+        for _attempt in range(START_ATTEMPTS):
+            try:
+                with self._write() as session:
+                    record = self._study(session, study)
+                    found = self._participant_of(session, token, record.id) if known else None
+                    if found is None and action != "consent":
+                        if action != "open":
+                            raise SurveyError("This participant code is unknown; please start the study again from its link.")
+                        return Visit(record.name, Protocol.from_dict(record.protocol), None, None)
+                    participant = found or self._register(session, record, client_key, now)
+                    pending = self._visit_in(session, participant, record, action, trial_id, choice, now)
+                break
+            except IntegrityError:
+                continue  # two registrations raced for one ordinal; the study lock makes this rare
+        else:
+            raise SurveyError("Too many people are starting at the same moment; please try again.")
+        # Rendering takes milliseconds per image: done after the transaction, not under the write lock.
+        return pending.finish(self)
+
+    def _visit_in(
+        self, session: Session, participant: Participant, study: Study, action: str, trial_id: int | None, choice: str | None, now: datetime
+    ) -> "_PendingVisit":
+        protocol = Protocol.from_dict(study.protocol)
+        if action == "consent" and participant.consented_at is None:
+            participant.consented_at = now
+        trials = self._trial_rows(session, participant.id)
+        pending = _PendingVisit(study.name, protocol, participant.token)
+        if participant.consented_at is None:
+            if action in ("proceed", "answer"):
+                raise SurveyError("Please agree to take part before the first trial.")
+            pending.progress = _progress(study.name, protocol, participant, trials)
+            return pending
+        if action == "answer":
+            result, trials = self._answer_in(session, participant, protocol, trials, trial_id, choice, now)
+            pending.answer = result
+            if result.feedback is not None:
+                answered = next(t for t in trials if t.id == trial_id)
+                pending.feedback = (self._stimuli(session, answered.stimulus_ids, answered.presentation), answered.presentation)
+        answered_any = any(t.choice is not None for t in trials)
+        if action == "proceed" or (action == "answer" and pending.feedback is None) or (action in ("open", "consent") and answered_any):
+            pending.serving, trials = self._serve(session, participant, study, protocol, trials, now)
+        pending.progress = _progress(study.name, protocol, participant, trials)
+        if pending.progress.finished:
+            pending.score = _score(protocol, trials)
+        return pending
+
     def start_participant(self, study: str, *, client_key: str | None = None, now: datetime | None = None) -> str:
         """Register a new participant of `study`, assign their practice trials, return their secret token.
 
@@ -615,30 +886,29 @@ class Store:
         now = now or utcnow()
         for _attempt in range(START_ATTEMPTS):
             try:
-                return self._start_participant(study, client_key, now)
+                with self._write() as session:
+                    return self._register(session, self._study(session, study), client_key, now).token
             except IntegrityError:
                 # The study lock prevents this; kept for databases without row locks.
                 continue
         raise SurveyError("Too many people are starting at the same moment; please try again.")
 
-    def _start_participant(self, name: str, client_key: str | None, now: datetime) -> str:
-        with self._write() as session:
-            # Lock the study row so concurrent starts take ordinals (and count client starts) one after the other.
-            study = self._study(session, name, lock=True)
-            if client_key and self.max_starts_per_client is not None:
-                self._count_client_start(session, study.id, client_bucket(str(client_key)), now)
-            protocol = Protocol.from_dict(study.protocol)
-            last = session.scalar(select(func.max(Participant.ordinal)).where(Participant.study_id == study.id))
-            ordinal = 0 if last is None else last + 1
-            participant = Participant(
-                token=secrets.token_urlsafe(24), study_id=study.id, ordinal=ordinal, created_at=now
-            )
-            session.add(participant)
-            session.flush()
-            stimulus_ids = self._stimulus_ids(session, study.id)
-            plan = self._plan(protocol, stimulus_ids, ordinal=ordinal, rotation=None)
-            self._add_trials(session, participant.id, [t for t in plan if t.phase == "practice"], stimulus_ids, protocol)
-            return participant.token
+    def _register(self, session: Session, study: Study, client_key: str | None, now: datetime) -> Participant:
+        """A new participant of `study` with their practice trials (in the caller's transaction)."""
+        # Lock the study row so concurrent starts take ordinals (and count client starts) one after the other.
+        study = self._study(session, study.name, lock=True)
+        if client_key and self.max_starts_per_client is not None:
+            self._count_client_start(session, study.id, client_bucket(str(client_key)), now)
+        protocol = Protocol.from_dict(study.protocol)
+        last = session.scalar(select(func.max(Participant.ordinal)).where(Participant.study_id == study.id))
+        ordinal = 0 if last is None else last + 1
+        participant = Participant(token=secrets.token_urlsafe(24), study_id=study.id, ordinal=ordinal, created_at=now)
+        session.add(participant)
+        session.flush()
+        images = self._images(session, study.id)
+        plan = self._plan(protocol, images, ordinal=ordinal, rotation=None)
+        self._add_trials(session, participant.id, [t for t in plan if t.phase == "practice"], images.ids, protocol)
+        return participant
 
     def _count_client_start(self, session: Session, study_id: int, bucket: str, now: datetime) -> None:
         """Record a start from `bucket`, or refuse it when the bucket is at its limit; forgets old starts."""
@@ -658,22 +928,27 @@ class Store:
         session.add(ClientStart(study_id=study_id, client_bucket=bucket, started_at=now))
 
     @staticmethod
-    def _stimulus_ids(session: Session, study_id: int) -> dict[tuple[str, str], str]:
-        """The id of every stimulus of the study, by (image_key, method)."""
-        rows = session.execute(select(Stimulus.id, Stimulus.image_key, Stimulus.method).where(Stimulus.study_id == study_id))
-        return {(key, method): stimulus_id for stimulus_id, key, method in rows}
+    def _images(session: Session, study_id: int) -> "_StudyImages":
+        """The id of every stimulus of the study by (image_key, method), and its practice pool."""
+        rows = session.execute(
+            select(Stimulus.id, Stimulus.image_key, Stimulus.method, Stimulus.pool).where(Stimulus.study_id == study_id)
+        ).all()
+        pools = {key: pool for _, key, _, pool in rows}
+        practice = None if any(pool is None for pool in pools.values()) else sorted(k for k, pool in pools.items() if pool == PRACTICE)
+        return _StudyImages({(key, method): stimulus_id for stimulus_id, key, method, _ in rows}, practice)
 
     @staticmethod
-    def _plan(protocol: Protocol, stimulus_ids: dict[tuple[str, str], str], *, ordinal: int, rotation: int | None) -> list[PlannedTrial]:
+    def _plan(protocol: Protocol, images: "_StudyImages", *, ordinal: int, rotation: int | None) -> list[PlannedTrial]:
         """Participant `ordinal`'s whole plan, test methods at `rotation` (see `study.plan_trials`)."""
-        image_keys = sorted({key for key, _ in stimulus_ids})
+        image_keys = sorted({key for key, _ in images.ids})
         return plan_trials(
             protocol,
             image_keys=image_keys,
-            methods=_fake_methods(stimulus_ids),
-            catch_keys=[key for key in image_keys if (key, CATCH) in stimulus_ids],
+            methods=_fake_methods(images.ids),
+            catch_keys=[key for key in image_keys if (key, CATCH) in images.ids],
             ordinal=ordinal,
             rotation=rotation,
+            practice_keys=images.practice,
         )
 
     def _add_trials(
@@ -700,19 +975,14 @@ class Store:
                 )
             )
 
-    def _plan_test_trials(self, session: Session, token: str, study_name: str, now: datetime) -> list[_TrialRow]:
-        """Give the participant a rotation slot and their test trials (unless a concurrent call just did)."""
-        # Participant first, then study: the order every writer that takes both uses, so no deadlock.
-        participant, _ = self._participant(session, token, lock=True)
-        trials = self._trial_rows(session, participant.id)
-        if _test_planned(trials):
-            return trials
-        study = self._study(session, study_name, lock=True)  # slots are chosen one participant at a time
+    def _plan_test_trials(self, session: Session, participant: Participant, study: Study, now: datetime) -> list[_TrialRow]:
+        """Give the (locked) participant a rotation slot and their test trials."""
+        study = self._study(session, study.name, lock=True)  # slots are chosen one participant at a time
         protocol = Protocol.from_dict(study.protocol)
-        stimulus_ids = self._stimulus_ids(session, study.id)
-        slot = self._emptiest_slot(session, study.id, rotation_slots(protocol.mode, _fake_methods(stimulus_ids)), now)
-        plan = self._plan(protocol, stimulus_ids, ordinal=participant.ordinal, rotation=slot)
-        self._add_trials(session, participant.id, [t for t in plan if t.phase != "practice"], stimulus_ids, protocol)
+        images = self._images(session, study.id)
+        slot = self._emptiest_slot(session, study.id, rotation_slots(protocol.mode, _fake_methods(images.ids)), now)
+        plan = self._plan(protocol, images, ordinal=participant.ordinal, rotation=slot)
+        self._add_trials(session, participant.id, [t for t in plan if t.phase != "practice"], images.ids, protocol)
         session.execute(update(Participant).where(Participant.id == participant.id).values(rotation_slot=slot))
         session.flush()
         return self._trial_rows(session, participant.id)
@@ -754,39 +1024,32 @@ class Store:
         """
         now = now or utcnow()
         with self._write() as session:
-            participant, study = self._participant(session, token)
+            participant, study = self._participant(session, token, lock=True)
             if participant.consented_at is None:
                 raise SurveyError("Please agree to take part before the first trial.")
-            trials = self._trial_rows(session, participant.id)
-            current = next((t for t in trials if t.choice is None), None)
-            if current is None and not _test_planned(trials):
-                trials = self._plan_test_trials(session, token, study.name, now)
-                current = next((t for t in trials if t.choice is None), None)
-            if current is None:
-                return None
             protocol = Protocol.from_dict(study.protocol)
-            exposure_over = _exposure_over(protocol, current.shown_at, now)
-            if current.shown_at is None:
-                session.execute(
-                    update(Trial).where(Trial.id == current.id, Trial.shown_at.is_(None)).values(shown_at=now)
-                )
-            elif exposure_over:
-                self._record_reshown(session, current.id, now)
-            shown = None if exposure_over else self._stimuli(session, current.stimulus_ids, current.presentation)
-            group = [t for t in trials if t.shown_phase == current.shown_phase]
-        # Rendering takes milliseconds per image: done after the transaction, not under the write lock.
-        return TrialView(
-            trial_id=current.id,
-            phase=current.shown_phase,
-            index=group.index(current) + 1,
-            total=len(group),
-            mode=protocol.mode,
-            prompt=protocol.prompt,
-            choices=protocol.choices,
-            exposure_ms=protocol.exposure_ms,
-            images=() if shown is None else self._render(shown, current.presentation),
-            exposure_over=exposure_over,
-        )
+            serving, _ = self._serve(session, participant, study, protocol, self._trial_rows(session, participant.id), now)
+        return None if serving is None else serving.view(self, protocol)
+
+    def _serve(
+        self, session: Session, participant: Participant, study: Study, protocol: Protocol, trials: list[_TrialRow], now: datetime
+    ) -> tuple["_Serving | None", list[_TrialRow]]:
+        """The (locked) participant's current trial, served now (see `next_trial`), and their trials."""
+        current = next((t for t in trials if t.choice is None), None)
+        if current is None and not _test_planned(trials):
+            trials = self._plan_test_trials(session, participant, study, now)
+            current = next((t for t in trials if t.choice is None), None)
+        if current is None:
+            return None, trials
+        exposure_over = _exposure_over(protocol, current.shown_at, now)
+        if current.shown_at is None:
+            session.execute(update(Trial).where(Trial.id == current.id, Trial.shown_at.is_(None)).values(shown_at=now))
+            trials = [dataclasses.replace(t, shown_at=now) if t.id == current.id else t for t in trials]
+        elif exposure_over:
+            self._record_reshown(session, current.id, now)
+        shown = None if exposure_over else self._stimuli(session, current.stimulus_ids, current.presentation)
+        group = [t for t in trials if t.shown_phase == current.shown_phase]
+        return _Serving(current, [t.id for t in group].index(current.id) + 1, len(group), exposure_over, shown), trials
 
     @staticmethod
     def _record_reshown(session: Session, trial_id: int, now: datetime) -> bool:
@@ -830,36 +1093,42 @@ class Store:
         with self._write() as session:
             participant, study = self._participant(session, token, lock=True)
             protocol = Protocol.from_dict(study.protocol)
-            if not isinstance(choice, str) or choice not in protocol.choices:
-                raise SurveyError(f"{quoted(choice)} is not an answer here; choose {' or '.join(protocol.choices)}.")
-            trials = self._trial_rows(session, participant.id)
-            trial = next((t for t in trials if t.id == trial_id), None)
-            if trial is not None and trial.choice is not None:
-                return _answer_result(protocol, trial, trial.choice, stored=False, finished=participant.finished_at is not None)
-            if participant.finished_at is not None:
-                raise SurveyError("You have already finished this study; thank you!")
-            if trial is None:
-                raise SurveyError("That trial does not belong to this participant.")
-            if participant.consented_at is None:
-                raise SurveyError("Please agree to take part before the first trial.")
-            current = next(t for t in trials if t.choice is None)
-            if current.id != trial_id or trial.shown_at is None:
-                raise SurveyError("That is not the trial on screen; please answer the one shown now.")
+            result, _ = self._answer_in(session, participant, protocol, self._trial_rows(session, participant.id), trial_id, choice, now)
+            return result
 
-            response_ms = max(0.0, (now - trial.shown_at).total_seconds() * 1000.0)
-            slow = protocol.max_response_ms is not None and response_ms > protocol.max_response_ms
-            stored = self._insert_response(session, trial_id, choice, response_ms, now, slow=slow)
-            if not stored:  # a concurrent click won (only possible without the participant lock)
-                choice = session.scalar(select(Response.choice).where(Response.trial_id == trial_id))
-            # Finished when the last trial is answered, and the test trials exist (after practice they come next).
-            finished = stored and _test_planned(trials) and sum(t.choice is None for t in trials) == 1
-            if finished:
-                session.execute(
-                    update(Participant)
-                    .where(Participant.id == participant.id, Participant.finished_at.is_(None))
-                    .values(finished_at=now)
-                )
-            return _answer_result(protocol, trial, choice, stored=stored, finished=finished or participant.finished_at is not None)
+    def _answer_in(
+        self, session: Session, participant: Participant, protocol: Protocol, trials: list[_TrialRow], trial_id: int, choice: Any, now: datetime
+    ) -> tuple[AnswerResult, list[_TrialRow]]:
+        """Store the (locked) participant's answer (see `answer`); the result and their trials after it."""
+        if not isinstance(choice, str) or choice not in protocol.choices:
+            raise SurveyError(f"{quoted(choice)} is not an answer here; choose {' or '.join(protocol.choices)}.")
+        trial = next((t for t in trials if t.id == trial_id), None)
+        if trial is not None and trial.choice is not None:
+            return _answer_result(protocol, trial, trial.choice, stored=False, finished=participant.finished_at is not None), trials
+        if participant.finished_at is not None:
+            raise SurveyError("You have already finished this study; thank you!")
+        if trial is None:
+            raise SurveyError("That trial does not belong to this participant.")
+        if participant.consented_at is None:
+            raise SurveyError("Please agree to take part before the first trial.")
+        current = next(t for t in trials if t.choice is None)
+        if current.id != trial_id or trial.shown_at is None:
+            raise SurveyError("That is not the trial on screen; please answer the one shown now.")
+
+        response_ms = max(0.0, (now - trial.shown_at).total_seconds() * 1000.0)
+        slow = protocol.max_response_ms is not None and response_ms > protocol.max_response_ms
+        stored = self._insert_response(session, trial_id, choice, response_ms, now, slow=slow)
+        if not stored:  # a concurrent click won (only possible without the participant lock)
+            choice = session.scalar(select(Response.choice).where(Response.trial_id == trial_id))
+        # Finished when the last trial is answered, and the test trials exist (after practice they come next).
+        finished = stored and _test_planned(trials) and sum(t.choice is None for t in trials) == 1
+        if finished:
+            session.execute(
+                update(Participant).where(Participant.id == participant.id, Participant.finished_at.is_(None)).values(finished_at=now)
+            )
+            participant.finished_at = participant.finished_at or now
+        trials = [dataclasses.replace(t, choice=choice) if t.id == trial_id else t for t in trials]
+        return _answer_result(protocol, trial, choice, stored=stored, finished=finished or participant.finished_at is not None), trials
 
     @staticmethod
     def _insert_response(session: Session, trial_id: int, choice: str, response_ms: float, now: datetime, *, slow: bool) -> bool:
@@ -887,47 +1156,40 @@ class Store:
 
         Before the test trials are assigned their total is the protocol's test_trials.
         """
-        with Session(self._reader) as session:
+        with self._read() as session:
             participant, study = self._participant(session, token)
-            trials = self._trial_rows(session, participant.id)
-        practice = [t for t in trials if t.shown_phase == "practice"]
-        test = [t for t in trials if t.shown_phase == "test"]
-        test_total = len(test) if test else Protocol.from_dict(study.protocol).test_trials
-        practice_done = sum(t.choice is not None for t in practice)
-        test_done = sum(t.choice is not None for t in test)
-        if participant.consented_at is None:
-            phase = "consent"
-        elif practice_done < len(practice):
-            phase = "practice"
-        elif test_done < test_total:
-            phase = "test"
-        else:
-            phase = "finished"
-        return Progress(
-            study=study.name,
-            consented=participant.consented_at is not None,
-            phase=phase,
-            practice_done=practice_done,
-            practice_total=len(practice),
-            test_done=test_done,
-            test_total=test_total,
-        )
+            return _progress(study.name, Protocol.from_dict(study.protocol), participant, self._trial_rows(session, participant.id))
 
     def participant_score(self, token: str) -> Score:
         """How many of the participant's answered test trials were right, catch trials included (see Score)."""
-        with Session(self._reader) as session:
+        with self._read() as session:
             participant, study = self._participant(session, token)
-            trials = self._trial_rows(session, participant.id)
-        mode = study.protocol["mode"]
-        answered = [t for t in trials if t.shown_phase == "test" and t.choice is not None]
-        correct = sum(is_correct(mode, t.choice, real_side=t.real_side, stimulus_is_real=t.first_is_real) for t in answered)
-        return Score(correct=correct, answered=len(answered))
+            return _score(Protocol.from_dict(study.protocol), self._trial_rows(session, participant.id))
 
     def is_finished(self, token: str) -> bool:
         """Whether the participant has answered every trial."""
-        with Session(self._reader) as session:
+        with self._read() as session:
             participant, _ = self._participant(session, token)
             return participant.finished_at is not None
+
+    def landing(self, tokens: dict[str, str]) -> tuple[list[str], set[str]]:
+        """(every study's name, oldest first; the studies among `tokens` ({study: token}) whose
+        participant has not finished), in one read: what a page load needs to pick a study."""
+        wanted = {name: token for name, token in tokens.items() if isinstance(token, str) and len(token) <= TOKEN_MAX_CHARS}
+        with self._read() as session:
+            names = list(session.scalars(select(Study.name).order_by(Study.created_at, Study.id)))
+            unfinished = set()
+            if wanted:
+                unfinished = {
+                    name
+                    for name, token in session.execute(
+                        select(Study.name, Participant.token)
+                        .join(Participant, Participant.study_id == Study.id)
+                        .where(Participant.token.in_(sorted(set(wanted.values()))), Participant.finished_at.is_(None))
+                    )
+                    if wanted.get(name) == token
+                }
+        return names, unfinished
 
     @staticmethod
     def _participant(session: Session, token: str, *, lock: bool = False) -> tuple[Participant, Study]:
@@ -937,11 +1199,17 @@ class Store:
         makes a second click wait for the first, then see its answer and return it.
         """
         row = None
-        if isinstance(token, str) and token:
+        if isinstance(token, str) and 0 < len(token) <= TOKEN_MAX_CHARS:
             row = session.execute(_PARTICIPANT_LOCKED if lock else _PARTICIPANT, {"token": token}).first()
         if row is None:
             raise SurveyError("This participant code is unknown; please start the study again from its link.")
         return row[0], row[1]
+
+    @staticmethod
+    def _participant_of(session: Session, token: str, study_id: int) -> Participant | None:
+        """The (locked) participant with `token` in the study `study_id`; None when there is none."""
+        row = session.execute(_PARTICIPANT_LOCKED, {"token": token}).first()
+        return row[0] if row is not None and row[0].study_id == study_id else None
 
     @staticmethod
     def _trial_rows(session: Session, participant_id: int) -> list[_TrialRow]:
@@ -953,7 +1221,7 @@ class Store:
     def trial_truth(self, trial_id: int) -> TrialTruth:
         """The answer key of one trial, for simulations and analysis: NEVER show it to a participant."""
         first, second = aliased(Stimulus), aliased(Stimulus)
-        with Session(self._reader) as session:
+        with self._read() as session:
             row = session.execute(
                 select(Trial.phase, Trial.real_side, first.image_key, first.method, first.is_real, second.method)
                 .join(first, first.id == Trial.first_stimulus_id)
@@ -977,15 +1245,15 @@ class Store:
         """The PNG bytes that were (or will be) sent for this trial, re-rendered from its stored
         presentation: what the participant saw, for the analysis. NEVER show it with its answer key."""
         trial_id = parse_id(trial_id)
-        with Session(self._reader) as session:
+        with self._read() as session:
             row = session.execute(
-                select(Trial.crop_left, Trial.crop_top, Trial.crop_size, Trial.dither_seed, Trial.first_stimulus_id,
-                       Trial.second_stimulus_id).where(Trial.id == trial_id)
+                select(Trial.crop_left, Trial.crop_top, Trial.crop_size, Trial.dither_seed, Trial.dither_channels,
+                       Trial.first_stimulus_id, Trial.second_stimulus_id).where(Trial.id == trial_id)
             ).first()  # fmt: skip
             if row is None:
                 raise SurveyError("That trial does not exist.")
-            presentation = None if row[2] is None else Presentation(*row[:4])
-            shown = self._stimuli(session, [i for i in row[4:] if i is not None], presentation)
+            presentation = None if row[2] is None else Presentation(*row[:4], row[4] or 3)
+            shown = self._stimuli(session, [i for i in row[5:] if i is not None], presentation)
         return self._render(shown, presentation)
 
     def _stimuli(self, session: Session, ids: list[str], presentation: Presentation | None) -> list:
@@ -1008,7 +1276,7 @@ class Store:
 
     def stimulus_png(self, study: str, image_key: str, method: str) -> bytes | None:
         """The stored PNG of one stimulus ("real", "catch" or a method name), e.g. for report figures."""
-        with Session(self._reader) as session:
+        with self._read() as session:
             return session.scalar(
                 select(Stimulus.png)
                 .join(Study, Study.id == Stimulus.study_id)
@@ -1022,7 +1290,7 @@ class Store:
         `participant` is a pseudonym ("P0001", in order of arrival), never the secret token.
         """
         first, second = aliased(Stimulus), aliased(Stimulus)
-        with Session(self._reader) as session:
+        with self._read() as session:
             record = self._study(session, study)
             mode = record.protocol["mode"]
             rows = session.execute(
@@ -1114,7 +1382,7 @@ class Store:
         """Counts for the admin: participants started / consented / finished, responses, and per
         method: trials assigned, responses, and `finished_trials` (see `finished_balance`)."""
         summary = self._summary(study)
-        with Session(self._reader) as session:
+        with self._read() as session:
             record = self._study(session, study)
             consented = session.scalar(
                 select(func.count()).where(Participant.study_id == record.id, Participant.consented_at.is_not(None))

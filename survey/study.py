@@ -14,11 +14,14 @@ Pure logic (no database, no images), so the design rules are easy to read and to
   who leave before it take no slot; practice trials rotate on the participant number.
 - Which image goes with which trial and the order are random per participant (seeded from the
   study's seed and the participant number, so a plan can be reproduced).
-- `one_method_per_image`: each source image is tied to one condition for the whole study (one
-  fake method; in single mode, or the real photo), and a share of the images (the catch rate's)
-  serves only catch trials. Every image then appears beside one partner only, across all
+- Practice images are a pool of their own (`split_pools`, stored with the study): their feedback
+  says which side was real, so they never come back in a test trial of any participation.
+- `one_method_per_image` (the default): each test image is tied to one condition for the whole
+  study (one fake method; in single mode, or the real photo), and a share of the images (the catch
+  rate's) serves only catch trials. Every image then appears beside one partner only, across all
   participations, so counting partners tells nothing (see `image_groups`); the price is that
-  methods are compared on different images.
+  methods are compared on different images. Without it every image is shown with every method
+  over the participations, and the real photo is the picture that recurs beside changing fakes.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ CHOICES = {"pair": ("left", "right"), "single": ("real", "fake")}
 PROMPTS = {"pair": "Which one is the real photo?", "single": "Is this photo real or fake?"}
 
 RESHOWN_TRIALS = ("flag", "exclude")  # what the report does with trials re-shown after their exposure
+# How a stored study that predates a Protocol field was run: such studies showed every method
+# with every image and real photos' colour at full resolution, and their plans must not change.
+LEGACY_DEFAULTS = {"one_method_per_image": False, "equal_chroma_bandwidth": False}
 
 
 @dataclass(frozen=True)
@@ -64,9 +70,15 @@ class Protocol:
         report's quality control (a participant who looked away); None = no limit.
     reshown_trials: "flag" or "exclude": what the report does with trials whose images were
         served again after their exposure window (a reload; `Store.mark_reshown`).
-    one_method_per_image: tie each source image to one condition for the whole study (see the
+    one_method_per_image: tie each test image to one condition for the whole study (see the
         module): a participant who takes the study many times, or pools answers with others,
         cannot find the real photo by which image turns up beside several different fakes.
+    equal_chroma_bandwidth: real photos are shown with their colour at the resolution of the
+        fakes' (`survey.build`: taken down to the model's render size and back up as the model's
+        colour is), so how finely the colour was resolved does not tell them apart. False shows
+        real photos' colour at full resolution, for a study that measures resolution too.
+
+    Studies stored before a field existed read it as it was then (`LEGACY_DEFAULTS`).
     """
 
     mode: str = "pair"
@@ -80,7 +92,8 @@ class Protocol:
     instructions_text: str | None = None
     max_response_ms: int | None = 30_000
     reshown_trials: str = "flag"
-    one_method_per_image: bool = False
+    one_method_per_image: bool = True
+    equal_chroma_bandwidth: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -99,8 +112,9 @@ class Protocol:
             raise SurveyError("The slow-answer limit must be a positive number of milliseconds (or none for no limit).")
         if self.reshown_trials not in RESHOWN_TRIALS:
             raise SurveyError(f"Re-shown trials are to be 'flag' or 'exclude', not {quoted(self.reshown_trials)}.")
-        if not isinstance(self.one_method_per_image, bool):
-            raise SurveyError("one_method_per_image is true or false.")
+        for name in ("one_method_per_image", "equal_chroma_bandwidth"):
+            if not isinstance(getattr(self, name), bool):
+                raise SurveyError(f"{name} is true or false.")
 
     @property
     def prompt(self) -> str:
@@ -137,8 +151,9 @@ class Protocol:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Protocol":
         known = {f.name for f in dataclasses.fields(cls)}
-        # Ignore keys this version does not know, so an older program can read a newer study.
-        return cls(**{k: v for k, v in data.items() if k in known})
+        # Ignore keys this version does not know, so an older program can read a newer study; a
+        # key it lacks means the study was run as before that field existed.
+        return cls(**{**LEGACY_DEFAULTS, **{k: v for k, v in data.items() if k in known}})
 
     def fitted(self, n_images: int) -> tuple["Protocol", str | None]:
         """This protocol clipped to what `n_images` source images allow, and a warning if it was clipped.
@@ -230,14 +245,46 @@ def image_groups(
 
 
 def fit_protocol(
-    protocol: Protocol, *, image_keys: Sequence[str], methods: Sequence[str], catch_keys: Sequence[str] | None = None
+    protocol: Protocol,
+    *,
+    image_keys: Sequence[str],
+    methods: Sequence[str],
+    catch_keys: Sequence[str] | None = None,
+    practice_keys: Sequence[str] | None = None,
 ) -> tuple[Protocol, str | None]:
     """`protocol` clipped to what the study's images allow, and a warning if it was clipped.
 
-    Without `one_method_per_image` that is `Protocol.fitted` on the number of images. With it,
-    every participant must find enough images in each condition's group for any rotation slot;
-    test trials are kept before practice trials, as in `fitted`.
+    practice_keys: the study's practice pool (`split_pools`); practice trials then come from it
+    alone and test trials from the other images. None: a study stored before practice pools,
+    where any image serves either. Without `one_method_per_image` the test needs one image per
+    trial. With it, every participant must find enough images in each condition's group for
+    any rotation slot; test trials are kept before practice trials.
     """
+    if practice_keys is not None:
+        pool = set(practice_keys)
+        test_keys = [key for key in image_keys if key not in pool]
+        if not test_keys:
+            raise SurveyError("Every image of the study is a practice image; test trials need images of their own.")
+        practice = min(protocol.practice_trials, len(pool & set(image_keys)))
+        tested, _ = _fitted_pool(dataclasses.replace(protocol, practice_trials=0), test_keys, methods, catch_keys)
+        test = tested.test_trials
+    else:
+        fitted, _ = _fitted_pool(protocol, image_keys, methods, catch_keys)
+        practice, test = fitted.practice_trials, fitted.test_trials
+    if (practice, test) == (protocol.practice_trials, protocol.test_trials):
+        return protocol, None
+    design = " for one method per image" if protocol.one_method_per_image else ""
+    message = (
+        f"Only {len(image_keys)} images are available{design}, so each participant gets {practice} "
+        f"practice and {test} test trials instead of {protocol.practice_trials} and {protocol.test_trials}."
+    )
+    return dataclasses.replace(protocol, practice_trials=practice, test_trials=test), message
+
+
+def _fitted_pool(
+    protocol: Protocol, image_keys: Sequence[str], methods: Sequence[str], catch_keys: Sequence[str] | None
+) -> tuple[Protocol, str | None]:
+    """`protocol` clipped for one pool of images serving its practice and test trials alike."""
     if not protocol.one_method_per_image:
         return protocol.fitted(len(image_keys))
     groups = image_groups(protocol, image_keys=image_keys, methods=methods, catch_keys=catch_keys)
@@ -265,13 +312,30 @@ def fit_protocol(
         raise SurveyError(
             f"{len(image_keys)} images are too few to give each of {len(set(conditions))} conditions images of its own."
         )
-    if (practice, test) == (protocol.practice_trials, protocol.test_trials):
-        return protocol, None
-    message = (
-        f"Only {len(image_keys)} images are available for one method per image, so each participant gets {practice} "
-        f"practice and {test} test trials instead of {protocol.practice_trials} and {protocol.test_trials}."
-    )
-    return dataclasses.replace(protocol, practice_trials=practice, test_trials=test), message
+    return dataclasses.replace(protocol, practice_trials=practice, test_trials=test), None
+
+
+def split_pools(
+    protocol: Protocol, *, image_keys: Sequence[str], methods: Sequence[str], catch_keys: Sequence[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """(practice pool, test pool) of a new study: `protocol.practice_trials` images set aside for
+    practice (drawn from the study's seed), fewer only where the test would otherwise lose trials,
+    but one whenever practice is asked for and there are two images or more."""
+    keys = sorted(image_keys)
+    random.Random(f"survey-practice/{protocol.seed}").shuffle(keys)
+    test_only = dataclasses.replace(protocol, practice_trials=0)
+
+    def test_trials(pool: list[str]) -> int:
+        try:
+            return _fitted_pool(test_only, pool, methods, catch_keys)[0].test_trials
+        except SurveyError:  # too few images for a group of their own per condition
+            return 0
+
+    count = min(protocol.practice_trials, max(0, len(keys) - 1))
+    full = test_trials(keys)
+    while count > 1 and test_trials(keys[count:]) < full:
+        count -= 1
+    return sorted(keys[:count]), sorted(keys[count:])
 
 
 def _drawn_images(
@@ -312,31 +376,44 @@ def plan_trials(
     ordinal: int,
     catch_keys: Sequence[str] | None = None,
     rotation: int | None = None,
+    practice_keys: Sequence[str] | None = None,
 ) -> list[PlannedTrial]:
     """The trials of participant number `ordinal` (0, 1, 2, ... in order of arrival).
 
     image_keys: the study's source images; methods: its fake methods (any order; sorted here so
     the rotation does not depend on database order); catch_keys: images that have a catch
-    stimulus (default: all). rotation: the test trials' rotation slot (default: `ordinal`); it
-    changes only which method each test trial shows, so plans for one `ordinal` with different
-    slots share their practice trials, and their test images unless `one_method_per_image`
-    ties images to methods. Counts are clipped, with a logged warning, when images run short.
+    stimulus (default: all); practice_keys: the practice pool (`split_pools`; None for a study
+    stored before pools, where any image serves either). rotation: the test trials' rotation
+    slot (default: `ordinal`); it changes only which method each test trial shows, so plans for
+    one `ordinal` with different slots share their practice trials, and their test images unless
+    `one_method_per_image` ties images to methods. Counts are clipped, with a logged warning,
+    when images run short.
     """
     if not methods:
         raise SurveyError("The study has no colorization methods.")
     if set(methods) & RESERVED_METHODS:
         raise SurveyError("'real' and 'catch' cannot be used as method names.")
-    protocol, warning = fit_protocol(protocol, image_keys=image_keys, methods=methods, catch_keys=catch_keys)
+    protocol, warning = fit_protocol(protocol, image_keys=image_keys, methods=methods, catch_keys=catch_keys, practice_keys=practice_keys)
     if warning:
         logger.warning(warning)
     rng = participant_rng(protocol, ordinal)
     conditions = _conditions(protocol.mode, methods)
     rotation = ordinal if rotation is None else rotation
-    if protocol.one_method_per_image:
-        groups = image_groups(protocol, image_keys=image_keys, methods=methods, catch_keys=catch_keys)
-        practice, test = _grouped_images(protocol, rng, groups, conditions, ordinal=ordinal, rotation=rotation)
+    test_protocol, test_keys = protocol, image_keys
+    if practice_keys is not None:
+        pool = sorted(set(practice_keys) & set(image_keys))
+        rng.shuffle(pool)
+        drawn = pool[: protocol.practice_trials]
+        practice = [("practice", key, c) for key, c in zip(drawn, _rotated_conditions(conditions, len(drawn), ordinal))]
+        test_protocol = dataclasses.replace(protocol, practice_trials=0)
+        test_keys = [key for key in image_keys if key not in set(practice_keys)]
+    if test_protocol.one_method_per_image:
+        groups = image_groups(test_protocol, image_keys=test_keys, methods=methods, catch_keys=catch_keys)
+        shared, test = _grouped_images(test_protocol, rng, groups, conditions, ordinal=ordinal, rotation=rotation)
     else:
-        practice, test = _drawn_images(protocol, rng, conditions, image_keys, catch_keys, ordinal=ordinal, rotation=rotation)
+        shared, test = _drawn_images(test_protocol, rng, conditions, test_keys, catch_keys, ordinal=ordinal, rotation=rotation)
+    if practice_keys is None:
+        practice = shared  # the one pool serves both phases
     rng.shuffle(practice)
     rng.shuffle(test)
 

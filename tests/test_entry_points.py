@@ -15,7 +15,7 @@ from skimage import data
 from colorize import Colorizer, evaluate, infer
 from colorize.checkpoint import save_model
 from colorize.models import ModelConfig, build_generator, init_weights
-from survey.build import MethodSpec, load_fake_maker
+from survey.build import MethodSpec, load_method
 
 NOISY = ModelConfig(base_channels=4, depth=3, max_channels=8, dropout=0.0, noise_channels=4, noise_levels=2)
 OWN_RENDER_SIZE = 40  # not the training size (48) and not any library default: it must come from the config
@@ -64,9 +64,9 @@ def test_library_cli_evaluate_and_survey_agree_on_the_models_defaults(model, pho
     assert not np.array_equal(_pixels(seeded), _pixels(default))
 
     # the survey's fakes are the default colouring of the gray photo
-    maker = load_fake_maker(MethodSpec("noisy", "model", model))
+    method = load_method(MethodSpec("noisy", "model", model))
     gray = Image.open(photo).convert("RGB")
-    assert np.array_equal(_pixels(maker(gray)), _pixels(colorizer.colorize(gray)))
+    assert np.array_equal(_pixels(method.fake(gray, gray, key="coffee")[0]), _pixels(colorizer.colorize(gray)))
 
     # evaluation runs at the same settings and says which
     folder = tmp_path / "photos"

@@ -29,7 +29,7 @@ def colourful(seed: int, size: int = 32) -> Image.Image:
 @pytest.fixture
 def store() -> Store:
     store = Store("sqlite://")
-    sources = [(f"photo{i}", colourful(i)) for i in range(4)]
+    sources = [(f"photo{i}", colourful(i)) for i in range(8)]
     for name, mode in (("pair-study", "pair"), ("single-study", "single")):
         protocol = Protocol(mode=mode, exposure_ms=400, practice_trials=1, test_trials=3, catch_rate=0.0, image_size=24)
         build_study(store, name=name, sources=sources, makers={"gray": gray_image}, protocol=protocol, progress=False)
@@ -45,7 +45,7 @@ def public(step) -> dict:
 def test_consent_instructions_practice_feedback_test_done(store):
     flow = ParticipantFlow(store)
     first = flow.open("pair-study", {})
-    assert first.tokens is None and public(first)["screen"] == "consent"
+    assert first.tokens == {} and public(first)["screen"] == "consent"
     assert store.study_status("pair-study")["participants_started"] == 0  # nobody is registered before agreeing
 
     agreed = flow.consent("pair-study", {"other-study": "kept"})

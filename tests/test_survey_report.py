@@ -24,7 +24,6 @@ from survey.report import (
     fooling_rate_figure,
     main,
     quality_control,
-    strip_password,
     study_options,
     summary_table,
     write_report,
@@ -35,7 +34,7 @@ from survey.study import Protocol
 
 RATES = {"alpha": 0.35, "beta": 0.2}
 PAIR = Protocol(mode="pair", practice_trials=2, test_trials=20, catch_rate=0.1)
-SINGLE = Protocol(mode="single", practice_trials=2, test_trials=20, catch_rate=0.1)
+SINGLE = Protocol(mode="single", practice_trials=2, test_trials=20, catch_rate=0.1, one_method_per_image=False)  # every image with every condition
 FAST = ReportOptions(n_boot=200)  # few replicates keep the suite quick; reports use 2000
 
 
@@ -220,10 +219,14 @@ def test_admin_helpers_give_table_and_figure_from_a_trials_frame():
         assert isinstance(fig, Figure) and fig.axes[0].get_ylim() == (0.0, 1.0)
 
 
-def test_strip_password():
-    assert strip_password("postgresql+psycopg://ann:s3cret@db.example:5432/survey") == "postgresql+psycopg://ann:***@db.example:5432/survey"
-    assert strip_password("sqlite:///x.sqlite") == "sqlite:///x.sqlite"
-    assert "s3cret" not in strip_password("weird://ann:s3cret@host")
+def test_every_database_url_shown_has_its_password_masked():
+    from survey.settings import masked_url
+
+    assert masked_url("postgresql+psycopg://ann:s3cret@db.example:5432/survey") == "postgresql+psycopg://ann:***@db.example:5432/survey"
+    assert masked_url("sqlite:///x.sqlite") == "sqlite:///x.sqlite"
+    for malformed in ("weird://ann:s3cret@host", "postgresql://ann:s3c@r/et@host:5x/db", "ann:s3cret@host", "postgres://:s3cret@/db?x=1"):
+        assert "s3cret" not in masked_url(malformed) and "s3c" not in masked_url(malformed)
+    assert masked_url("postgresql://ann@host/db") == "postgresql://ann@host/db"  # no password: nothing to hide
 
 
 # -- through the real Store and the CLI --------------------------------------------------------
@@ -359,7 +362,7 @@ def test_a_small_study_warns_at_the_top_and_declares_no_winner(tmp_path):
     assert "at least 10 participants and 10 images" in text
 
     few_images = analyse(simulate_frame(config, participants=40, images=6, seed=0), options=FAST)
-    assert few_images.small_study and "6 image(s)" in few_images.small_study
+    assert few_images.small_study and f"{few_images.used['image_key'].nunique()} image(s)" in few_images.small_study
     large = analyse(simulate_frame(config, participants=40, images=24, seed=0), options=FAST)
     assert large.small_study is None and large.comparisons["verdict"].tolist() == ["gamma beats alpha"]
 
@@ -417,7 +420,8 @@ def test_single_mode_compares_fakes_with_real_photos_not_with_50_percent(tmp_pat
     rows = analysis.summary.set_index("method")
     same, worse = rows.loc["same"], rows.loc["worse"]
     assert worse["diff_vs_real_low"] <= 0.35 - 0.75 <= worse["diff_vs_real_high"] < 0
-    assert worse["verdict"] == "judged real less often than real photos" and worse["p_cluster"] < 0.001
+    # every replicate beyond 0: the smallest p a bootstrap of B replicates gives, 2 / (B + 1), never 0
+    assert worse["verdict"] == "judged real less often than real photos" and worse["p_cluster"] == pytest.approx(2 / (FAST.n_boot + 1))
     assert same["diff_vs_real_low"] <= 0 <= same["diff_vs_real_high"]
     assert same["verdict"] == "no detectable difference from real photos"
     assert same["d_prime_low"] <= 0 <= same["d_prime_high"]
@@ -541,3 +545,100 @@ def test_method_names_are_escaped_in_markdown(tmp_path):
     assert {cell for row in comparisons[1:] for cell in row[:2]} == set(MARKDOWN_NAMES)
     assert "Colorizations by **\\<b\\>x\\</b\\>**" in text and "Colorizations by **a\\*b\\_c**" in text
     assert "# Study report: \\<i\\>s\\</i\\> \\| \\*" in text and "- Command: `` cmd `x` ``" in text
+
+
+# -- issue 27: verdicts that hold in every design -------------------------------------------------
+
+ONE_METHOD = Protocol(mode="pair", practice_trials=2, test_trials=20, catch_rate=0.1, one_method_per_image=True)
+
+
+def test_with_one_method_per_photo_a_method_with_few_photos_gets_no_verdict_and_a_sentence(tmp_path):
+    """40 participants and 21 photos make a study of a size that gets verdicts, but with one method per
+    photo each of three methods rests on 6 photos: equal methods were called different 7-11.5% of the
+    time there (results/report-coverage-one-method/). Those verdicts are withheld, with a sentence."""
+    equal = SimulationConfig(true_rates={"one": 0.3, "two": 0.3, "three": 0.3}, careless_share=0.0, dropout_share=0.0,
+                             participant_sd=0.8, image_sd=0.8)  # fmt: skip
+    few = analyse(simulate_frame(equal, participants=40, images=22, seed=3, protocol=ONE_METHOD), options=FAST)
+    assert few.small_study is None  # the study as a whole is large enough
+    assert (few.summary["n_images"] < 10).all()
+    assert set(few.summary["verdict"]) == {"withheld (too few photos or participants behind this rate)"}
+    assert set(few.comparisons["verdict"]) == {"withheld (too few photos or participants behind one of the rates)"}
+    note = next(n for n in few.notes if n.startswith("Too few photos or participants behind"))
+    assert "'one' (" in note and "at least 10 photos and 10 participants behind each rate" in note
+    text = write_report(few, tmp_path, study="s", command="cmd", db_url="sqlite://").read_text()
+    assert "**Power.** A verdict needs at least 10 photos and 10 participants behind every rate" in text
+    assert "beats" not in text.split("## Method comparisons")[1].split("## Per-image")[0].replace("\"A beats B\"", "")
+
+    far = SimulationConfig(true_rates={"good": 0.45, "bad": 0.1}, careless_share=0.0, dropout_share=0.0)
+    enough = analyse(simulate_frame(far, participants=40, images=40, seed=5, protocol=ONE_METHOD), options=FAST)
+    assert (enough.summary["n_images"] >= 10).all() and enough.comparisons["verdict"].tolist() == ["good beats bad"]
+    assert not any(n.startswith("Too few photos") for n in enough.notes)
+
+
+def test_a_p_value_shown_as_0_050_is_not_significant_and_no_bootstrap_p_is_zero():
+    options = ReportOptions()
+    assert 1.0 - 0.95 > 0.05 and options.alpha == 0.05  # the float that made p = 0.050 "significant" before
+    assert not options.significant(0.05) and not options.significant(0.0496) and options.significant(0.0494)
+    assert not options.significant(math.nan)
+    from survey.stats import TwoWayBootstrap
+
+    rng = np.random.default_rng(0)
+    people, images = np.repeat(np.arange(20), 10), np.tile(np.arange(10), 20)
+    boot = TwoWayBootstrap(rng.random(200) < 0.9, people, images, n_boot=500, seed=0)
+    far = boot.interval(lambda sums: sums[..., 0] / 200, null=0.2)  # every replicate far beyond the null
+    assert far.p_value == pytest.approx(2 / 501)  # 2 (k + 1) / (B + 1) with k = 0: never 0
+    assert boot.interval(lambda sums: sums[..., 0] / 200, null=far.estimate).p_value > 0.9  # at the estimate: no evidence
+
+
+def test_differences_are_in_points_single_mode_is_hedged_and_the_per_image_table_has_counts(tmp_path):
+    config = SimulationConfig(true_rates={"same": 0.75, "worse": 0.35}, real_rate=0.75, careless_share=0.0, dropout_share=0.0)
+    analysis = analyse(simulate_frame(config, participants=40, images=40, seed=12, protocol=SINGLE), options=FAST)
+    text = write_report(analysis, tmp_path, study="s", command="cmd", db_url="sqlite://").read_text()
+    assert "no detectable difference from real photos (not proof that none exists" in text
+    comparisons = text.split("## Method comparisons")[1].split("## Per-image")[0]
+    table = [line for line in comparisons.splitlines() if line.startswith("| same") or line.startswith("| worse")]
+    assert table and all(" points |" in line and "%" in line for line in table)  # rates in %, differences in points
+    difference_cells = [line.split(" | ")[4] for line in table]
+    assert all(cell.endswith("points") for cell in difference_cells)
+    per_image = text.split("## Per-image results")[1].split("![Per-image")[0]
+    rows = [line for line in per_image.splitlines() if line.startswith("| img")]
+    assert "answers judged real / answers" in per_image and rows and all("/" in row and "%)" in row for row in rows)
+
+
+def test_images_are_ranked_by_their_wilson_bounds_not_their_raw_rates():
+    from survey.report import _per_image_markdown
+
+    rows = [("lucky", "m", "fake", 2, 2), ("solid", "m", "fake", 15, 12), ("poor", "m", "fake", 15, 1), ("thin", "m", "fake", 1, 0)]
+    per_image = pd.DataFrame(rows, columns=["image_key", "method", "stimulus", "n_trials", "n_judged_real"])
+    caption, _, table = _per_image_markdown(per_image)
+    order = [line.split(" | ")[0].strip("| ") for line in table.splitlines()[2:]]
+    # least convincing first by the upper bound: 1 of 15 (upper 30%) before 0 of 1 (upper 79%); 2 of 2 (upper 100%) after 12 of 15
+    assert order == ["poor", "thin", "solid", "lucky"] and "12/15 (80%)" in table and "2/2 (100%)" in table
+    assert "upper Wilson bound" in caption
+
+
+def test_only_a_study_the_simulator_made_is_titled_simulated_and_with_its_true_rates(tmp_path, capsys):
+    from survey.build import build_study
+    from survey.simulate import synthetic_sources
+    from colorize.pixels import gray_image
+
+    url = f"sqlite:///{tmp_path / 'survey.sqlite'}"
+    store = Store(url)
+    protocol = Protocol(practice_trials=1, test_trials=8, catch_rate=0.0, image_size=32, one_method_per_image=False)
+    build_synthetic_study(store, "simulated-made", ["alpha", "beta"], images=12, protocol=protocol)
+    simulate_study(store, "simulated-made", SimulationConfig(true_rates=RATES, careless_share=0.0, dropout_share=0.0), participants=12, seed=4)
+    assert store.study_record("simulated-made")["simulated"]["runs"][0]["true_rates"] == RATES
+    assert main(["--db", url, "--study", "simulated-made", "--out", str(tmp_path / "made"), "--bootstrap", "50"]) == 0
+    made = (tmp_path / "made" / "report.md").read_text()
+    assert made.startswith("# SIMULATED — Study report: simulated-made")
+    assert "True fooling rates of the 12 simulated participants added with seed 4: alpha 35%, beta 20%" in made
+
+    # A study of people whose name merely starts with "simulated-" is reported as what it is.
+    build_study(store, name="simulated-looking", sources=synthetic_sources(12, size=32), makers={"alpha": gray_image}, protocol=protocol, progress=False)
+    token = store.start_participant("simulated-looking")
+    store.consent(token)
+    while (trial := store.next_trial(token)) is not None:
+        store.answer(token, trial.trial_id, "left")
+    assert main(["--db", url, "--study", "simulated-looking", "--out", str(tmp_path / "people"), "--bootstrap", "50"]) == 0
+    people = (tmp_path / "people" / "report.md").read_text()
+    assert people.startswith("# Study report: simulated-looking") and "SIMULATED" not in people

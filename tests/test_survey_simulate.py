@@ -68,8 +68,8 @@ def test_single_mode_frame_marks_reals():
 def test_simulation_goes_through_the_store_and_only_into_simulated_studies():
     store = Store("sqlite://")
     protocol = Protocol(practice_trials=1, test_trials=6, catch_rate=0.2, image_size=32)
-    summary = build_synthetic_study(store, "simulated-s", ["m1", "m2"], images=8, protocol=protocol)
-    assert summary.methods == ("m1", "m2") and summary.images == 8
+    summary = build_synthetic_study(store, "simulated-s", ["m1", "m2"], images=10, protocol=protocol)
+    assert summary.methods == ("m1", "m2") and summary.images == 10
     config = SimulationConfig(true_rates={"m1": 0.3, "m2": 0.3}, careless_share=0.0, dropout_share=0.25)
     kinds = simulate_study(store, "simulated-s", config, participants=4, seed=0)
     assert kinds == {"attentive": 3, "dropout": 1}

@@ -25,7 +25,7 @@ from sqlalchemy import MetaData, Table, create_engine, insert, inspect, select, 
 
 from colorize.pixels import gray_image
 from survey import SurveyError
-from survey.models import ADDED_COLUMNS, Base, ClientStart, Participant, SchemaVersion
+from survey.models import ADDED_COLUMNS, SCHEMA_VERSION, Base, ClientStart, Participant, SchemaVersion
 from survey.report import ReportOptions, analyse
 from survey.report import main as report_main
 from survey.stimuli import catch_version
@@ -331,7 +331,7 @@ def test_single_mode_shows_real_photos_half_the_time(store):
 
 def test_too_few_images_clips_the_trial_counts_with_a_warning(store, caplog):
     with caplog.at_level("WARNING"):
-        make_study(store, n_images=5, practice_trials=3, test_trials=20)
+        make_study(store, n_images=5, practice_trials=3, test_trials=20, one_method_per_image=False)
     assert "Only 5 images" in caplog.text
     protocol = store.get_protocol("s")
     assert protocol.practice_trials + protocol.test_trials == 5 and protocol.practice_trials >= 1
@@ -508,7 +508,7 @@ def attack_accuracy(guesses: list[str | None], truths: list[str], seed: int = 0)
 
 
 def test_the_partner_and_byte_identity_attacks_score_at_chance(store):
-    make_study(store)
+    make_study(store, one_method_per_image=False)
     served = served_trials(store, 8)  # 96 pairs: each photo about 6 times, beside all three methods
     truths = [truth.real_side for _, truth in served]
     as_stored = [
@@ -560,13 +560,14 @@ def test_matching_thumbnails_finds_the_real_photo_unless_each_photo_has_one_meth
     """A crop and a dither change every byte but not what the pictures look like: matched by eye (or
     by thumbnails), the real photo is still the one picture seen beside several fakes. With
     `one_method_per_image` every picture has one partner in every participation: a coin's accuracy."""
-    make_study(store, "rotating")
+    make_study(store, "rotating", one_method_per_image=False)
     served = served_trials(store, 8, study="rotating")  # each photo about 6 times, beside its three fakes and catch version
     truths = [truth.real_side for _, truth in served]
     assert attack_accuracy(thumbnail_partner_attack(served), truths) > 0.9
 
     make_study(store, "tied", one_method_per_image=True)
-    served = served_trials(store, 8, study="tied")
+    # Practice images are a pool of their own, answered with feedback: the attack is on the test trials.
+    served = [trial for trial in served_trials(store, 8, study="tied") if trial[1].phase != "practice"]
     truths = [truth.real_side for _, truth in served]
     by_image = defaultdict(set)
     for _, truth in served:
@@ -812,13 +813,13 @@ def test_a_trial_served_again_after_its_exposure_is_recorded_and_the_report_flag
 
 
 def copy_as_schema_1(source_url: str, target_url: str) -> None:
-    """Write the tables of `source_url` into `target_url` as the previous version had them: without
-    the columns and tables schema 2 added."""
+    """Write the tables of `source_url` into `target_url` as the first version had them: without
+    the columns and tables every later schema added."""
     old = MetaData()
     for table in Base.metadata.sorted_tables:
         if table.name in (ClientStart.__tablename__, SchemaVersion.__tablename__):
             continue
-        added = ADDED_COLUMNS[2].get(table.name, ())
+        added = {name for columns in ADDED_COLUMNS.values() for name in columns.get(table.name, ())}
         Table(table.name, old, *[column._copy() for column in table.columns if column.name not in added])
     source, target = create_engine(source_url), create_engine(target_url)
     try:
@@ -852,10 +853,11 @@ def test_a_database_of_the_previous_version_is_upgraded_in_place(db_url, tmp_pat
     try:
         engine = create_engine(db_url)
         with engine.connect() as connection:
-            assert connection.scalar(select(SchemaVersion.version)) == 2
+            assert connection.scalar(select(SchemaVersion.version)) == SCHEMA_VERSION
             columns = {c["name"] for c in inspect(connection).get_columns("trials")}
+            columns |= {f"stimuli.{c['name']}" for c in inspect(connection).get_columns("stimuli")}
         engine.dispose()
-        assert {"reshown_at", "crop_size", "dither_seed"} <= columns
+        assert {"reshown_at", "crop_size", "dither_seed", "stimuli.pool", "stimuli.record"} <= columns
         after = upgraded.trials_frame("s")
         pd.testing.assert_frame_equal(after.drop(columns=["slow"]), before.drop(columns=["slow"]))
         assert after.loc[after["answered"], "slow"].eq(False).all()

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from survey import SurveyError, settings
 from survey.admin import main as admin_main
-from survey.build import MethodSpec, build_study, find_source_images, load_fake_maker, load_source_images, main as build_main
+from survey.build import MethodSpec, build_study, find_source_images, load_method, load_source_images, main as build_main
 from survey.models import Stimulus
 from colorize.pixels import gray_image
 from survey.stimuli import encode_png, png_chunk_types, square_crop
@@ -205,8 +205,11 @@ def test_build_cli_makes_an_anonymised_study(photo_folder, tmp_path):
     assert keys == {"jpeg0.jpg", "jpeg1.jpg", "jpeg2.jpg", "jpeg3.jpg", "sub/tagged.png", "sub/alpha.png", "grayscale.png"}
     by_method = Counter(s.method for s in stimuli)
     assert by_method["real"] == 7 and by_method["gray"] == 7
-    # Catch fakes only for photos with colour: not for the grayscale one.
-    assert by_method["catch"] == 6 and not any(s.method == "catch" and s.image_key == "grayscale.png" for s in stimuli)
+    # One photo set aside for practice (its stimuli all in that pool); catch fakes only for test photos with colour.
+    pools = {s.image_key: s.pool for s in stimuli}
+    assert sorted(pools.values()).count("practice") == 1 and all(s.pool == pools[s.image_key] for s in stimuli)
+    catch = {s.image_key for s in stimuli if s.method == "catch"}
+    assert catch == {key for key, pool in pools.items() if pool == "test" and key != "grayscale.png"}
 
     assert len({len(s.png) for s in stimuli}) == 1
     assert len({s.id for s in stimuli}) == len(stimuli)
@@ -252,8 +255,8 @@ def test_too_few_images_clip_the_trials_and_say_so(photo_folder, tmp_path, caplo
     assert len(sources) == 3
     with caplog.at_level("WARNING"):
         summary = build_study(
-            store, name="few", sources=sources, makers={"gray": load_fake_maker(MethodSpec("gray", "gray"))},
-            protocol=Protocol(image_size=SIZE), progress=False,
+            store, name="few", sources=sources, makers={"gray": load_method(MethodSpec("gray", "gray"))},
+            protocol=Protocol(image_size=SIZE, one_method_per_image=False), progress=False,
         )  # fmt: skip
     assert summary.images == 3 and "Only 3 images" in caplog.text
     token = store.start_participant("few")
@@ -273,11 +276,11 @@ def test_untrained_baseline_builds_through_colorize(photo_folder, tmp_path):
         pytest.skip("colorize.Colorizer is not available yet")
     store = Store(f"sqlite:///{tmp_path / 'study.sqlite'}")
     sources = load_source_images(find_source_images(photo_folder), max_images=4)
-    makers = {spec.name: load_fake_maker(spec) for spec in (MethodSpec("untrained", "untrained"), MethodSpec("gray", "gray"))}
+    makers = {spec.name: load_method(spec) for spec in (MethodSpec("untrained", "untrained"), MethodSpec("gray", "gray"))}
     summary = build_study(store, name="u", sources=sources, makers=makers, protocol=Protocol(image_size=SIZE), progress=False)
     assert summary.methods == ("gray", "untrained")
     with pytest.raises(SurveyError):
-        load_fake_maker(MethodSpec("missing", "model", tmp_path / "no-such-checkpoint"))
+        load_method(MethodSpec("missing", "model", tmp_path / "no-such-checkpoint"))
 
 
 def test_demo_is_created_once(tmp_path, capsys):
