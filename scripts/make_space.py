@@ -1,67 +1,125 @@
-"""Assemble a ready Hugging Face Space folder: the app, its packages, the weights (tracked by Git LFS) and its requirements.
+"""Assemble a Hugging Face Space folder that can be pushed as it is: the app, its packages, the weights in Git LFS.
 
     python scripts/make_space.py dist/space      # or: make space
 
 Spaces refuses files over 10 MB in plain git, and the shipped weights are larger, so the Space
-is a fresh folder (no history holding old weights) whose `.gitattributes` sends the weights
-through Git LFS. It holds `app.py`, the `colorize`, `survey` and `ui` packages as git tracks
-them (weights included), `requirements.txt`, and `README.md`, whose front matter (`sdk: gradio`,
-`app_file: app.py`, ...) configures the Space. Push it as the README's "Deploy on Hugging Face
-Spaces" says. Standard library only.
+is a fresh folder (no history holding old weights) with its own git repository, in which the
+weights are staged through Git LFS. It holds `app.py`, the `colorize`, `survey` and `ui`
+packages as git tracks them (weights included), `requirements.txt` (torch's CPU build from
+PyTorch's index) and the Space's own `README.md` (from `docs/space/README.md`; its front matter,
+`sdk: gradio`, `app_file: app.py`, ..., configures the Space). Nothing is written when git-lfs is
+missing or when a file over 10 MB would be staged as plain git. What is left to do is printed:
+commit, add the Space as a remote, push. Standard library only.
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FILES = ("app.py", "requirements.txt", "README.md")
+FILES = ("app.py", "requirements.txt")
 PACKAGES = ("colorize", "survey", "ui")
+README = Path("docs/space/README.md")  # becomes the Space's README.md
 LFS_PATTERNS = ("*.safetensors",)
 PLAIN_GIT_LIMIT = 10 * 1024 * 1024  # Spaces refuses larger files that are not in Git LFS
+NO_GIT_LFS = (
+    "git-lfs is not installed, and without it the weights (over 10 MB) would go into plain git, which "
+    "Spaces refuse; install it (Debian/Ubuntu: apt install git-lfs; elsewhere: https://git-lfs.com) and run this again."
+)
 
 
 class SpaceError(RuntimeError):
     """A Space folder that cannot be made; one sentence."""
 
 
-def tracked_files(root: Path = ROOT) -> list[Path]:
-    """The files of the app and its packages as git tracks them (no caches, no local leftovers), relative to `root`."""
+def git(*args: str, cwd: Path, input: str | None = None) -> str:
+    """A git command's output; SpaceError with git's own last words when it fails."""
     try:
-        listed = subprocess.run(
-            ["git", "ls-files", "-z", "--", *FILES, *PACKAGES], cwd=root, check=True, capture_output=True, text=True
-        ).stdout
-    except (OSError, subprocess.CalledProcessError) as error:
-        raise SpaceError(f"{root} must be a git checkout: the Space holds the files git tracks ({error}).") from None
+        return subprocess.run(["git", *args], cwd=cwd, input=input, check=True, capture_output=True, text=True).stdout
+    except OSError as error:
+        raise SpaceError(f"git could not be run ({error.strerror}); install git first.") from None
+    except subprocess.CalledProcessError as error:
+        said = (error.stderr or error.stdout or "").strip().splitlines()
+        raise SpaceError(f"`git {' '.join(args)}` failed: {said[-1] if said else f'exit code {error.returncode}'}") from None
+
+
+def require_git_lfs() -> None:
+    try:
+        subprocess.run(["git", "lfs", "version"], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        raise SpaceError(NO_GIT_LFS) from None
+
+
+def tracked_files(root: Path = ROOT) -> list[Path]:
+    """The files of the app, its packages and the Space's README as git tracks them (no caches, no local leftovers), relative to `root`."""
+    try:
+        listed = git("ls-files", "-z", "--", *FILES, *PACKAGES, str(README), cwd=root)
+    except SpaceError as error:
+        raise SpaceError(f"{root} must be a git checkout: the Space holds the files git tracks ({error})") from None
     return [Path(name) for name in listed.split("\0") if name and (root / name).is_file()]
 
 
-def lfs_tracked(path: Path) -> bool:
-    return any(fnmatch.fnmatch(path.name, pattern) for pattern in LFS_PATTERNS)
+def staged_as_plain_git(space: Path) -> list[str]:
+    """Files staged in `space`'s repository as blobs over Spaces' plain-git limit (an LFS pointer is a few hundred bytes)."""
+    staged = git("ls-files", "-s", "-z", cwd=space)
+    blobs = {line.split()[1]: line.split("\t", 1)[1] for line in staged.split("\0") if line}
+    checked = git("cat-file", "--batch-check=%(objectname) %(objectsize)", cwd=space, input="".join(f"{blob}\n" for blob in blobs))
+    return sorted(blobs[name] for name, size in (line.split() for line in checked.splitlines()) if int(size) > PLAIN_GIT_LIMIT)
 
 
-def make_space(out: Path, *, root: Path = ROOT) -> list[Path]:
-    """Write the Space into `out` (new or empty); returns its files, relative to `out`."""
-    if out.exists() and any(out.iterdir()):
+def stage(space: Path) -> None:
+    """A new repository in `space` with every file staged, files matching LFS_PATTERNS through Git LFS."""
+    git("init", "-q", "-b", "main", cwd=space)
+    git("lfs", "install", "--local", cwd=space)  # the LFS filters for this repository, whatever the user's global git config
+    git("add", "--all", cwd=space)
+    refused = staged_as_plain_git(space)
+    if refused:
+        raise SpaceError(
+            f"{', '.join(refused)} would go to the Space as plain git, over its 10 MB limit; "
+            "add a pattern for it to LFS_PATTERNS in scripts/make_space.py."
+        )
+
+
+def make_space(out: Path, *, root: Path = ROOT, lfs_patterns: tuple[str, ...] = LFS_PATTERNS) -> list[Path]:
+    """Write the Space into `out` (new or empty), staged in its own git repository; returns its files, relative to `out`.
+
+    Built in a sibling folder and moved into place at the end, so a refusal leaves nothing behind.
+    """
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SpaceError(f"{out} is not empty; give a new folder, or remove it first.")
+    require_git_lfs()
     files = tracked_files(root)
-    missing = [name for name in FILES if Path(name) not in files]
+    missing = [str(name) for name in (*FILES, README) if Path(name) not in files]
     if missing:
         raise SpaceError(f"git does not track {', '.join(missing)} in {root}.")
-    too_large = [str(path) for path in files if (root / path).stat().st_size > PLAIN_GIT_LIMIT and not lfs_tracked(path)]
-    if too_large:
-        raise SpaceError(f"{', '.join(too_large)} would be over the 10 MB plain-git limit of Spaces; add a pattern to LFS_PATTERNS.")
-    for path in files:
-        (out / path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(root / path, out / path)
-    attributes = "".join(f"{pattern} filter=lfs diff=lfs merge=lfs -text\n" for pattern in LFS_PATTERNS)
-    (out / ".gitattributes").write_text(attributes, encoding="utf-8")
-    return [*files, Path(".gitattributes")]
+    building = out.parent / f".{out.name}.partial"
+    shutil.rmtree(building, ignore_errors=True)
+    try:
+        written = []
+        for path in files:
+            target = Path("README.md") if path == README else path
+            (building / target).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / path, building / target)
+            written.append(target)
+        (building / ".gitattributes").write_text("".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in lfs_patterns), encoding="utf-8")
+        written.append(Path(".gitattributes"))
+        stage(building)
+        if out.exists():
+            out.rmdir()
+        os.replace(building, out)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return written
+
+
+def lfs_tracked(path: Path, patterns: tuple[str, ...] = LFS_PATTERNS) -> bool:
+    return any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     size = sum((args.out / path).stat().st_size for path in files) / 1e6
-    print(f"Wrote {len(files)} files ({size:.1f} MB) to {args.out}. To publish it:")
-    print(f"  cd {args.out} && git init -b main && git lfs install && git add . && git commit -m 'Colorize Space'")
+    in_lfs = [str(path) for path in files if lfs_tracked(path)]
+    print(f"Wrote {len(files)} files ({size:.1f} MB) to {args.out}, staged in a new git repository ({', '.join(in_lfs)} in Git LFS).")
+    print("To publish it (a new Gradio Space of yours; a Hugging Face access token with write access is the password):")
+    print(f"  cd {args.out} && git commit -m 'Colorize Space'")
     print("  git remote add space https://huggingface.co/spaces/YOUR-NAME/YOUR-SPACE && git push --force space main")
     return 0
 

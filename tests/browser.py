@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -39,6 +40,15 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+def screenshot_folder(name: str) -> Path:
+    """An emptied `ARTIFACTS/name` for one test module's screenshots, announced in pytest's output."""
+    folder = ARTIFACTS / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    print(f"\nscreenshots in {folder}")
+    return folder
 
 
 def free_port() -> int:

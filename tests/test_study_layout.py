@@ -8,13 +8,12 @@ $COLORIZE_TEST_ARTIFACTS/layout) for a reviewer to look at.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from PIL import ImageOps
 
-from browser import ARTIFACTS, build_tiny_studies, chromium, new_page, running_app, save_tiny_checkpoint
+from browser import build_tiny_studies, chromium, new_page, running_app, save_tiny_checkpoint, screenshot_folder
 from colorize.pixels import gray_image
 from survey.store import Store
 
@@ -29,11 +28,7 @@ TRIAL_TEXTS = ("#survey-progress", ".stimulus figcaption", ".stimulus-note", "#s
 
 @pytest.fixture(scope="module")
 def shots() -> Path:
-    folder = ARTIFACTS / "layout"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    print(f"\nscreenshots in {folder}")
-    return folder
+    return screenshot_folder("layout")
 
 
 def tinted(colour: str):
