@@ -5,7 +5,7 @@
 Spaces refuses files over 10 MB in plain git, and the shipped weights are larger, so the Space
 is a fresh folder (no history holding old weights) with its own git repository, in which the
 weights are staged through Git LFS. It holds `app.py`, the `colorize`, `survey` and `ui`
-packages as git tracks them (weights included), `requirements.txt` (torch's CPU build from
+packages as last committed (weights included), `requirements.txt` (torch's CPU build from
 PyTorch's index) and the Space's own `README.md` (from `docs/space/README.md`; its front matter,
 `sdk: gradio`, `app_file: app.py`, ..., configures the Space). Nothing is written when git-lfs is
 missing or when a file over 10 MB would be staged as plain git. What is left to do is printed:
@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import io
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,13 +58,20 @@ def require_git_lfs() -> None:
         raise SpaceError(NO_GIT_LFS) from None
 
 
-def tracked_files(root: Path = ROOT) -> list[Path]:
-    """The files of the app, its packages and the Space's README as git tracks them (no caches, no local leftovers), relative to `root`."""
+def committed_files(root: Path = ROOT) -> list[Path]:
+    """The files of the app, its packages and the Space's README as last committed, relative to `root`:
+    what is pushed is what is committed, never a half-edited working tree or local leftovers."""
     try:
-        listed = git("ls-files", "-z", "--", *FILES, *PACKAGES, str(README), cwd=root)
+        listed = git("ls-tree", "-r", "-z", "--name-only", "HEAD", "--", *FILES, *PACKAGES, str(README), cwd=root)
     except SpaceError as error:
-        raise SpaceError(f"{root} must be a git checkout: the Space holds the files git tracks ({error})") from None
-    return [Path(name) for name in listed.split("\0") if name and (root / name).is_file()]
+        raise SpaceError(f"{root} must be a git checkout with a commit: the Space holds the committed files ({error})") from None
+    return [Path(name) for name in listed.split("\0") if name]
+
+
+def uncommitted(root: Path = ROOT) -> list[str]:
+    """Changed or new files under the Space's paths that are not committed, so not in the Space."""
+    status = git("status", "--porcelain", "-z", "--untracked-files=all", "--", *FILES, *PACKAGES, str(README), cwd=root)
+    return sorted(entry[3:] for entry in status.split("\0") if len(entry) > 3 and not entry.endswith((".pyc", ".pyi")))
 
 
 def staged_as_plain_git(space: Path) -> list[str]:
@@ -94,19 +103,21 @@ def make_space(out: Path, *, root: Path = ROOT, lfs_patterns: tuple[str, ...] = 
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SpaceError(f"{out} is not empty; give a new folder, or remove it first.")
     require_git_lfs()
-    files = tracked_files(root)
+    files = committed_files(root)
     missing = [str(name) for name in (*FILES, README) if Path(name) not in files]
     if missing:
-        raise SpaceError(f"git does not track {', '.join(missing)} in {root}.")
+        raise SpaceError(f"{', '.join(missing)} is not committed in {root}.")
     building = out.parent / f".{out.name}.partial"
     shutil.rmtree(building, ignore_errors=True)
     try:
-        written = []
-        for path in files:
-            target = Path("README.md") if path == README else path
-            (building / target).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(root / path, building / target)
-            written.append(target)
+        building.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", "--format=tar", "HEAD", "--", *map(str, files)], cwd=root, capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            # Python's own safe extraction where it has it (3.10.12 and later); the archive is our own commit either way.
+            tar.extractall(building, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+        os.replace(building / README, building / "README.md")
+        shutil.rmtree(building / README.parts[0])
+        written = [Path("README.md") if path == README else path for path in files]
         (building / ".gitattributes").write_text("".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in lfs_patterns), encoding="utf-8")
         written.append(Path(".gitattributes"))
         stage(building)
@@ -131,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpaceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    left_out = uncommitted()
+    if left_out:
+        print(f"Not committed, so not in the Space: {', '.join(left_out[:10])}{' ...' if len(left_out) > 10 else ''}")
     size = sum((args.out / path).stat().st_size for path in files) / 1e6
     in_lfs = [str(path) for path in files if lfs_tracked(path)]
     print(f"Wrote {len(files)} files ({size:.1f} MB) to {args.out}, staged in a new git repository ({', '.join(in_lfs)} in Git LFS).")

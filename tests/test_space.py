@@ -63,7 +63,16 @@ def test_the_space_holds_the_app_its_packages_and_the_weights(space):
         assert needed in files, needed
     assert not [name for name in files if name.startswith(("tests/", "results/", "docs/", "scripts/", ".venv/"))]
     assert not [name for name in files if "__pycache__" in name or name.endswith((".pyc", ".pyi"))]
-    assert (space / "requirements.txt").read_bytes() == (ROOT / "requirements.txt").read_bytes()
+    assert (space / "README.md").read_bytes() == git(ROOT, "show", "HEAD:docs/space/README.md").encode()
+
+
+def test_it_holds_the_committed_files_not_the_working_tree(space):
+    """What is pushed is what is committed: each file's staged blob is the project's committed one."""
+    listed = git(ROOT, "ls-tree", "-r", "HEAD", "--", "app.py", "requirements.txt", "colorize", "survey", "ui")
+    committed = {line.split("\t")[1]: line.split()[2] for line in listed.splitlines()}  # mode type blob<TAB>path
+    staged = {line.split("\t")[1]: line.split()[1] for line in git(space, "ls-files", "-s").splitlines()}  # mode blob stage<TAB>path
+    plain = {path: blob for path, blob in staged.items() if path not in ("README.md", ".gitattributes") and not path.endswith(".safetensors")}
+    assert plain == {path: blob for path, blob in committed.items() if not path.endswith(".safetensors")}
 
 
 def test_it_is_staged_in_its_own_repository_with_the_weights_in_git_lfs(space):
