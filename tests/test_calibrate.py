@@ -335,11 +335,21 @@ def test_hint_snap_of_a_hint_model_is_chosen_written_and_applied(photos, tmp_pat
     ]) == 0
     written = json.loads((folder / "config.json").read_text())["inference"]
     table = json.loads((tmp_path / "table" / "calibration.json").read_text())["hint_snaps"]
-    best = min(table, key=lambda row: row["ciede2000"])
+    best = calibrate.choose_hint_snap(table)
     assert written["hint_snap"] == best["hint_snap"] and Colorizer.from_pretrained(folder).settings.hint_snap == best["hint_snap"]
     # an untrained network ignores its hints; the snap puts them back, which is closer to the real photos
     assert best["hint_snap"] == 1.0 and table[1]["hint_error"] < table[0]["hint_error"]
     assert "Hint snap" in (tmp_path / "table" / "calibration.md").read_text()
+
+
+def test_the_hint_snap_rule_prefers_accuracy_among_the_snaps_that_keep_hints():
+    rows = [
+        {"hint_snap": 0.0, "ciede2000": 5.0, "worst_hint_error": 9.0},
+        {"hint_snap": 0.5, "ciede2000": 5.5, "worst_hint_error": 4.0},
+        {"hint_snap": 1.0, "ciede2000": 6.0, "worst_hint_error": 0.5},
+    ]
+    assert calibrate.choose_hint_snap(rows)["hint_snap"] == 0.5
+    assert calibrate.choose_hint_snap([dict(row, worst_hint_error=9.0 - row["hint_snap"]) for row in rows])["hint_snap"] == 1.0
 
 
 def test_hint_snaps_need_a_hint_model(model, photos, capsys):
