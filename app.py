@@ -146,7 +146,7 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs) -> Any:
         show_error=False,  # only gr.Error sentences reach the browser, never a traceback
         max_file_size="200mb",
         theme=THEME,
-        css_paths=[STATIC / "app.css"],
+        css_paths=[STATIC / "app.css", STATIC / "hints.css"],
         footer_links=["api"],
         run_history=False,  # it would keep every answer and image in the browser's localStorage
         app_kwargs={"exception_handlers": {FnIndexInferError: no_such_endpoint}},

@@ -18,14 +18,19 @@ from PIL import Image
 from browser import (
     ARTIFACTS,
     build_tiny_studies,
+    choose_model,
     chromium,
     colourful_photo,
     fetch_image,
     gray_photo,
     new_page,
+    open_app,
     running_app,
     running_study_app,
     save_tiny_checkpoint,
+    slider_images,
+    upload,
+    wait_for_new_result,
 )
 from colorize.pixels import mean_chroma
 from survey.store import Store
@@ -79,38 +84,6 @@ def phone_page(browser, server):
     return new_page(browser, width=PHONE[0], height=PHONE[1], timeout_ms=TIMEOUT_MS)
 
 
-def open_app(page, url: str) -> None:
-    page.goto(url)
-    for selector in ("#input-image", "#colorize-model", "#colorize-button"):  # the page renders in pieces
-        page.wait_for_selector(selector)
-
-
-def choose_model(page, prefix: str, name: str) -> None:
-    box = page.locator(f"#{prefix}-model input")
-    box.click()
-    box.fill(name)
-    page.get_by_role("option", name=name, exact=True).click()
-
-
-def upload(page, path: Path) -> None:
-    """Upload a photo and wait until the input shows it as the model sees it: gray."""
-    page.locator("#input-image input[type=file]").set_input_files(str(path))
-    page.wait_for_function(
-        """(name) => {
-          const img = document.querySelector('#input-image img');
-          if (!img || !img.complete || !img.naturalWidth || !img.src.includes(name)) return false;
-          const canvas = document.createElement('canvas');
-          [canvas.width, canvas.height] = [img.naturalWidth, img.naturalHeight];
-          const context = canvas.getContext('2d');
-          context.drawImage(img, 0, 0);
-          const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
-          for (let i = 0; i < pixels.length; i += 4) if (pixels[i] !== pixels[i + 1] || pixels[i + 1] !== pixels[i + 2]) return false;
-          return true;
-        }""",
-        arg=path.stem,
-    )
-
-
 def open_with_photo(page, url: str, photo: Path, size: tuple[int, int]) -> Path:
     """The app with the tiny model chosen and a gray photo of `size` uploaded."""
     open_app(page, url)
@@ -118,19 +91,6 @@ def open_with_photo(page, url: str, photo: Path, size: tuple[int, int]) -> Path:
     choose_model(page, "colorize", "tiny")
     upload(page, photo)
     return photo
-
-
-def slider_images(page) -> list[str]:
-    return page.locator("#result-slider img").evaluate_all("images => images.map((image) => image.src)")
-
-
-def wait_for_new_result(page, previous: list[str]) -> list[str]:
-    page.wait_for_function(
-        "(previous) => { const srcs = Array.from(document.querySelectorAll('#result-slider img')).map((i) => i.src);"
-        " return srcs.length === 2 && srcs.join() !== previous.join(); }",
-        arg=previous,
-    )
-    return slider_images(page)
 
 
 def watch_colorize_button(page) -> None:
