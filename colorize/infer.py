@@ -58,6 +58,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from . import color, fastpath
@@ -137,21 +138,44 @@ def network_input(image: Image.Image, shape: tuple[int, int]) -> torch.Tensor:
 
 
 def colour_at_shape(
-    image: Image.Image, shape: tuple[int, int], *, lightness: Image.Image | None = None, gamut: str = "chroma", kernel: str = "auto"
+    image: Image.Image,
+    shape: tuple[int, int],
+    *,
+    lightness: Image.Image | None = None,
+    blur: float = 0.0,
+    gamut: str = "chroma",
+    kernel: str = "auto",
 ) -> Image.Image:
     """`image`'s own colour with the chroma resolution of a colourisation rendered at `shape` (h, w).
 
-    Its ab is taken down to `shape` as the network's input is (`resize_rgb8`) and brought back up
-    onto the full-resolution L of `lightness` (default: `image` itself; same size) by `compose`,
-    exactly as `Colorizer.colorize` brings up its prediction. The survey shows real photos this
-    way beside a model's fakes: how finely the colour was resolved then no longer tells them apart.
+    Its ab is taken down to `shape` as the network's input is (`resize_rgb8`), softened there by a
+    Gaussian of `blur` render pixels (0: not at all; for a model whose colour holds less detail
+    than its render shape), and brought back up onto the full-resolution L of `lightness`
+    (default: `image` itself; same size) by `compose`, exactly as `Colorizer.colorize` brings up
+    its prediction. The survey shows real photos this way beside a model's fakes: how finely the
+    colour was resolved then no longer tells them apart.
     """
     rgb = image.convert("RGB")
     lightness = rgb if lightness is None else lightness.convert("RGB")
     if lightness.size != rgb.size:
         raise ValueError(f"The lightness image is {lightness.size}, the colour image {rgb.size}; they must be the same size.")
     small = torch.from_numpy(resize_rgb8(rgb, shape)).permute(2, 0, 1).float() / 255.0
-    return compose(lightness, color.rgb_to_lab(small)[1:], gamut=gamut, kernel=kernel)
+    ab = color.rgb_to_lab(small)[1:]
+    return compose(lightness, _gaussian_blur(ab, blur) if blur > 0 else ab, gamut=gamut, kernel=kernel)
+
+
+def _gaussian_blur(planes: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(C, h, w) blurred by a Gaussian of `sigma` pixels (separable; edges reflected)."""
+    radius = max(1, math.ceil(3 * sigma))
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma) ** 2)
+    taps = taps / taps.sum()
+    out = planes[:, None]
+    for horizontal in (True, False):
+        side = out.shape[-1] if horizontal else out.shape[-2]
+        padding = (radius, radius, 0, 0) if horizontal else (0, 0, radius, radius)
+        padded = F.pad(out, padding, mode="reflect" if side > radius else "replicate")
+        out = F.conv2d(padded, taps.view(1, 1, 1, -1) if horizontal else taps.view(1, 1, -1, 1))
+    return out[:, 0]
 
 
 CHROMA_PIVOT = 20.0  # ab units: the chroma the curve leaves alone (a clearly coloured, not a vivid, surface)

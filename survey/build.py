@@ -24,7 +24,7 @@ with their colour at the resolution of the fakes' (`--no-equal-chroma-bandwidth`
 full colour resolution). For that last one, each real photo's colour is taken down to the render
 shape of the model it is shown with and back up as that model's colour is
 (`colorize.infer.colour_at_shape`), onto the same gray lightness its fakes are made from; and
-where the model's colour holds less detail than its render shape, to the finer shape at which
+where the model's colour holds less detail than its render shape allows, softened there until
 real photos' colour detail (`stimuli.chroma_detail`) matches its fakes' on this study's photos.
 """
 
@@ -63,10 +63,10 @@ SHIPPED = "shipped"
 BASELINES = ("gray", "untrained")
 MAX_STUDY_HINTS = 200
 _HINTED = re.compile(r"(?P<model>.+)\+hints:(?P<count>[0-9]{1,6})")
-# The finer render shapes tried for a model's colour detail: 1, 15/16, ..., 1/2 of its render shape,
-# on up to this many of the study's photos.
-DETAIL_SCALES = tuple(1.0 - step / 16 for step in range(9))
-DETAIL_PHOTOS = 16
+# The softenings tried to give real photos' colour the detail of a model's (a Gaussian's sigma, in
+# render pixels), measured on up to this many of the study's photos.
+DETAIL_BLURS = tuple(step / 10 for step in range(21))
+DETAIL_PHOTOS = 32
 
 
 @dataclass(frozen=True)
@@ -145,11 +145,14 @@ class Method:
         """(h, w) at which this method's colour is made for an image of `size` (w, h); None without a network."""
         return None if self.colorizer is None else tuple(self.colorizer.render_shape_of(*size))
 
-    def real_colour(self, real: Image.Image, gray: Image.Image, shape: tuple[int, int]) -> Image.Image:
-        """`real`'s colour at `shape`, brought up onto `gray`'s lightness as this method's colour is."""
+    def real_colour(self, real: Image.Image, gray: Image.Image, blur: float = 0.0) -> Image.Image:
+        """`real`'s colour at this method's render shape (softened by `blur` render pixels), brought up
+        onto `gray`'s lightness as this method's colour is (`colorize.infer.colour_at_shape`)."""
         from colorize.infer import colour_at_shape  # lazy: torch
 
-        return colour_at_shape(real, shape, lightness=gray, gamut=self.colorizer.gamut, kernel=self.colorizer.kernel)
+        return colour_at_shape(
+            real, self.render_shape(real.size), lightness=gray, blur=blur, gamut=self.colorizer.gamut, kernel=self.colorizer.kernel
+        )
 
 
 def hint_seed(study_seed: int, image_key: str) -> int:
@@ -350,56 +353,58 @@ def _shown_with(
 
 def _chroma_shapes(
     methods: Mapping[str, Method], photos: Mapping[str, Image.Image], shown_with: Mapping[str, list[str]], made: dict
-) -> dict[str, tuple[tuple[int, int], dict]]:
-    """For each method with a network: the shape its real photos' colour is shown at, and how it was found.
+) -> dict[str, tuple[float, dict]]:
+    """For each method with a network: how much real photos' colour is softened at its render shape, and how that was found.
 
-    Its render shape, or, where its fakes' colour holds less detail than that, the largest of the
-    finer shapes (`DETAIL_SCALES`) at which real photos' colour detail (`stimuli.chroma_detail`)
-    exceeds the fakes' in no more than half of (up to `DETAIL_PHOTOS` of) the photos it is shown
-    with. The fakes made for this are kept in `made` for the study.
+    Not at all, or, where the model's colour holds less detail than its render shape allows, the
+    softening (`DETAIL_BLURS`) at which real photos' colour detail (`stimuli.chroma_detail`) exceeds
+    the fakes' in the share of (up to `DETAIL_PHOTOS` of) the photos it is shown with nearest to
+    half: a script comparing colour detail then picks the real photo as often as the fake. Both
+    keep the render shape, so both carry the same trace of being brought up from it. The fakes
+    made for this are kept in `made` for the study.
     """
     found = {}
     for name, method in methods.items():
-        size = next(iter(photos.values())).size
-        render = method.render_shape(size)
+        render = method.render_shape(next(iter(photos.values())).size)
         if render is None:
             continue
         keys = sorted(key for key, names in shown_with.items() if name in names)
         random.Random(f"survey-chroma/{name}").shuffle(keys)
         keys = keys[:DETAIL_PHOTOS]
+        grays = {key: gray_image(photos[key]) for key in keys}
         fakes = []
         for key in keys:
-            made[(name, key)] = method.fake(photos[key], gray_image(photos[key]), key=key)
+            made[(name, key)] = method.fake(photos[key], grays[key], key=key)
             fakes.append(chroma_detail(made[(name, key)][0]))
-        grays = {key: gray_image(photos[key]) for key in keys}
         shares = {}
-        for scale in DETAIL_SCALES:
-            shape = (max(1, round(render[0] * scale)), max(1, round(render[1] * scale)))
-            reals = [chroma_detail(method.real_colour(photos[key], grays[key], shape)) for key in keys]
-            shares[scale] = float(np.mean([r > f for r, f in zip(reals, fakes)])) if keys else 0.0
-            if shares[scale] <= 0.5:
+        for blur in DETAIL_BLURS:
+            reals = [chroma_detail(method.real_colour(photos[key], grays[key], blur)) for key in keys]
+            shares[blur] = float(np.mean([r > f for r, f in zip(reals, fakes)])) if keys else 0.0
+            if shares[blur] <= 0.5:  # more softening only takes more detail away
                 break
-        shape = (max(1, round(render[0] * scale)), max(1, round(render[1] * scale)))
-        found[name] = (shape, {
-            "render_shape": list(render), "chroma_shape": list(shape), "photos_measured": len(keys),
-            "real_detail_above_fakes": {f"{s:g}": share for s, share in shares.items()},
+        blur = min(shares, key=lambda tried: (abs(shares[tried] - 0.5), tried))
+        found[name] = (blur, {
+            "render_shape": list(render), "detail_blur": blur, "photos_measured": len(keys),
+            "real_detail_above_fakes": {f"{b:g}": share for b, share in shares.items()},
         })  # fmt: skip
     return found
 
 
 def _real_as_shown(
-    real: Image.Image, gray: Image.Image, beside: Sequence[Method], chroma: Mapping[str, tuple[tuple[int, int], dict]], equal: bool
+    real: Image.Image, gray: Image.Image, beside: Sequence[Method], chroma: Mapping[str, tuple[float, dict]], equal: bool
 ) -> tuple[Image.Image, dict]:
-    """The real photo as the study shows it, and its record: its colour at the smallest chroma
-    shape among the methods it is shown with (`_chroma_shapes`), or as photographed."""
+    """The real photo as the study shows it, and its record: its colour at the render shape of the
+    method it is shown with (the smallest among several; then the most softened), or as photographed."""
     if not equal:
         return real, {"chroma": "full resolution (equal_chroma_bandwidth off)"}
     with_shape = [method for method in beside if method.name in chroma]
     if not with_shape:
         return real, {"chroma": "full resolution (no method renders its colour at a smaller size)"}
-    method = min(with_shape, key=lambda m: (chroma[m.name][0][0] * chroma[m.name][0][1], m.name))
-    shape = chroma[method.name][0]
-    return method.real_colour(real, gray, shape), {"chroma": "at a method's colour resolution", "chroma_shape": list(shape), "as_method": method.name}
+    shapes = {method.name: method.render_shape(real.size) for method in with_shape}
+    method = min(with_shape, key=lambda m: (shapes[m.name][0] * shapes[m.name][1], -chroma[m.name][0], m.name))
+    blur = chroma[method.name][0]
+    record = {"chroma": "at a method's colour resolution", "chroma_shape": list(shapes[method.name]), "detail_blur": blur, "as_method": method.name}
+    return method.real_colour(real, gray, blur), record
 
 
 def build_parser() -> argparse.ArgumentParser:

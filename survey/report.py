@@ -1031,14 +1031,16 @@ def _real_photos_lines(protocol: dict | None, records: pd.DataFrame | None) -> l
     if not protocol or not protocol.get("equal_chroma_bandwidth", False):
         return ["- Real photos: shown with their colour at full resolution (as photographed; equal_chroma_bandwidth off)."]
     made = [] if records is None else [r for r in records.loc[records["method"] == REAL, "record"] if isinstance(r, dict)]
-    shapes = sorted({(tuple(r["chroma_shape"]), r["as_method"]) for r in made if "chroma_shape" in r})
+    shapes = sorted({(tuple(r["chroma_shape"]), float(r.get("detail_blur", 0.0)), r["as_method"]) for r in made if "chroma_shape" in r})
     if not shapes:
         return ["- Real photos: shown at full colour resolution: no method of the study renders its colour at a smaller size."]
-    described = "; ".join(f"{h}x{w} beside {md_text(method)}" for (h, w), method in shapes)
+    described = "; ".join(
+        f"{h}x{w}{f' softened by a {blur:g}-pixel Gaussian' if blur else ''} beside {md_text(method)}" for (h, w), blur, method in shapes
+    )
     return [
-        f"- Real photos shown with colour at the model's resolution: each one's colour taken down ({described}) and back up "
-        "as that model's colour is, on the gray lightness its fakes are made from, so how finely the colour was resolved does "
-        "not tell real from fake (equal_chroma_bandwidth)."
+        f"- Real photos shown with colour at the model's resolution: each one's colour taken down to the model's render shape "
+        f"({described}) and back up as that model's colour is, on the gray lightness its fakes are made from, so how finely "
+        "the colour was resolved does not tell real from fake (equal_chroma_bandwidth)."
     ]
 
 

@@ -236,6 +236,15 @@ def test_a_photos_own_colour_at_a_render_shape_has_the_colour_resolution_of_a_co
     assert _detail(photo) > 20 and _detail(shown) < 0.05 * _detail(photo)
     small_ab = color.rgb_to_lab(torch.from_numpy(infer.resize_rgb8(photo, shape)).permute(2, 0, 1).float() / 255)[1:]
     assert np.array_equal(np.asarray(shown), np.asarray(infer.compose(gray, small_ab)))  # brought up as colorize brings its prediction
+    # softened at the render shape (for a model whose colour holds less detail than its shape): a Gaussian there
+    soft = infer.colour_at_shape(photo, (40, 48), lightness=gray, blur=1.5)
+    sharp = infer.colour_at_shape(photo, (40, 48), lightness=gray)
+    assert _detail(soft) < _detail(sharp)
+    from scipy.ndimage import gaussian_filter
+
+    ab40 = color.rgb_to_lab(torch.from_numpy(infer.resize_rgb8(photo, (40, 48))).permute(2, 0, 1).float() / 255)[1:]
+    reference = torch.from_numpy(np.stack([gaussian_filter(plane, 1.5, mode="mirror", truncate=3.0) for plane in ab40.numpy()]))
+    assert np.abs(np.asarray(soft, dtype=int) - np.asarray(infer.compose(gray, reference), dtype=int)).max() <= 1
     # at the photo's own size nothing is lost: its colours, on its own lightness by default
     same = infer.colour_at_shape(photo, (80, 96))
     assert np.abs(_lab(same) - _lab(photo)).max() < 1.5
