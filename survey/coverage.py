@@ -225,10 +225,10 @@ def coverage_markdown(results: pd.DataFrame, *, command: str, seconds: float, da
         "- Shares are given ± one Monte Carlo standard error. A 95% interval should cover about 95%; a 5% test "
         "should reject a true null about 5% of the time.",
         "",
-        "## Scenarios",
-        "",
     ]
     main_rows = results[results["group"] == "main"]
+    if not main_rows.empty:
+        md += ["## Scenarios", ""]
     for name, part in main_rows.groupby("scenario", sort=False):
         scenario = next(s for s in SCENARIOS if s.name == name)
         rates = ", ".join(f"{m} {100 * r:g}%" for m, r in scenario.true_rates.items())

@@ -363,3 +363,95 @@ def test_survey_never_imports_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+# -- issue 26 item 6: hinted fakes; issue 27: practice photos of their own ----------------------------
+
+
+@pytest.fixture(scope="module")
+def hint_model(tmp_path_factory) -> Path:
+    """A tiny untrained generator that takes colour hints, saved as a checkpoint folder."""
+    from colorize.checkpoint import save_model
+    from colorize.models import ModelConfig, build_generator
+
+    config = ModelConfig(hints=True, base_channels=8, max_channels=16, depth=5, dropout=0.0)
+    return save_model(tmp_path_factory.mktemp("models") / "hinter", build_generator(config), config)
+
+
+def test_a_hinted_method_colours_each_photo_with_seeded_hints_from_the_real_photo_recorded_with_its_fake(photo_folder, hint_model, tmp_path):
+    from colorize import Colorizer
+    from colorize.hints import parse_hints, simulate_user_hints
+    from survey.build import hint_seed, method_specs
+    from survey.report import method_descriptions
+
+    specs = method_specs([f"{hint_model}+hints:3", str(hint_model)])
+    assert [(s.name, s.hints) for s in specs] == [("hinter+hints:3", 3), ("hinter", 0)]
+    store = Store(f"sqlite:///{tmp_path / 'study.sqlite'}")
+    protocol = Protocol(image_size=SIZE, practice_trials=1, test_trials=4, seed=7)
+    sources = load_source_images(find_source_images(photo_folder))
+    build_study(store, name="clicks", sources=sources, makers={s.name: load_method(s, seed=7) for s in specs}, protocol=protocol, progress=False)
+
+    records = store.stimulus_records("clicks").set_index(["image_key", "method"])
+    colorizer = Colorizer.from_pretrained(hint_model)
+    for key, photo in sources[:3]:
+        record = records.loc[(key, "hinter+hints:3"), "record"]
+        assert record["hints"] == 3 and record["model"] == "hinter" and record["checkpoint"] == str(hint_model.resolve())
+        assert record["hint_seed"] == hint_seed(7, key) and len(record["hint_points"]) == 3
+        # the hints are those the library simulates from the real photo with that seed, and they made the stored fake
+        real = square_crop(photo, SIZE)
+        hints = parse_hints(record["hint_points"])
+        assert hints == simulate_user_hints(real, 3, seed=hint_seed(7, key))
+        stored = np.asarray(Image.open(io.BytesIO(store.stimulus_png("clicks", key, "hinter+hints:3"))))
+        assert np.array_equal(stored, np.asarray(colorizer.colorize(gray_image(real), hints=hints)))
+        unhinted = np.asarray(Image.open(io.BytesIO(store.stimulus_png("clicks", key, "hinter"))))
+        assert not np.array_equal(stored, unhinted)  # the hints changed the colours
+        assert records.loc[(key, "hinter"), "record"]["hints"] == 0 and "hint_points" not in records.loc[(key, "hinter"), "record"]
+    described = method_descriptions(store.stimulus_records("clicks"), ["hinter", "hinter+hints:3"]).set_index("method")
+    assert described.loc["hinter+hints:3", "hints per photo"].startswith("3 simulated from the real photo")
+    assert described.loc["hinter", "hints per photo"] == "none" and described.loc["hinter", "model"] == "hinter"
+    assert "render_size" in described.loc["hinter", "settings"]
+
+
+def test_a_hinted_method_needs_a_model_that_takes_hints_and_says_so_when_the_study_is_built(photo_folder, tmp_path):
+    from survey.build import method_specs
+
+    url = f"sqlite:///{tmp_path / 'study.sqlite'}"
+    with pytest.raises(SurveyError, match=r"^The model 'shipped' takes no colour hints, so 'shipped\+hints:10' cannot be built; use a model trained with --hints, or the model without '\+hints'.$"):
+        load_method(method_specs(["shipped+hints:10"])[0])
+    with pytest.raises(SystemExit, match="takes no colour hints"):
+        build_main(["--name", "x", "--images", str(photo_folder), "--model", "shipped+hints:10", "--db", url, "--size", "16"])
+    assert Store(url).list_studies() == []
+    for wrong in ("shipped+hints:0", "shipped+hints:100000"):
+        with pytest.raises(SurveyError, match=r"hints; give 1 to 200 \(the model alone is 'shipped'\)"):
+            method_specs([wrong])
+
+
+def test_practice_photos_are_a_pool_of_their_own_never_shown_in_a_test_trial(photo_folder, tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'study.sqlite'}")
+    sources = load_source_images(find_source_images(photo_folder))
+    practice = [(f"practice/{key}", photo.rotate(90)) for key, photo in sources[:2]]
+    protocol = Protocol(image_size=SIZE, practice_trials=2, test_trials=4, catch_rate=0.25, one_method_per_image=False)
+    build_study(store, name="pools", sources=sources, practice_sources=practice, makers={"gray": gray_image}, protocol=protocol, progress=False)
+    seen: dict[str, set[str]] = {"practice": set(), "test": set()}
+    for _ in range(12):
+        token = store.start_participant("pools")
+        store.consent(token)
+        while (trial := store.next_trial(token)) is not None:
+            truth = store.trial_truth(trial.trial_id)
+            seen["practice" if truth.phase == "practice" else "test"].add(truth.image_key)
+            store.answer(token, trial.trial_id, "left")
+    assert seen["practice"] == {key for key, _ in practice}
+    assert not seen["practice"] & seen["test"] and len(seen["test"]) >= 6  # over 12 participations, never once
+
+    # The builder refuses practice photos that are test photos, by name or by picture.
+    for overlap, message in (([sources[0]], "is also a test photo"), ([("other-name.png", sources[1][1])], "is the test photo")):
+        with pytest.raises(SurveyError, match=message):
+            build_study(store, name="bad", sources=sources, practice_sources=overlap, makers={"gray": gray_image}, protocol=protocol, progress=False)
+    # So does the store, for stimuli that put one image in both pools.
+    from survey.store import StimulusImage
+
+    real = square_crop(sources[0][1], SIZE)
+    both = [StimulusImage("a", "real", real, "practice"), StimulusImage("a", "gray", gray_image(real), "test")]
+    with pytest.raises(SurveyError, match="in both the practice and the test pool"):
+        store.create_study("bad", protocol, both)
+    assert [s.name for s in store.list_studies()] == ["pools"]
