@@ -888,3 +888,76 @@ def test_a_newer_or_foreign_database_is_refused_with_a_sentence(db_url):
     engine.dispose()
     with pytest.raises(SurveyError, match="'responses' table without answered_at.*move it away"):
         Store(db_url)
+
+
+# -- issue 27: one transaction per screen, a database that does not answer, secrets -----------------
+
+
+def test_every_participant_screen_is_one_transaction(store):
+    from sqlalchemy import event
+
+    from survey.participant import ParticipantFlow
+
+    make_study(store)
+    flow = ParticipantFlow(store)
+    begun: list[int] = []
+    event.listen(store.engine, "begin", lambda connection: begun.append(1))
+
+    def transactions(step):
+        begun.clear()
+        result = step()
+        return len(begun), result
+
+    assert transactions(lambda: flow.landing(None, {}))[0] == 1
+    count, step = transactions(lambda: flow.open("s", {}))
+    assert count == 1 and step.screen.kind == "consent"
+    count, step = transactions(lambda: flow.consent("s", {}, client_key="203.0.113.9"))
+    assert count == 1 and step.screen.kind == "instructions"
+    tokens, screens = step.tokens, []
+    count, step = transactions(lambda: flow.proceed("s", tokens))
+    counts = [count]
+    while step.screen.kind != "done":
+        screens.append(step.screen.kind)
+        if step.screen.kind == "feedback":
+            count, step = transactions(lambda: flow.proceed("s", tokens))
+        else:
+            screen = step.screen.public()
+            count, step = transactions(lambda: flow.answer("s", tokens, screen, "left"))
+        counts.append(count)
+        if len(screens) == 3:  # a reload in the middle of the test
+            count, reloaded = transactions(lambda: flow.open("s", tokens))
+            assert count == 1 and reloaded.screen.kind == "trial"
+            step = reloaded
+    assert set(counts) == {1} and "feedback" in screens and screens.count("trial") >= 10
+    assert transactions(lambda: flow.open("s", tokens)) [0] == 1
+
+
+def test_a_database_that_cannot_be_reached_is_one_sentence_with_its_password_masked(tmp_path):
+    from survey.store import UNREACHABLE
+
+    with pytest.raises(SurveyError) as raised:
+        Store("postgresql://ann:s3cret@127.0.0.1:9/survey")  # nothing listens on port 9
+    message = str(raised.value)
+    assert "s3cret" not in message and "postgresql://ann:***@127.0.0.1:9/survey" in message
+    assert message.startswith("The survey database ") and "check SURVEY_DB_URL (or --db)" in message and "\n" not in message
+    with pytest.raises(SurveyError, match=r"^'ann:\*\*\*@host' is not a database URL") as raised:
+        Store("ann:s3cret@host")
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(SurveyError, match="cannot be created"):
+        Store(f"sqlite:///{tmp_path / 'file' / 'survey.sqlite'}")
+
+    # A database that stops answering after the start: every screen says so in one sentence.
+    url = f"sqlite:///{tmp_path / 'gone' / 'survey.sqlite'}"
+    store = Store(url)
+    make_study(store)
+    token = store.start_participant("s")
+    store.close()
+    for path in (tmp_path / "gone").iterdir():
+        path.unlink()
+    (tmp_path / "gone").rmdir()
+    from survey.participant import ParticipantFlow
+
+    flow = ParticipantFlow(store)
+    assert flow.open("s", {"s": token}).screen.public()["message"] in (UNREACHABLE, "There is no study called 's'.")
+    with pytest.raises(SurveyError, match=f"^{re.escape(UNREACHABLE)}$"):
+        store.visit("s", token, action="proceed")
