@@ -39,33 +39,60 @@ def test_the_right_password_passes_at_once_and_a_wrong_one_waits_a_second():
     assert clock.slept == [1.0] * 6
 
 
-def test_five_wrong_guesses_lock_that_client_out_for_the_window_and_no_one_else():
+def test_five_wrong_guesses_lock_that_address_out_with_a_lockout_that_doubles_and_no_one_else():
     clock = Clock()
     admin = gate(clock)
     for _ in range(5):
         with pytest.raises(SurveyError, match="not the admin password"):
             admin.check("guess", client_key="203.0.113.7")
-    with pytest.raises(SurveyError, match=r"^Too many wrong admin passwords; try again in 15 minutes.$"):
+    with pytest.raises(SurveyError, match=r"^Too many wrong admin passwords from your connection; try again in 1 minute.$"):
         admin.check("s3cret pass", client_key="203.0.113.7")  # even the right one, and without waiting
     assert len(clock.slept) == 5
-    admin.check("s3cret pass", client_key="198.51.100.1")  # another client is not locked out
-    clock.now += 600
-    with pytest.raises(SurveyError, match="try again in 5 minutes"):
-        admin.check("s3cret pass", client_key="203.0.113.7")
-    clock.now += 301
-    admin.check("s3cret pass", client_key="203.0.113.7")  # the window has passed
+    admin.check("s3cret pass", client_key="198.51.100.1")  # another address is not locked out
+    lockouts = []
+    for _ in range(6):  # each wrong guess after a lockout doubles the next one, up to 15 minutes
+        clock.now += 60 * 15 + 1
+        with pytest.raises(SurveyError, match="not the admin password"):
+            admin.check("guess", client_key="203.0.113.7")
+        with pytest.raises(SurveyError, match="try again in") as refused:
+            admin.check("s3cret pass", client_key="203.0.113.7")
+        lockouts.append(int(str(refused.value).split(" in ")[1].split(" ")[0]))
+    assert lockouts == [2, 4, 8, 15, 15, 15]
+    clock.now += 15 * 60 + 1
+    admin.check("s3cret pass", client_key="203.0.113.7")  # the lockout has passed; the right password clears the record
 
 
-def test_many_clients_guessing_together_lock_the_admin_view_for_everyone():
+def test_guessing_from_many_addresses_is_slowed_for_all_but_never_locks_the_admin_out():
+    """The issue's attack: 50 wrong guesses from about 10 addresses used to lock the real admin out for 15 minutes."""
     clock = Clock()
     admin = gate(clock, max_failures_all=10)
-    for address in range(10):
+    for guess in range(60):
         with pytest.raises(SurveyError, match="not the admin password"):
-            admin.check("guess", client_key=f"10.0.0.{address}")
-    with pytest.raises(SurveyError, match="Too many wrong admin passwords"):
-        admin.check("s3cret pass", client_key="198.51.100.1")
-    clock.now += 901
-    admin.check("s3cret pass", client_key="198.51.100.1")
+            admin.check("guess", client_key=f"10.0.0.{guess % 12}")
+    # Once 10 had come in, wrong answers go out one at a time, 5 s apart, whichever address asks.
+    assert clock.slept[:9] == [1.0] * 9 and clock.slept[10:] == [5.0] * 50
+    slept = len(clock.slept)
+    admin.check("s3cret pass", client_key="198.51.100.1")  # the admin, from an address that has not failed: at once
+    assert len(clock.slept) == slept
+    clock.now += 3601
+    with pytest.raises(SurveyError, match="not the admin password"):
+        admin.check("guess", client_key="10.0.0.1")
+    assert clock.slept[-1] == 1.0  # the guessing has been forgotten
+
+
+def test_waiting_for_a_wrong_answer_holds_no_thread():
+    import asyncio
+
+    admin = AdminGate("pw", delay_s=0.2)
+
+    async def many():
+        started = asyncio.get_running_loop().time()
+        results = await asyncio.gather(*(admin.check_async("nope", client_key=f"a{i}") for i in range(20)), return_exceptions=True)
+        await admin.check_async("pw", client_key="admin")
+        return asyncio.get_running_loop().time() - started, results
+
+    took, results = asyncio.run(many())
+    assert all(isinstance(r, SurveyError) for r in results) and took < 1.0  # twenty waits side by side, not in a row
 
 
 def test_a_right_password_clears_that_clients_earlier_mistakes():
