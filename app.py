@@ -26,6 +26,7 @@ from typing import Any
 import gradio as gr
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from starlette.middleware import Middleware
 from gradio.route_utils import FnIndexInferError
 
 from survey import SurveyError
@@ -35,6 +36,7 @@ from survey.settings import database_url
 from survey.store import MAX_STARTS_PER_CLIENT, Store
 from ui.components import STATIC
 from ui.files import Scratch
+from ui.limits import RequestLimits
 from ui.settings import Settings
 from ui.survey_tab import SurveyTab
 
@@ -45,13 +47,22 @@ THEME = gr.themes.Soft(primary_hue="orange", secondary_hue="sky", neutral_hue="s
 ADMIN_PATH = "admin"
 
 
+# What participants read while the study's database cannot be opened; its details (which database,
+# why, what to fix) are the admin's to read, after the password.
+STUDY_UNAVAILABLE = "The study is not available right now; please try again later."
+# Request bodies the app reads: a study's screens send a few hundred bytes; the Colorize tab's JSON
+# (hints, a webcam frame as a data URL) stays far below 32 MB; photos come as uploads.
+MAX_BODY_BYTES = {"survey": 64 * 1024, "full": 32 * 2**20}
+MAX_UPLOAD_BYTES = {"survey": 0, "full": 200 * 2**20}
+
+
 def open_store(db_url: str | None, **options) -> tuple[Store | None, str | None]:
-    """The survey's store, or None and the reason; the rest of the app works without it."""
+    """The survey's store, or None and the reason (password masked, with what to fix); the rest of the app works without it."""
     try:
         return Store(database_url(db_url), **options), None
     except SurveyError as error:
         logger.error("The survey is off: %s", error)
-        return None, f"The study is not available right now: {error}"
+        return None, str(error)
 
 
 def build_app(
@@ -62,7 +73,6 @@ def build_app(
     models_dir: str | Path = "models",
     shipped_model: str | Path | None = None,
     examples_dir: str | Path | None = None,
-    behind_proxy: bool = False,
     max_starts_per_client: int | None = MAX_STARTS_PER_CLIENT,
 ) -> gr.Blocks:
     """The whole app (`mode="full"`: the shipped model loads now, others on first use), or the
@@ -70,14 +80,14 @@ def build_app(
     SURVEY_ADMIN_PASSWORD is set).
 
     store: a `survey.store.Store`; by default one is opened at `db_url` (or wherever
-    `survey.settings.database_url` points). If that fails the app still starts and the study
-    says why.
+    `survey.settings.database_url` points). If that fails the app still starts: participants
+    read that the study is not available, the admin (after the password) why and what to fix.
     """
     scratch = Scratch()
     problem = None
     if store is None:
         store, problem = open_store(db_url, max_starts_per_client=max_starts_per_client)
-    study = SurveyTab(ParticipantFlow(store, unavailable=problem), gate=AdminGate(), behind_proxy=behind_proxy)
+    study = SurveyTab(ParticipantFlow(store, unavailable=STUDY_UNAVAILABLE if problem else None), gate=AdminGate(), problem=problem)
     catalog = photos = None
     if mode == "full":
         from colorize.catalog import ModelCatalog
@@ -137,19 +147,25 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs) -> Any:
     """Start the server with the app's theme, queue and limits (also used by the tests).
 
     Colorizing runs one request at a time in its own concurrency group ("model"); the study's
-    participant events skip the queue (`ui.survey_tab`), so they never wait behind it.
+    participant events skip the queue (`ui.survey_tab`), so they never wait behind it. Request
+    bodies are bounded before anything parses them, and survey mode takes no uploads
+    (`ui.limits`). X-Forwarded-For is believed from `settings.trusted_proxies` only: uvicorn,
+    which puts the visitor's address in each request, reads its list of trusted proxies from
+    FORWARDED_ALLOW_IPS (its own default would trust any connection from this machine).
     """
+    os.environ["FORWARDED_ALLOW_IPS"] = ",".join(settings.trusted_proxies)
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=4)
+    limits = Middleware(RequestLimits, max_body_bytes=MAX_BODY_BYTES[settings.mode], max_upload_bytes=MAX_UPLOAD_BYTES[settings.mode])
     return demo.launch(
         server_name=settings.host,
         server_port=settings.port,
         show_error=False,  # only gr.Error sentences reach the browser, never a traceback
-        max_file_size="200mb",
+        max_file_size=MAX_UPLOAD_BYTES[settings.mode] or 1,
         theme=THEME,
         css_paths=[STATIC / "app.css", STATIC / "hints.css"],
         footer_links=["api"],
         run_history=False,  # it would keep every answer and image in the browser's localStorage
-        app_kwargs={"exception_handlers": {FnIndexInferError: no_such_endpoint}},
+        app_kwargs={"exception_handlers": {FnIndexInferError: no_such_endpoint}, "middleware": [limits]},
         **kwargs,
     )
 
@@ -183,7 +199,6 @@ def main(argv: list[str] | None = None) -> None:
         models_dir=settings.models_dir,
         db_url=settings.db_url,
         shipped_model=settings.shipped_model,
-        behind_proxy=settings.behind_proxy,
         max_starts_per_client=settings.max_starts_per_client,
     )
     try:

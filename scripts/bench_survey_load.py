@@ -113,7 +113,9 @@ def start_app(workdir: Path, db_url: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "XDG_CACHE_HOME": str(workdir / "cache")}
     env.pop("SURVEY_ADMIN_PASSWORD", None)
-    command = [sys.executable, str(ROOT / "app.py"), "--mode", "survey", "--host", "127.0.0.1", "--port", str(port), "--db", db_url]
+    # The load generator plays a proxy on this machine naming each participant's address in X-Forwarded-For.
+    command = [sys.executable, str(ROOT / "app.py"), "--mode", "survey", "--host", "127.0.0.1", "--port", str(port), "--db", db_url,
+               "--trusted-proxies", "127.0.0.1"]  # fmt: skip
     with open(workdir / "app.log", "w") as log:
         process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"

@@ -131,7 +131,7 @@ def running_study_app(workdir: Path, *, env: dict[str, str] | None = None, args:
 
 def post_event(url: str, endpoint: str, data: list, *, address: str) -> tuple[int, dict]:
     """One event as the page sends it (no queue): POST /gradio_api/run/<endpoint> from a visitor at
-    `address` (X-Forwarded-For, believed from loopback); the status and the JSON answer."""
+    `address` (X-Forwarded-For, believed when the app trusts loopback as a proxy); the status and the JSON answer."""
     request = urllib.request.Request(
         f"{url}gradio_api/run/{endpoint}",
         data=json.dumps({"data": data, "session_hash": f"s{address}"}).encode(),

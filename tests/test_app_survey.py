@@ -21,7 +21,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from browser import post_event, running_study_app
+from browser import post_event, running_app, running_study_app
 from survey.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -33,12 +33,14 @@ pytestmark = pytest.mark.slow  # a real `python app.py --mode survey`
 @pytest.fixture(scope="module")
 def study_app(tmp_path_factory):
     env = {"SURVEY_ADMIN_PASSWORD": "pw for the test"}
-    with running_study_app(tmp_path_factory.mktemp("survey-app"), env=env, args=("--max-starts-per-client", "3")) as (running, db_url):
+    # The tests act as a proxy on this machine that names other visitors in X-Forwarded-For.
+    args = ("--max-starts-per-client", "3", "--trusted-proxies", "127.0.0.1")
+    with running_study_app(tmp_path_factory.mktemp("survey-app"), env=env, args=args) as (running, db_url):
         yield {"url": running.url, "db_url": db_url, "log": running.log}
 
 
 def client(app, address: str) -> Client:
-    """An API client that the server takes for a visitor at `address` (X-Forwarded-For, believed from loopback)."""
+    """An API client that the server takes for a visitor at `address` (X-Forwarded-For, believed from the trusted loopback)."""
     return Client(app["url"], verbose=False, headers={"X-Forwarded-For": address})
 
 
@@ -132,3 +134,60 @@ def test_two_hundred_participants_arriving_within_seconds_are_all_admitted_and_f
     assert status["participants_finished"] == before + 200
     balance = [counts["finished_trials"] for method, counts in status["per_method"].items() if method == "gray"]
     assert balance and balance[0] >= 600  # every finisher's three test trials, all of the study's one method
+
+
+# -- issue 27: addresses, secrets and sizes -------------------------------------------------------------
+
+
+def test_a_forwarded_address_counts_only_from_a_trusted_proxy(tmp_path):
+    """From loopback, without --trusted-proxies, rotating X-Forwarded-For no longer gets past the start limit."""
+    with running_study_app(tmp_path, args=("--max-starts-per-client", "3")) as (running, _):
+        answers = [post_event(running.url, "survey_consent", ["tiny-pair", {}], address=f"192.0.2.{n}") for n in range(4)]
+    assert [status for status, _ in answers] == [200, 200, 200, 500]
+    assert "started too many times from your connection" in answers[-1][1]["error"]
+
+
+def test_an_unreachable_database_shows_no_secret_and_leaves_the_app_up(tmp_path):
+    env = {"SURVEY_ADMIN_PASSWORD": "pw", "SURVEY_DB_URL": "postgresql://ann:s3cret@127.0.0.1:9/survey"}
+    with running_app(models_dir=tmp_path / "none", db_url="", workdir=tmp_path, env=env, args=("--mode", "survey")) as running:
+        with urllib.request.urlopen(running.url + "config", timeout=10) as response:
+            config = response.read().decode()
+        status, opened = post_event(running.url, "survey_open", ["tiny-pair", {}], address="192.0.2.1")
+        admin = Client(running.url, verbose=False)
+        with pytest.raises(AppError) as problem:
+            admin.predict("pw", "tiny-pair", api_name="/survey_admin")
+        log = running.log.read_text()
+    assert "s3cret" not in config and "s3cret" not in json.dumps(opened) and "s3cret" not in log
+    assert status == 200 and opened["data"][1] == {"screen": "closed", "message": "The study is not available right now; please try again later."}
+    # The admin, after the password, reads which database, why, and what to fix.
+    assert "postgresql://ann:***@127.0.0.1:9/survey cannot be opened" in str(problem.value) and "check SURVEY_DB_URL" in str(problem.value)
+
+
+def test_no_uploads_in_survey_mode_bodies_refused_before_parsing_and_nothing_echoed(study_app):
+    import http.client
+    from urllib.parse import urlparse
+
+    boundary = "x" * 16
+    upload = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.txt\"\r\n\r\nhello\r\n--{boundary}--\r\n").encode()
+    request = urllib.request.Request(study_app["url"] + "gradio_api/upload", data=upload,
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 403 and refused.value.read() == b"Uploads are off here."
+
+    # A 150 MB body is refused from its headers, before a byte of it is read.
+    where = urlparse(study_app["url"])
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+    started = time.monotonic()
+    connection.putrequest("POST", "/gradio_api/run/survey_open")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(150 * 2**20))
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 413 and response.read() == b"The request is too large." and time.monotonic() - started < 2
+    connection.close()
+
+    # Junk in the browser's tokens is dropped, not sent back.
+    junk = {"j" * 30_000: "x", "tiny-pair": "not a token!", "other": ["a"]}
+    status, answer = post_event(study_app["url"], "survey_open", ["tiny-pair", junk], address="192.0.2.77")
+    assert status == 200 and answer["data"][0] == {} and "jjjj" not in json.dumps(answer)

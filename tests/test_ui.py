@@ -24,9 +24,9 @@ def test_settings_use_the_packaged_weights_unless_told_otherwise(tmp_path):
 
 def test_settings_on_spaces_listen_everywhere_and_build_the_demo():
     on_spaces = Settings.from_args([], environ={"SPACE_ID": "someone/colorize"})
-    assert on_spaces.host == "0.0.0.0" and on_spaces.create_demo and on_spaces.behind_proxy
+    assert on_spaces.host == "0.0.0.0" and on_spaces.create_demo and on_spaces.trusted_proxies == ("10.0.0.0/8",)
     local = Settings.from_args([], environ={})
-    assert local.host == "127.0.0.1" and not local.create_demo and local.port == 7860 and not local.behind_proxy
+    assert local.host == "127.0.0.1" and not local.create_demo and local.port == 7860 and local.trusted_proxies == ()
     assert (local.mode, local.max_starts_per_client) == ("full", 30)
 
 
@@ -36,24 +36,25 @@ def test_survey_mode_from_a_flag_or_the_environment_and_no_demo_study_to_build()
     assert study_space.mode == "survey" and not study_space.create_demo  # the demo study needs the colorizer
     assert Settings.from_args(["--max-starts-per-client", "0"], environ={}).max_starts_per_client is None
     assert Settings.from_args([], environ={"SURVEY_MAX_STARTS_PER_CLIENT": "200"}).max_starts_per_client == 200
-    assert Settings.from_args([], environ={"COLORIZE_BEHIND_PROXY": "1"}).behind_proxy
+    assert Settings.from_args([], environ={"COLORIZE_TRUSTED_PROXIES": "127.0.0.1, 10.1.0.0/16"}).trusted_proxies == ("127.0.0.1", "10.1.0.0/16")
+    assert Settings.from_args(["--trusted-proxies", ""], environ={"SPACE_ID": "a/b"}).trusted_proxies == ()
 
 
-@pytest.mark.parametrize("argv, environ", [(["--mode", "study"], {}), ([], {"COLORIZE_MODE": "studyy"}), (["--max-starts-per-client", "-1"], {})])
+@pytest.mark.parametrize("argv, environ", [(["--mode", "study"], {}), ([], {"COLORIZE_MODE": "studyy"}), (["--max-starts-per-client", "-1"], {}),
+                                           (["--trusted-proxies", "my-proxy"], {}), ([], {"COLORIZE_TRUSTED_PROXIES": "10.0.0.0/33"})])
 def test_a_bad_setting_stops_with_a_usage_line(argv, environ, capsys):
     with pytest.raises(SystemExit):
         Settings.from_args(argv, environ=environ)
     assert "error:" in capsys.readouterr().err
 
 
-def test_the_client_is_the_first_forwarded_address_behind_a_proxy_only():
+def test_the_client_is_the_address_the_server_resolved_never_a_header():
     import gradio as gr
 
+    # The server (uvicorn) puts the forwarded address in `client` for trusted proxies only (tests/test_app_survey.py).
     request = gr.Request(headers={"x-forwarded-for": "203.0.113.7, 10.0.0.2"}, client={"host": "10.0.0.1"})
-    assert client_key(request, behind_proxy=True) == "203.0.113.7"
-    assert client_key(request, behind_proxy=False) == "10.0.0.1"  # a visitor's own header is not believed
-    assert client_key(gr.Request(headers={}, client={"host": "10.0.0.1"}), behind_proxy=True) == "10.0.0.1"
-    assert client_key(None, behind_proxy=True) is None
+    assert client_key(request) == "10.0.0.1"  # a header a visitor sets is not believed here
+    assert client_key(None) is None
 
 
 @pytest.mark.parametrize("given, expected", [("", None), (None, None), ("  ", None), ("7", 7), (7, 7), (6.0, 6), (" -3 ", -3)])

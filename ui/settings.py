@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,10 @@ from survey.store import MAX_STARTS_PER_CLIENT
 
 MODES = ("full", "survey")  # full: Colorize, Batch and the study; survey: the study alone
 TRUE = ("1", "true", "yes", "on")
+# On Hugging Face Spaces a visitor's request reaches the app through the platform's proxy, from its
+# internal network (a peer such as 10.16.3.80, never a visitor's own address), which appends the
+# visitor's address to X-Forwarded-For.
+SPACES_PROXIES = ("10.0.0.0/8",)
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,7 @@ class Settings:
     queue_size: int = 512
     create_demo: bool = False
     mode: str = "full"
-    behind_proxy: bool = False  # the client's address is the first X-Forwarded-For entry
+    trusted_proxies: tuple[str, ...] = ()  # peers whose X-Forwarded-For names the visitor (addresses or networks)
     max_starts_per_client: int | None = MAX_STARTS_PER_CLIENT
 
     @classmethod
@@ -83,11 +88,12 @@ class Settings:
             "loaded and no colorize API, for a public study (env COLORIZE_MODE)",
         )
         parser.add_argument(
-            "--behind-proxy",
-            action=argparse.BooleanOptionalAction,
-            default=(environ.get("COLORIZE_BEHIND_PROXY") or ("1" if on_spaces else "0")).lower() in TRUE,
-            help="take a visitor's address from the first X-Forwarded-For entry (env COLORIZE_BEHIND_PROXY; "
-            "on by default on Hugging Face Spaces)",
+            "--trusted-proxies",
+            default=environ.get("COLORIZE_TRUSTED_PROXIES", ",".join(SPACES_PROXIES) if on_spaces else ""),
+            metavar="ADDRESSES",
+            help="comma-separated addresses or networks (10.0.0.0/8) of the proxies in front of the app: from them, and "
+            "only from them, X-Forwarded-For names the visitor, whose address the study's start limit and the admin "
+            f"lockout count (env COLORIZE_TRUSTED_PROXIES; default none, {','.join(SPACES_PROXIES)} on Hugging Face Spaces)",
         )
         parser.add_argument(
             "--max-starts-per-client",
@@ -101,6 +107,12 @@ class Settings:
             parser.error(f"--mode (or COLORIZE_MODE) is one of {', '.join(MODES)}")
         if args.max_starts_per_client < 0:
             parser.error("--max-starts-per-client is 0 (no limit) or more")
+        proxies = tuple(entry.strip() for entry in args.trusted_proxies.split(",") if entry.strip())
+        for entry in proxies:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                parser.error(f"--trusted-proxies (or COLORIZE_TRUSTED_PROXIES): {entry[:40]!r} is not an address or a network such as 10.0.0.0/8")
         if args.create_demo is None:  # the demo study is made with the colorizer, which survey mode does not load
             default = "1" if on_spaces and args.mode == "full" else "0"
             args.create_demo = environ.get("SURVEY_CREATE_DEMO", default).lower() in TRUE
@@ -113,6 +125,6 @@ class Settings:
             queue_size=args.queue_size,
             create_demo=args.create_demo,
             mode=args.mode,
-            behind_proxy=args.behind_proxy,
+            trusted_proxies=proxies,
             max_starts_per_client=args.max_starts_per_client or None,
         )

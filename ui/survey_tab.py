@@ -14,6 +14,7 @@ queue, however many people arrive together. The same events are the API endpoint
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import html
 import io
@@ -34,8 +35,9 @@ from .files import stem
 BOXES = ("closed", "consent", "instructions", "trial", "done")
 # Participant events: no queue (see the module), as many at once as the server's thread pool runs.
 PARTICIPANT_EVENT = dict(queue=False)
-# The admin view's events queue in a group of their own: a wrong password waits a second there.
-ADMIN_EVENT = dict(concurrency_id="admin", concurrency_limit=2)
+# The admin view's events: a wrong password waits (`AdminGate.check_async`) on the event loop, so
+# no limit on how many run at once: guessers cannot hold the places the admin's request needs.
+ADMIN_EVENT = dict(concurrency_id="admin", concurrency_limit=None)
 
 
 def stimulus_html(images: tuple[bytes, ...], *, exposure_ms: int | None, mode: str, notice: str = "") -> str:
@@ -65,18 +67,13 @@ def shown_html(screen: Screen) -> str:
     return stimulus_html(screen.images, exposure_ms=exposure, mode=screen.mode, notice=screen.notice)
 
 
-def client_key(request: gr.Request | None, *, behind_proxy: bool) -> str | None:
+def client_key(request: gr.Request | None) -> str | None:
     """The visitor's address, for the store's limit on starts per client and the admin lockout.
 
-    Behind a proxy (Hugging Face Spaces) every connection comes from the proxy, which names the
-    visitor first in X-Forwarded-For. Uvicorn already does this for proxies on the same machine.
+    The connection's own peer, which the server (uvicorn) replaces by the X-Forwarded-For address
+    only when the peer is one of the configured trusted proxies (`app.launch`): a header a
+    visitor sets is never believed.
     """
-    if request is None:
-        return None
-    if behind_proxy:
-        first = (request.headers.get("x-forwarded-for") or "").split(",")[0].strip()
-        if first:
-            return first
     client = getattr(request, "client", None)
     return getattr(client, "host", None)
 
@@ -84,17 +81,16 @@ def client_key(request: gr.Request | None, *, behind_proxy: bool) -> str | None:
 class SurveyTab:
     """Event handlers (also the API endpoints) and layout of the study and of its admin page."""
 
-    def __init__(self, flow: ParticipantFlow, *, gate: AdminGate | None = None, behind_proxy: bool = False) -> None:
+    def __init__(self, flow: ParticipantFlow, *, gate: AdminGate | None = None, problem: str | None = None) -> None:
         self.flow = flow
         self.gate = gate or AdminGate()
-        self.behind_proxy = behind_proxy
+        self.problem = problem  # why the database could not be opened, with what to fix: the admin's to read
 
     # -- participant handlers: each answers (the browser's tokens, public screen, stimulus HTML) ----
 
     @staticmethod
     def _answer(step, tokens: Any) -> tuple[Any, dict, str]:
-        tokens = tokens if step.tokens is None else step.tokens
-        return tokens, step.screen.public(), shown_html(step.screen)
+        return step.tokens, step.screen.public(), shown_html(step.screen)  # the tokens the flow kept, never what was sent
 
     def _call(self, method: Callable, study: str | None, tokens: Any, *args, **kwargs) -> tuple[Any, dict, str]:
         try:
@@ -108,7 +104,7 @@ class SurveyTab:
 
     def consent(self, study: str | None, tokens: Any, request: gr.Request = None) -> tuple[Any, dict, str]:
         """The participant agrees: registered (counted against their address's limit) and shown the instructions."""
-        return self._call(self.flow.consent, study, tokens, client_key=client_key(request, behind_proxy=self.behind_proxy))
+        return self._call(self.flow.consent, study, tokens, client_key=client_key(request))
 
     def proceed(self, study: str | None, tokens: Any) -> tuple[Any, dict, str]:
         """The participant's current trial (after the instructions, or after practice feedback)."""
@@ -121,35 +117,36 @@ class SurveyTab:
 
     # -- admin handlers -----------------------------------------------------------------------
 
-    def _admitted(self, password: str, study: str | None, request: gr.Request | None) -> str:
-        """`study`, once the gate has let `password` through; else gr.Error with the sentence."""
+    async def _admitted(self, password: str, study: str | None, request: gr.Request | None) -> str:
+        """`study`, once the gate has let `password` through; else gr.Error with the sentence (the
+        database's problem and its fix, for the admin, when it could not be opened)."""
         try:
-            self.gate.check(password, client_key=client_key(request, behind_proxy=self.behind_proxy))
+            await self.gate.check_async(password, client_key=client_key(request))
         except SurveyError as error:
             raise user_error(error) from None
         if self.flow.store is None or not study:
-            raise user_error(self.flow.unavailable or NO_STUDY)
+            raise user_error(self.problem or self.flow.unavailable or NO_STUDY)
         return study
 
-    def admin(self, password: str, study: str | None, request: gr.Request = None):
+    async def admin(self, password: str, study: str | None, request: gr.Request = None):
         """Status (with the method balance among finishers), summary table and main plot of `study`,
         for the admin password only; last (for the page, not the API) whether there are a table
         and a plot to show, and the password that worked (for the live refresh)."""
-        study = self._admitted(password, study, request)
+        study = await self._admitted(password, study, request)
         try:
-            board = dashboard(self.flow.store, study)
+            board = await asyncio.to_thread(dashboard, self.flow.store, study)
         except SurveyError as error:
             raise user_error(error) from None
         return board.status, board.table, board.figure, (board.table is not None, board.figure is not None), password
 
-    def export(self, password: str, study: str | None, request: gr.Request = None) -> str:
+    async def export(self, password: str, study: str | None, request: gr.Request = None) -> str:
         """The answers of `study` as CSV text, with the report's quality-control decision on each, for
         the admin password only. The page saves it as a file in the browser: the export is never a
         file on the server that a URL could fetch."""
-        study = self._admitted(password, study, request)
+        study = await self._admitted(password, study, request)
         buffer = io.StringIO()
         try:
-            export_answers(self.flow.store, study, buffer)
+            await asyncio.to_thread(export_answers, self.flow.store, study, buffer)
         except SurveyError as error:
             raise user_error(error) from None
         return buffer.getvalue()
@@ -223,7 +220,8 @@ class SurveyTab:
         def pick_study(saved: Any, request: gr.Request):
             """The study named in the link (?study=NAME), else one this browser is part-way through, else the default."""
             wanted = request.query_params.get("study") if request else None
-            return gr.Dropdown(choices=flow.studies(), value=flow.pick_study(wanted, saved), visible=len(flow.studies()) > 1)
+            names, picked = flow.landing(wanted, saved)  # one read
+            return gr.Dropdown(choices=names, value=picked, visible=len(names) > 1)
 
         def show_tab(public: dict | None, request: gr.Request):
             """Open this tab for a participant who is mid-study or came by a study link."""
