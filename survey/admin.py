@@ -25,7 +25,7 @@ from .report import (
     summary_table,
 )
 from .store import Store
-from .study import CATCH
+from .study import CATCH, Protocol
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -55,13 +55,24 @@ def studies_table(store: Store) -> str:
     )
 
 
-def status_lines(status: dict) -> list[str]:
-    """Two sentences on a study (`Store.study_status`): what it is, and how far its participants are."""
-    return [
+RECURRENCE_RISK = (
+    "This study shows each photo with every method over the participations: someone who takes it many times (or pools "
+    "answers with others) can find the real photo as the picture that comes back beside changing fakes, whatever its "
+    "colours. For a public study, build it with one method per photo (the default of `python -m survey.build`)."
+)
+
+
+def status_lines(status: dict, protocol: Protocol | None = None) -> list[str]:
+    """Sentences on a study (`Store.study_status`): what it is, how far its participants are, and
+    (given its protocol) the recurrence risk of a design that shows each photo with every method."""
+    lines = [
         f"Study '{status['study']}': {status['mode']} mode, {status['images']} images, methods {', '.join(status['methods'])}.",
         f"Participants: {status['participants_started']} started, {status['participants_consented']} consented, "
         f"{status['participants_finished']} finished; responses: {status['responses']} of {status['trials_assigned']} assigned trials.",
     ]
+    if protocol is not None and not protocol.one_method_per_image and len(status["methods"]) > 1:
+        lines.append(RECURRENCE_RISK)
+    return lines
 
 
 def balance_line(status: dict) -> str:
@@ -79,7 +90,7 @@ def balance_line(status: dict) -> str:
 
 def status_text(store: Store, study: str) -> str:
     status = store.study_status(study)
-    lines = [*status_lines(status), ""]
+    lines = [*status_lines(status, store.get_protocol(study)), ""]
     per_method = status["per_method"]
     if per_method:
         lines.append(
@@ -111,11 +122,12 @@ def dashboard(store: Store, study: str, *, n_boot: int = 500) -> Dashboard:
     Fewer bootstrap replicates than the report's: the admin view refreshes live.
     """
     status = store.study_status(study)
-    lines = [*status_lines(status), balance_line(status)]
+    protocol = store.get_protocol(study)
+    lines = [*status_lines(status, protocol), balance_line(status)]
     if not status["responses"]:
         lines.append("No answers yet: the summary and the plot appear with the first answers.")
         return Dashboard("\n\n".join(lines), None, None)
-    options = study_options(ReportOptions(n_boot=n_boot), store.get_protocol(study))
+    options = study_options(ReportOptions(n_boot=n_boot), protocol)
     try:
         summary = summary_table(store.trials_frame(study), n_boot=options.n_boot, exclude_reshown=options.exclude_reshown)
     except SurveyError as error:  # e.g. every answer so far is a practice answer

@@ -177,3 +177,14 @@ def test_dashboard_says_no_answers_yet_then_shows_table_and_plot(store):
     assert all(rate.endswith("%") for rate in rows.loc["rate"])
     axes = full.figure.axes[0]
     assert [label.get_text().split("\n")[0] for label in axes.get_xticklabels()] == ["gray", "real"]
+
+
+def test_the_admin_view_explains_the_recurrence_risk_of_showing_every_method_with_every_photo():
+    store = Store("sqlite://")
+    sources = [(f"photo{i}", colourful(i)) for i in range(8)]
+    for name, tied in (("tied", True), ("rotating", False)):
+        protocol = Protocol(practice_trials=1, test_trials=3, catch_rate=0.0, image_size=24, one_method_per_image=tied)
+        build_study(store, name=name, sources=sources, makers={"gray": gray_image, "copy": lambda gray: gray.copy()},
+                    protocol=protocol, progress=False)  # fmt: skip
+    assert "comes back beside changing fakes" in dashboard(store, "rotating").status
+    assert "comes back beside changing fakes" not in dashboard(store, "tied").status
