@@ -18,8 +18,9 @@ The two clicks-to-X times are also given from the click. Records the CPU, the lo
 each run; medians in results/app_latency.json and printed as a Markdown table.
 
 --hints (the model must take hints: the shipped one, or --model): after the upload and one
-Colorize, each run clicks the photo at another place and times, from the click, until the new
-point is listed and until the result slider shows the new result, loaded. Between clicks it
+Colorize, each run clicks the photo at another place and times, in the page's own clock from the
+click's event, until the new point is listed and until the result slider shows the new result,
+loaded (checked at every animation frame). Between clicks it
 waits for the suggested colours of the last point, as a person looking at them would (they
 are computed after the result, by the same model). The Nth run colours with N points.
 """
@@ -53,12 +54,20 @@ PREVIEW_SHOWN = """() => {
     const img = document.querySelector('#input-image img');
     return img !== null && img.complete && img.naturalWidth > 0 && /[.]jpg$/.test(img.src);
 }"""
-POINTS_LISTED = "(count) => document.querySelectorAll('#hint-points .hint-choose').length === count"
+# Each check notes, in the page's own clock, when it first came true; the click is noted as the
+# browser dispatches it (Playwright's own checks before a click are not part of what a person waits).
+POINTS_LISTED = """(count) => (document.querySelectorAll('#hint-points .hint-choose').length === count
+    && (window.marks.listed ??= performance.now()))"""
 RESULT_CHANGED = """(previous) => {
     const images = [...document.querySelectorAll('#result-slider img')];
-    return images.length >= 2 && images[1].src !== previous && images.every(img => img.complete && img.naturalWidth > 0);
+    return images.length >= 2 && images[1].src !== previous && images.every(img => img.complete && img.naturalWidth > 0)
+        && (window.marks.visible ??= performance.now());
 }"""
-SUGGESTED = "() => document.querySelectorAll('#hint-suggestions .hint-suggestion').length >= 6"
+SUGGESTED = """() => (document.querySelectorAll('#hint-suggestions .hint-suggestion').length >= 6
+    && (window.marks.suggested ??= performance.now()))"""
+NOTE_CLICKS = """() => document.addEventListener('click', (event) => {
+    if (event.target.closest('#input-image')) window.marks = {click: performance.now()};
+}, true)"""
 CLICK_PLACES = ((0.3, 0.4), (0.65, 0.55), (0.45, 0.75), (0.2, 0.8), (0.8, 0.2), (0.5, 0.3), (0.35, 0.6), (0.7, 0.85))
 
 
@@ -123,23 +132,20 @@ def hint_clicks(page, url: str, photo: Path, runs: int) -> list[dict[str, float]
     """Upload, Colorize once, then `runs` clicks on the photo, each timed until its point is listed and its result is shown."""
     one_upload(page, url, photo)
     page.wait_for_function(PREVIEW_SHOWN, timeout=TIMEOUT_MS, polling=20)
+    page.evaluate(NOTE_CLICKS)
     timings = []
     for count in range(1, runs + 1):
         previous = page.evaluate("document.querySelectorAll('#result-slider img')[1]?.src ?? ''")
         load = os.getloadavg()[0]
-        start = time.monotonic()
         click_photo(page, CLICK_PLACES[(count - 1) % len(CLICK_PLACES)])
-        page.wait_for_function(POINTS_LISTED, arg=count, timeout=TIMEOUT_MS, polling=20)
-        listed = time.monotonic()
-        page.wait_for_function(RESULT_CHANGED, arg=previous, timeout=TIMEOUT_MS, polling=20)
-        visible = time.monotonic()
-        page.wait_for_function(SUGGESTED, timeout=TIMEOUT_MS, polling=20)
-        suggested = time.monotonic()
+        for check, arg in ((POINTS_LISTED, count), (RESULT_CHANGED, previous), (SUGGESTED, None)):
+            page.wait_for_function(check, arg=arg, timeout=TIMEOUT_MS, polling="raf")
+        marks = page.evaluate("window.marks")
         timings.append({
             "points": count,
-            "click_to_point_listed_s": round(listed - start, 3),
-            "click_to_result_visible_s": round(visible - start, 3),
-            "click_to_suggestions_s": round(suggested - start, 3),
+            "click_to_point_listed_s": round((marks["listed"] - marks["click"]) / 1000, 3),
+            "click_to_result_visible_s": round((marks["visible"] - marks["click"]) / 1000, 3),
+            "click_to_suggestions_s": round((marks["suggested"] - marks["click"]) / 1000, 3),
             "load_average_before": round(load, 2),
         })  # fmt: skip
         page.wait_for_function(PREVIEW_SHOWN, timeout=TIMEOUT_MS, polling=20)  # the markers drawn, before the next click

@@ -98,6 +98,7 @@ class PointsView(NamedTuple):
     points_file: object  # the points file's download button
     note: object  # the line above the points
     colour: object  # the colour picker: the selected point's colour
+    suggested: object  # the suggested colours: emptied until those of the point now selected come
 
     @classmethod
     def unchanged(cls, **shown) -> "PointsView":
@@ -292,10 +293,11 @@ class ColorizeTabs:
         except CheckpointError:
             return False
 
-    def _view(self, photo: dict | None, editor: HintEditor | None, model: str | None) -> PointsView:
-        """The page's view of `editor`'s points on `photo` (none: no photo, no points)."""
+    def _view(self, photo: dict | None, editor: HintEditor | None, model: str | None, *, keep_suggestions: bool = False) -> PointsView:
+        """The page's view of `editor`'s points on `photo` (none: no photo, no points); `keep_suggestions`:
+        the selected point and the others are where they were (a colour changed), so its suggestions hold."""
         if not photo or editor is None:
-            return PointsView(gr.skip(), None, [], "", gr.DownloadButton(value=None, visible=False), self.hints_note(model), gr.skip())
+            return PointsView(gr.skip(), None, [], "", gr.DownloadButton(value=None, visible=False), self.hints_note(model), gr.skip(), [])
         folder, name = Path(photo["folder"]), photo["name"]
         shown, points_file = photo["base"], None
         if editor.hints:
@@ -312,6 +314,7 @@ class ColorizeTabs:
             gr.DownloadButton(value=str(points_file) if points_file else None, visible=points_file is not None),
             self.hints_note(model, editor),
             colour,
+            gr.skip() if keep_suggestions else [],
         )
 
     def new_photo(self, image: str | None, model: str | None):
@@ -323,17 +326,17 @@ class ColorizeTabs:
         folder, name = self.scratch.folder(), stem(image)
         base = self._gray(picture, folder, name)
         photo = {"source": image, "base": str(base), "size": list(picture.size), "name": name, "folder": str(folder)}
-        return photo, *self._view(photo, HintEditor(picture.size), model), []
+        return photo, *self._view(photo, HintEditor(picture.size), model)
 
     def forget_photo(self, model: str | None):
-        return None, *self._view(None, None, model), []
+        return None, *self._view(None, None, model)
 
-    def _edit(self, photo: dict | None, editor: HintEditor | None, model: str | None, change):
+    def _edit(self, photo: dict | None, editor: HintEditor | None, model: str | None, change, *, keep_suggestions: bool = False):
         """`change(editor)` applied, and the page's view of the points after it; a mistake is one sentence."""
         if not photo or editor is None:
             raise user_error(NO_PHOTO)
         try:
-            return self._view(photo, change(editor), model)
+            return self._view(photo, change(editor), model, keep_suggestions=keep_suggestions)
         except HintError as error:
             raise user_error(error) from None
 
@@ -352,7 +355,7 @@ class ColorizeTabs:
         """The picker's colour changed: the selected point takes it (with none selected, the next new point will)."""
         if not photo or editor is None or editor.selected is None:
             return PointsView.unchanged()
-        return self._edit(photo, editor, model, lambda e: e.recolour(e.selected, colour))
+        return self._edit(photo, editor, model, lambda e: e.recolour(e.selected, colour), keep_suggestions=True)
 
     def pick_suggestion(self, photo: dict | None, editor: HintEditor | None, model: str | None, event: gr.EventData):
         """A suggested colour clicked: the selected point's colour, and the picker's."""
@@ -367,7 +370,7 @@ class ColorizeTabs:
         return self._edit(photo, editor, model, lambda e: e.remove(int(event.index)))
 
     def start_moving(self, photo: dict | None, editor: HintEditor | None, model: str | None):
-        return self._edit(photo, editor, model, HintEditor.start_moving)
+        return self._edit(photo, editor, model, HintEditor.start_moving, keep_suggestions=True)
 
     def undo(self, photo: dict | None, editor: HintEditor | None, model: str | None):
         return self._edit(photo, editor, model, HintEditor.undo)
@@ -530,7 +533,7 @@ class ColorizeTabs:
         result, picked = gr.State(), gr.State()
         inputs = [image, model, render_size, saturation, seed]
         buttons = [button, variations_button]
-        view = [image, editor, points, hints, points_file, hint_note, picker]
+        view = [image, editor, points, hints, points_file, hint_note, picker, suggestions]
         private = dict(api_visibility="private")
         instant = dict(private, queue=False, show_progress="hidden")
         one_at_a_time = dict(concurrency_id="model", concurrency_limit=1)
@@ -574,12 +577,12 @@ class ColorizeTabs:
                 trigger_mode="always_last", **one_at_a_time, **private,
             )
 
-        loaded = image.input(self.new_photo, [image, model], [photo, *view, suggestions], show_progress="minimal", **private)
-        loaded.failure(self.forget_photo, [model], [photo, *view, suggestions], **instant)  # a broken file: no stale photo
+        loaded = image.input(self.new_photo, [image, model], [photo, *view], show_progress="minimal", **private)
+        loaded.failure(self.forget_photo, [model], [photo, *view], **instant)  # a broken file: no stale photo
         # The button is the public API endpoint /colorize: image in, full-size PNG out. The slider
         # is filled by a follow-up step, so API callers get the one file and nothing else.
         run(button.click, self.colorize, [*inputs, hints, photo], [download, result], slider_view, api_name="colorize")
-        example = examples.load_input_event.then(self.new_photo, [image, model], [photo, *view, suggestions], **instant)
+        example = examples.load_input_event.then(self.new_photo, [image, model], [photo, *view], **instant)
         run(example.success, self.colorize, [*inputs, hints, photo], [download, result], slider_view, **private)
         run(variations_button.click, self.variations, [*inputs, count, hints, photo], [gallery, picked], show_variations, api_name="variations")
         gallery.select(pick, [picked], [slider, download], **instant)
