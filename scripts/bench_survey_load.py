@@ -18,6 +18,12 @@ Scenarios (each bounded in participants and time):
   thinking: the heaviest load 50 people can make, and the server's throughput).
 - `200-arriving`: 200 participants arrive within 5 s and answer 2 s after each trial arrives;
   all must be admitted and finish.
+- `200-within-2s`: 200 participants arrive within 2 s and answer 2 s after each trial arrives
+  (issue 27's capacity case). Target, on this machine with nothing else running: p95 under 1 s.
+
+Per scenario also the server's CPU time per answer (the app process's user + system time from
+/proc over the scenario, consents and every other screen included, divided by the answers):
+what one answer costs the server, whatever else the machine is doing.
 
 Writes `<out>/load.json` (every figure, the machine, the load average before and after) and
 `<out>/load.md`. The load generator runs on the same machine as the server and takes its share
@@ -64,6 +70,7 @@ SCENARIOS = {
     "50-participants": Scenario("50-participants", participants=50, arrival_s=0.0, think_s=2.0, time_limit_s=300),
     "50-back-to-back": Scenario("50-back-to-back", participants=50, arrival_s=0.0, think_s=0.0, time_limit_s=300),
     "200-arriving": Scenario("200-arriving", participants=200, arrival_s=5.0, think_s=2.0, time_limit_s=300),
+    "200-within-2s": Scenario("200-within-2s", participants=200, arrival_s=2.0, think_s=2.0, time_limit_s=300),
 }
 
 
@@ -223,13 +230,20 @@ async def run_scenario(url: str, scenario: Scenario, *, study: str = STUDY, seed
 # -- figures -------------------------------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14 and 15)
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def summary(scenario: Scenario, outcome: Outcome, wall_s: float) -> dict:
+def summary(scenario: Scenario, outcome: Outcome, wall_s: float, server_cpu_s: float) -> dict:
     answers = outcome.answer_s
     return {
+        "server_cpu_ms_per_answer": round(1000 * server_cpu_s / len(answers), 1) if answers else None,
         "scenario": asdict(scenario),
         "admitted": outcome.admitted,
         "finished": outcome.finished,
@@ -255,15 +269,15 @@ def markdown(record: dict) -> str:
         f"{machine['load_before']:.2f}, after {machine['load_after']:.2f}. Server and load generator share the machine."
         + (f" {machine['note']}" if machine.get("note") else ""),
         "",
-        "| scenario | participants | admitted | finished | answers | p50 per answer | p95 per answer | max | answers/s | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | participants | admitted | finished | answers | p50 per answer | p95 per answer | max | answers/s | server CPU per answer | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in record["results"]:
         s = row["scenario"]
         lines.append(
             f"| {s['name']} (arrivals over {s['arrival_s']:g} s, answer {s['think_s']:g} s after each trial) | {s['participants']} "
             f"| {row['admitted']} | {row['finished']} | {row['answers']} | {row['answer_p50_ms']:.0f} ms | {row['answer_p95_ms']:.0f} ms "
-            f"| {row['answer_max_ms']:.0f} ms | {row['answers_per_s']} | {row['error_count']} |"
+            f"| {row['answer_max_ms']:.0f} ms | {row['answers_per_s']} | {row['server_cpu_ms_per_answer']} ms | {row['error_count']} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -286,10 +300,12 @@ def main(argv: list[str] | None = None) -> int:
             build_load_study(db_url)
             process, url = start_app(workdir, db_url)
             try:
+                cpu_before = cpu_seconds(process.pid)
                 outcome, wall = asyncio.run(run_scenario(url, scenario))
+                cpu = cpu_seconds(process.pid) - cpu_before
             finally:
                 stop_app(process)
-            results.append(summary(scenario, outcome, wall))
+            results.append(summary(scenario, outcome, wall, cpu))
             print(json.dumps(results[-1]), flush=True)
     record = {
         "command": "python scripts/bench_survey_load.py" + "".join(f" --scenario {s.name}" for s in scenarios if args.scenario),

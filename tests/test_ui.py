@@ -124,3 +124,41 @@ def test_static_files_are_there():
     assert "#warning-banner" in static_text("app.css")
     assert "scrollIntoView" in static_text("reveal.js") and "expired" in static_text("stimulus.js")
     assert "createObjectURL" in static_text("download.js")
+
+
+def test_request_bodies_are_counted_as_they_arrive_and_refused_past_their_limit():
+    import asyncio
+
+    from ui.limits import RequestLimits
+
+    async def echo_length(scope, receive, send):  # an app that reads the whole body, as Gradio does
+        size, more = 0, True
+        while more:
+            message = await receive()
+            size, more = size + len(message.get("body", b"")), message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(size).encode()})
+
+    def request(path: str, chunks: list[bytes], headers=()) -> tuple[int, bytes, int]:
+        sent, pending = [], list(chunks)
+        read = 0
+
+        async def receive():
+            nonlocal read
+            chunk = pending.pop(0)
+            read += 1
+            return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
+
+        async def send(message):
+            sent.append(message)
+
+        limits = RequestLimits(echo_length, max_body_bytes=1000, max_upload_bytes=0)
+        asyncio.run(limits({"type": "http", "path": path, "headers": list(headers)}, receive, send))
+        return sent[0]["status"], sent[1]["body"], read
+
+    assert request("/gradio_api/run/survey_open", [b"x" * 400, b"x" * 400]) == (200, b"800", 2)
+    status, body, read = request("/gradio_api/run/survey_open", [b"x" * 600] * 100)  # chunked, no length given
+    assert (status, body) == (413, b"The request is too large.") and read == 2  # stopped at the chunk that passed 1000
+    status, _, read = request("/gradio_api/run/survey_open", [b"x"], headers=[(b"content-length", b"157286400")])
+    assert status == 413 and read == 0  # refused from its headers
+    assert request("/gradio_api/upload", [b"x"]) == (403, b"Uploads are off here.", 0)
