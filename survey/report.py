@@ -1007,7 +1007,7 @@ def method_descriptions(records: pd.DataFrame | None, methods: Sequence[str]) ->
                 "settings": ", ".join(f"{k} {v}" for k, v in settings.items() if v is not None),
                 "hints per photo": (f"{first.get('hints', 0)} simulated from the real photo (seeded per photo)"
                                     if first.get("hints") else "none"),  # fmt: skip
-                "photos": len(made) if made else "",
+                "fakes made": len(made) if made else "",
             }
         )
         if hinted and len(set(hinted)) > 1:
@@ -1260,8 +1260,8 @@ def _power_note(a: Analysis) -> str:
         f"**Power.** A verdict needs at least {o.min_images} photos and {o.min_participants} participants behind every rate it "
         f"rests on (here: {behind}). With one method per photo, the default design of a public study, each method is judged on "
         f"photos of its own, so such a study needs {o.min_images} photos per method at the very least and more to see a small "
-        "difference: `results/report-coverage/coverage.md` gives, for 10 to 40 photos per method, how often equal methods are "
-        "called different and how often 30% is told from 40%."
+        "difference: `results/report-coverage-one-method/coverage.md` gives, for 5 to 40 photos per method, how often equal "
+        "methods are called different and how often 30% is told from 40%."
     )
 
 

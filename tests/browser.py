@@ -249,8 +249,11 @@ def colourful_photo(seed: int, size: int = 96) -> Image.Image:
     return Image.fromarray(rgb.astype(np.uint8), mode="RGB")
 
 
-def build_tiny_studies(store, *, exposure_ms: int = 400, makers: dict | None = None, images: int = 4, test_trials: int = 3) -> None:
-    """Two small studies, "tiny-pair" and "tiny-single", whose one fake is the gray baseline unless `makers` (name -> fake maker) says otherwise."""
+def build_tiny_studies(store, *, exposure_ms: int = 400, makers: dict | None = None, images: int = 5, test_trials: int = 3) -> None:
+    """Two small studies, "tiny-pair" and "tiny-single", whose one fake is the gray baseline unless `makers` (name -> fake maker) says otherwise.
+
+    Five photos: one for practice, and in single mode two for the fake and two for the real photo (a
+    public study's default design), which three test trials need."""
     from survey.build import build_study
     from colorize.pixels import gray_image
     from survey.study import Protocol

@@ -316,7 +316,7 @@ def test_admin_needs_the_password_and_shows_status_balance_table_plot_and_csv(ap
     status, table, plot = client.predict(ADMIN_PASSWORD, "tiny-single", api_name="/survey_admin")
     assert "single mode" in status and "finished" in status
     assert "Method balance among the 1 who finished (test trials, catch trials aside): gray " in status
-    assert [row[0] for row in table["data"]] == ["gray", "real"]  # one row per method, and real photos
+    assert table["headers"] == ["method", "gray", "real"]  # a column per method, and real photos (5fd96fb's layout)
     assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/")
     drawn = np.asarray(Image.open(io.BytesIO(base64.b64decode(plot["plot"].split(",", 1)[1]))).convert("RGB"), dtype=int)
     red = (drawn[..., 0] > 170) & (drawn[..., 1] < 90) & (drawn[..., 2] < 90)
