@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from gradio.data_classes import ImageData
 
-from ui.colorize_tabs import render_size_value, seed_value
+from ui.colorize_tabs import hints_value, render_size_value, seed_value
 from ui.components import PhotoInput, static_text
 from ui.files import Scratch, stem
 from ui.settings import Settings
@@ -77,6 +77,20 @@ def test_a_long_input_is_quoted_as_an_excerpt():
     with pytest.raises(gr.Error) as caught:
         seed_value("9" * 40 + "x" * 1_000_000)
     assert len(caught.value.message) < 200 and "(1,000,040 characters)" in caught.value.message
+
+
+def test_the_hints_argument_is_json_or_empty_and_a_bad_one_is_one_sentence():
+    import gradio as gr
+
+    from colorize.hints import Hint
+
+    assert hints_value(None) is None and hints_value("  ") is None
+    assert hints_value('[{"x": 3, "y": 4, "color": "#FF0000"}]') == [Hint(3, 4, "#ff0000")]
+    assert hints_value('{"image_size": [8, 8], "hints": [{"x": 1, "y": 2, "color": "#00ff00", "radius": 3}]}') == [Hint(1, 2, "#00ff00", 3)]
+    for text, words in (("[{x: 1}]", "The hints argument is not valid JSON"), ('{"x": 1}', "The hints argument must hold a list of hints")):
+        with pytest.raises(gr.Error) as caught:
+            hints_value(text)
+        assert caught.value.message.startswith(words)
 
 
 def test_an_empty_render_size_is_the_models_own():

@@ -243,9 +243,10 @@ class ColorizeTabs:
 
     def recolorize(self, shown: dict | None, image, model, render_size, saturation, seed, hints, photo):
         """The result again after the points changed, straight onto the slider; nothing to do when
-        the result shown was made from these very settings (a point only selected, say)."""
+        the result shown was made from these very settings (a point only selected, say), or when
+        there is no result yet and no point either."""
         made_from = [photo["source"] if photo else None, model, render_size, saturation, seed, hints]
-        if not photo or (shown and shown.get("made_from") == made_from):
+        if not photo or (shown.get("made_from") == made_from if shown else not hints):
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         state = self.colorize(image, model, render_size, saturation, seed, hints, photo)[1]
         # the whole result in view: the gray "before" is what the photo beside it shows already
@@ -297,7 +298,7 @@ class ColorizeTabs:
         """The page's view of `editor`'s points on `photo` (none: no photo, no points); `keep_suggestions`:
         the selected point and the others are where they were (a colour changed), so its suggestions hold."""
         if not photo or editor is None:
-            return PointsView(gr.skip(), None, [], "", gr.DownloadButton(value=None, visible=False), self.hints_note(model), gr.skip(), [])
+            return PointsView(None, None, [], "", gr.DownloadButton(value=None, visible=False), self.hints_note(model), gr.skip(), [])
         folder, name = Path(photo["folder"]), photo["name"]
         shown, points_file = photo["base"], None
         if editor.hints:
@@ -464,7 +465,7 @@ class ColorizeTabs:
                     type="filepath",
                     image_mode=None,
                     format="png",
-                    label="Photo, as the model sees it: click it to place colour points",
+                    label="Photo (as the model sees it)",
                     elem_id="input-image",
                     height=360,
                 )
@@ -578,7 +579,7 @@ class ColorizeTabs:
             )
 
         loaded = image.input(self.new_photo, [image, model], [photo, *view], show_progress="minimal", **private)
-        loaded.failure(self.forget_photo, [model], [photo, *view], **instant)  # a broken file: no stale photo
+        loaded.failure(self.forget_photo, [model], [photo, *view], **instant)  # a broken file: out of the input, and no stale photo kept
         # The button is the public API endpoint /colorize: image in, full-size PNG out. The slider
         # is filled by a follow-up step, so API callers get the one file and nothing else.
         run(button.click, self.colorize, [*inputs, hints, photo], [download, result], slider_view, api_name="colorize")
