@@ -160,7 +160,8 @@ def hint_seed(study_seed: int, image_key: str) -> int:
     return zlib.crc32(f"survey-hints/{study_seed}/{image_key}".encode())
 
 
-def _checkpoint_record(colorizer: Any, path: Path | None) -> dict:
+def _checkpoint_record(path: Path | None) -> dict:
+    """Which weights a model method ran: its folder and the first 16 hex digits of its weights' SHA-256."""
     from colorize.checkpoint import SHIPPED_MODEL_DIR, WEIGHTS_FILE
 
     folder = SHIPPED_MODEL_DIR if path is None else Path(path)
@@ -198,7 +199,7 @@ def load_method(spec: MethodSpec, *, seed: int = 0) -> Method:
     description = {
         "kind": "untrained" if spec.kind == "untrained" else "model",
         "model": colorizer.name,
-        **({"untrained_seed": seed} if spec.kind == "untrained" else _checkpoint_record(colorizer, spec.path)),
+        **({"untrained_seed": seed} if spec.kind == "untrained" else _checkpoint_record(spec.path)),
         "settings": dataclasses.asdict(colorizer.settings),
         "hints": spec.hints,
     }
