@@ -5,6 +5,7 @@
 - `components`     a photo input that hands over the file itself, plain error sentences, the static files
 - `files`          the scratch folder (removed on every exit) and the example photos
 - `settings`       the app's settings: flags, else environment variables, else defaults
+- `limits`         request bodies bounded before anything parses them, uploads off where none are taken
 - `static/`        the app's CSS and JavaScript
 
 `app.py` (the Hugging Face Spaces entry point) assembles them.
