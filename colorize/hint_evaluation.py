@@ -401,11 +401,13 @@ def region_fill(colorizer: Colorizer, image: Image.Image, regions: np.ndarray, h
 
 def flat_regions_photo(width: int = 320, height: int = 240) -> tuple[Image.Image, np.ndarray]:
     """A synthetic gray photo of four flat regions split by edges (two halves of a right column, a
-    background, an ellipse in it) and its region labels: the one-click test."""
+    background, an ellipse in it) and its region labels: the one-click test. Neighbouring regions
+    differ by 30 L* or more (`colorize.propagation.region_reach` lets part of a hint through
+    weaker edges)."""
     labels = np.zeros((height, width), np.int64)
     labels[: height // 2, width // 2 :] = 1
     labels[height // 2 :, width // 2 :] = 2
     ys, xs = np.mgrid[:height, :width]
     labels[((xs - width / 4) / (width / 6.4)) ** 2 + ((ys - height / 2) / (height / 4)) ** 2 <= 1] = 3
-    levels = np.array([90, 170, 130, 210], np.uint8)
+    levels = np.array([60, 220, 140, 180], np.uint8)  # L* 25, 88, 58, 73
     return Image.fromarray(np.repeat(levels[labels][..., None], 3, axis=2)), labels

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import color
-from .propagation import reach_channel, spread_hints
+from .propagation import reach_channel, region_reach, spread_hints
 
 POINT_CHANNELS = 3  # ab of the hinted pixels, mask
 PROPAGATION_CHANNELS = 3  # spread ab, reach
@@ -255,46 +255,39 @@ def encode_hints(
     return torch.cat((points, spread.to(lightness.dtype), reach_channel(reach).to(lightness.dtype)), dim=1)
 
 
-NEARNESS_RANGE = (0.45, 0.65)  # the reach channel's values from "no hint near" (0) to "at a hint" (1): a hint's own region reaches past 0.65, the next region across an edge stays below 0.45
+NEARNESS_RANGE = (0.05, 0.3)  # `region_reach` from "no hint's region" (0) to "a hint's region" (1)
 
 
-def _nearness_of(reach_level: torch.Tensor) -> torch.Tensor:
+def hint_nearness(lightness: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
+    """(B, 1, h, w) in [0, 1]: how surely each pixel lies in a hint's region (`region_reach`), for
+    normalised L (B, 1, h, w) and the hint channels of `encode_hints`: 1 through the regions the
+    hints are in, 0 beyond the edges that bound them."""
     low, high = NEARNESS_RANGE
-    return ((reach_level - low) / (high - low)).clamp(0.0, 1.0)
+    mask = channels[:, POINT_CHANNELS - 1 : POINT_CHANNELS]
+    return ((region_reach(lightness, mask) - low) / (high - low)).clamp(0.0, 1.0)
 
 
-def snap_to_hints(lightness: torch.Tensor, ab: torch.Tensor, channels: torch.Tensor, strength: float) -> torch.Tensor:
-    """`ab` (B, 2, h, w) with `strength` of the network's remaining error at the hinted pixels
-    spread along the photo's edges (`spread_hints`) and faded with the distance from the hints:
-    at 1, every hinted pixel gets exactly its hint; far from every hint nothing changes."""
+def snap_to_hints(
+    lightness: torch.Tensor, ab: torch.Tensor, channels: torch.Tensor, strength: float, nearness: torch.Tensor
+) -> torch.Tensor:
+    """`ab` (B, 2, h, w) pulled by `strength` towards the hints' own colours over the hints'
+    regions (`nearness`): each pixel there towards the colour of the hints it is connected to
+    along the photo's edges (`spread_hints`: the nearest along the edges weigh most). At 1 a click
+    fills its region with its colour, as Levin et al.'s optimisation would, and every hinted pixel
+    has exactly its hint; beyond the hints' regions the network's colours stay."""
     mask = channels[:, POINT_CHANNELS - 1 : POINT_CHANNELS].to(ab.dtype)
-    residual = (channels[:, :2].to(ab.dtype) - ab) * mask
-    spread, reach = spread_hints(lightness, residual, mask)
-    return ab + strength * _nearness_of(reach_channel(reach)) * spread
+    colour, _ = spread_hints(lightness, channels[:, :2].to(ab.dtype), mask)
+    pull = strength * torch.maximum(nearness.to(ab.dtype), mask)
+    return ab + pull * (colour - ab)
 
 
-def hint_nearness(channels: torch.Tensor) -> torch.Tensor:
-    """(B, 1, h, w) in [0, 1] for hint channels (B, C, h, w) of `encode_hints` ((1, h, w) for
-    (C, h, w)): how near, along the photo's edges, each pixel is to a hint: 1 at and around the
-    hints and through their regions, 0 where none reaches."""
-    if channels.dim() == 3:
-        return hint_nearness(channels[None])[0]
-    if channels.shape[1] > POINT_CHANNELS:
-        reach = channels[:, POINT_CHANNELS + 2 : POINT_CHANNELS + 3]
-    else:
-        # a model without the propagation channels (an ablation) has no L here: the hints' reach
-        # over a flat guide, by distance alone
-        mask = channels[:, POINT_CHANNELS - 1 : POINT_CHANNELS]
-        _, spread = spread_hints(torch.zeros_like(mask), torch.zeros_like(channels[:, :2]), mask)
-        reach = reach_channel(spread)
-    return _nearness_of(reach)
-
-
-def keep_local(automatic: torch.Tensor, hinted: torch.Tensor, channels: torch.Tensor, locality: float) -> torch.Tensor:
-    """The hinted ab where the hints reach (`hint_nearness`) and, with `locality` 1, the automatic
-    ab where none does (0: the hinted network's output everywhere). A hint then recolours its own
-    region, not the whole photo: the network alone also lets one hint tint far, unrelated regions."""
-    weight = 1.0 - locality * (1.0 - hint_nearness(channels).to(hinted.dtype))
+def keep_local(automatic: torch.Tensor, hinted: torch.Tensor, nearness: torch.Tensor, locality: float) -> torch.Tensor:
+    """The hinted ab in the hints' regions (`nearness`) and, with `locality` 1, the automatic ab
+    beyond them (0: the hinted network's output everywhere). A hint then recolours its own
+    region, not the whole photo: the network alone also tints far, unrelated regions a little,
+    which on average is closer to real photos (whose colours go together) but is not what a
+    person who clicks on a door asks for."""
+    weight = 1.0 - locality * (1.0 - nearness.to(hinted.dtype))
     return automatic + weight * (hinted - automatic)
 
 

@@ -421,11 +421,15 @@ class Colorizer:
                         ab = self.generator(x, hints=hints)
                 finally:
                     set_dropout_sampling(self.generator, False)
-        if hints is not None and self.settings.hint_locality > 0:
-            # the same pass without hints (same seed): what the model paints where no hint reaches
-            ab = keep_local(self.predict_ab(lightness, seed=seed).to(ab.device), ab.float(), hints, self.settings.hint_locality)
-        if hints is not None and self.settings.hint_snap > 0:
-            ab = snap_to_hints(x.float(), ab.float(), hints, self.settings.hint_snap)
+        settings = self.settings
+        if hints is not None and (settings.hint_locality > 0 or settings.hint_snap > 0):
+            nearness = hint_nearness(x.float(), hints)
+            if settings.hint_locality > 0:
+                # the same pass without hints (same seed): what the model paints beyond the hints' regions
+                automatic = self.predict_ab(lightness, seed=seed).to(ab.device)
+                ab = keep_local(automatic, ab.float(), nearness, settings.hint_locality)
+            if settings.hint_snap > 0:
+                ab = snap_to_hints(x.float(), ab.float(), hints, settings.hint_snap, nearness)
         return ab.float().cpu().contiguous()
 
     def _autocast(self):
@@ -539,32 +543,40 @@ class Colorizer:
                 hint_in = None if channels is None else channels.to(self.device)
                 maps.append(self._noise_draws(x_in, suggest.NOISE_DRAWS, AGREEMENT_SEED, hints=hint_in)[:, 0].cpu())
         window = (slice(max(0, row - 1), row + 2), slice(max(0, column - 1), column + 2))
-        shown = [self.compose_inputs(ab_map, 1.0, channels)[0] for ab_map in torch.cat(maps)]
+        nearness = None if channels is None else hint_nearness(lightness, channels)[0]
+        shown = [self.compose_inputs(ab_map, 1.0, nearness)[0] for ab_map in torch.cat(maps)]
         samples = torch.stack([ab[:, window[0], window[1]].mean(dim=(1, 2)) for ab in shown])
         point_l = float(luminance(np.asarray(rgb.crop((int(x), int(y), int(x) + 1, int(y) + 1))))[0, 0])
         return suggest.suggestions(suggest.model_colours(samples), point_l, count)
 
     def compose_inputs(
-        self, ab_norm: torch.Tensor, saturation: float = 1.0, hints: torch.Tensor | None = None
+        self, ab_norm: torch.Tensor, saturation: float = 1.0, nearness: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, float]:
         """(ab in Lab units, the saturation compose applies to it) for the network's `ab_norm`
         (2, h, w): the model's chroma curve, scale and knee, at the network's resolution (cheap).
 
-        With `hints` (the hint channels the network saw), those settings apply only where no
-        hint reaches (`hint_nearness`): they were calibrated for the colours the model picks by
-        itself, and must not mute or inflate a colour a person asked for."""
+        With `nearness` (1, h, w: `hint_nearness` of the hints the network saw), those settings
+        apply only beyond the hints' regions: they were calibrated for the colours the model picks
+        by itself, and must not mute or inflate a colour a person asked for."""
         raw = color.denormalize_ab(ab_norm)
         ab = apply_chroma_gamma(raw, self.chroma_gamma)
         strength = saturation * self.chroma_scale
         if self.settings.chroma_knee > 0:
             ab, strength = apply_chroma_knee(ab * strength, self.settings.chroma_knee), 1.0
-        if hints is None:
+        if nearness is None:
             return ab, strength
-        nearness = hint_nearness(hints[0] if hints.dim() == 4 else hints)
         return nearness * raw * saturation + (1.0 - nearness) * ab * strength, 1.0
 
-    def _finish(self, rgb: Image.Image, ab_norm: torch.Tensor, saturation: float, hints: torch.Tensor | None = None) -> Image.Image:
-        ab, strength = self.compose_inputs(ab_norm, saturation, hints)
+    def _finish(
+        self,
+        rgb: Image.Image,
+        ab_norm: torch.Tensor,
+        saturation: float,
+        lightness: torch.Tensor | None = None,
+        hints: torch.Tensor | None = None,
+    ) -> Image.Image:
+        nearness = None if hints is None else hint_nearness(lightness, hints)[0]
+        ab, strength = self.compose_inputs(ab_norm, saturation, nearness)
         return compose(rgb, ab, saturation=strength, chunk_pixels=self.chunk_pixels, gamut=self.gamut, kernel=self.kernel)
 
     def colorize(
@@ -588,7 +600,7 @@ class Colorizer:
         """
         rgb, lightness = self._prepare(image, render_size, keep_aspect)
         channels = self.hint_channels(rgb.size, lightness, hints, hint_image=hint_image)
-        return self._finish(rgb, self.predict_ab(lightness, hints=channels, seed=seed)[0], saturation, channels)
+        return self._finish(rgb, self.predict_ab(lightness, hints=channels, seed=seed)[0], saturation, lightness, channels)
 
     def colorize_variations(
         self,
@@ -606,7 +618,7 @@ class Colorizer:
         rgb, lightness = self._prepare(image, render_size, keep_aspect)
         channels = self.hint_channels(rgb.size, lightness, hints, hint_image=hint_image)
         return [
-            self._finish(rgb, self.predict_ab(lightness, hints=channels, seed=seed + i)[0], saturation, channels)
+            self._finish(rgb, self.predict_ab(lightness, hints=channels, seed=seed + i)[0], saturation, lightness, channels)
             for i in range(count)
         ]
 
@@ -650,8 +662,8 @@ class Colorizer:
                     for i, prediction in zip(chunk, self.predict_ab(batch, hints=batch_hints)):
                         ab[i] = prediction
         return [
-            self._finish(rgb, prediction, saturation, hint_input)
-            for (rgb, _), prediction, hint_input in zip(prepared, ab, channels)
+            self._finish(rgb, prediction, saturation, lightness, hint_input)
+            for (rgb, lightness), prediction, hint_input in zip(prepared, ab, channels)
         ]
 
 

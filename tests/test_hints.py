@@ -347,3 +347,33 @@ def test_the_compiled_domain_transform_computes_what_the_torch_loop_does():
     compiled = domain_transform_filter(values, guide, kernel="numba")
     assert torch.allclose(compiled, domain_transform_filter(values, guide, kernel="torch"), atol=1e-6)
     assert not torch.allclose(compiled, values)
+
+
+def test_region_reach_covers_a_hints_whole_region_and_stops_at_its_edges():
+    from colorize.hint_evaluation import flat_regions_photo
+    from colorize.propagation import region_reach
+
+    photo, labels = flat_regions_photo(160, 120)
+    lightness = torch.from_numpy(lab(np.asarray(photo))[..., 0] / 50 - 1).float()[None, None]
+    for x, y in ((10, 10), (120, 30), (120, 90), (40, 60)):
+        mask = torch.zeros(1, 1, 120, 160)
+        mask[0, 0, y, x] = 1
+        reach = region_reach(lightness, mask)[0, 0].numpy()
+        own = labels == labels[y, x]
+        assert np.percentile(reach[own], 10) > 0.2  # however far from the click
+        assert np.percentile(reach[~own], 90) < 0.15  # a 30 L* edge lets little through
+
+
+def test_locality_keeps_the_automatic_colours_beyond_the_hints_region_and_snap_fills_it(hint_model):
+    import dataclasses
+
+    from colorize.hint_evaluation import flat_regions_photo, region_fill
+    from colorize.suggest import in_gamut
+
+    colorizer = Colorizer.from_pretrained(hint_model)
+    photo, labels = flat_regions_photo(160, 120)
+    point_l = lab(np.asarray(photo))[30, 120, 0]
+    hint = Hint(120, 30, lab_to_hex(point_l, *in_gamut(point_l, -30.0, 30.0)))
+    colorizer.settings = dataclasses.replace(colorizer.settings, hint_snap=1.0, hint_locality=1.0)
+    fill = region_fill(colorizer, photo, labels, hint)
+    assert fill.filled > 0.9 and fill.leaked < 0.1  # whatever the (untrained) network paints
