@@ -20,9 +20,10 @@ photos it was not trained on, and picks by this rule:
 3. if none is that colourful, the most colourful of them; if none passes 1, the one with the
    least false colour.
 
-A model that takes colour hints can also have its `hint_snap` chosen (`--hint-snaps 0,0.5,1`):
-how much of the network's remaining error at the hinted pixels is spread onto its output. With
-the colour settings chosen above, each snap is scored on `--hint-sample` of the photos with
+A model that takes colour hints can also have its `hint_snap` and `hint_locality` chosen
+(`--hint-snaps 0,0.5,1 --hint-localities 0,1`: how strongly a hint's region is pulled to its
+colour, and whether the automatic colours stay beyond the hints' regions). With the colour
+settings chosen above, each pair is scored on `--hint-sample` of the photos with
 `--hint-counts` hints simulated from them (`colorize.hint_evaluation`), and the one with the
 lowest CIEDE2000 averaged over those counts wins among those that keep a hint where it is placed
 (median ab distance at the hinted points at most `MAX_HINT_ERROR`, at every count and for hints
@@ -178,16 +179,22 @@ CHOSEN_KEYS = (
 
 
 def sweep_hint_snaps(
-    colorizer: Colorizer, paths: Sequence[Path], snaps: Sequence[float], counts: Sequence[int], *, size: int
+    colorizer: Colorizer,
+    paths: Sequence[Path],
+    snaps: Sequence[float],
+    counts: Sequence[int],
+    *,
+    size: int,
+    localities: Sequence[float] = (0.0,),
 ) -> list[dict]:
-    """Per hint snap: the mean PSNR and CIEDE2000 over `counts` simulated hints on `paths`."""
+    """Per (hint snap, hint locality): the mean PSNR and CIEDE2000 over `counts` simulated hints on `paths`."""
     from .hint_evaluation import HintMethod, evaluate_hints, summarize_hints
 
     original = colorizer.settings
     results = []
     try:
-        for snap in snaps:
-            colorizer.settings = dataclasses.replace(original, hint_snap=float(snap))
+        for snap, locality in itertools.product(snaps, localities):
+            colorizer.settings = dataclasses.replace(original, hint_snap=float(snap), hint_locality=float(locality))
             with torch.inference_mode():
                 rows = evaluate_hints(
                     HintMethod("candidate", colorizer), paths, counts, size=size, render_size=colorizer.default_render_size
@@ -195,6 +202,7 @@ def sweep_hint_snaps(
             summary = summarize_hints(rows)
             results.append({
                 "hint_snap": float(snap),
+                "hint_locality": float(locality),
                 "psnr": float(sum(summary[n]["psnr"] for n in counts) / len(counts)),
                 "ciede2000": float(sum(summary[n]["ciede2000"] for n in counts) / len(counts)),
                 "hint_error": float(sum(summary[n]["hint_error"] for n in counts) / len(counts)),
@@ -278,6 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="a hint-taking model: comma-separated hint_snap values to choose from with simulated hints (e.g. 0,0.5,1)",
     )
     parser.add_argument(
+        "--hint-localities", type=_list_of("hint localities", float, lambda v: 0 <= v <= 1, "numbers from 0 to 1"),
+        default=(0.0,), help="with --hint-snaps: comma-separated hint_locality values to choose from (e.g. 0,1)",
+    )
+    parser.add_argument(
         "--hint-counts", type=_list_of("hint counts", int, lambda v: 1 <= v <= 100, "whole numbers from 1 to 100"),
         default=(1, 2, 5, 10, 20), help="with --hint-snaps: the numbers of simulated hints each snap is scored at",
     )
@@ -350,15 +362,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             own_settings, **{key: chosen[key] for key in CHOSEN_KEYS if key in chosen and chosen[key] is not None}
         )
         snap_results = sweep_hint_snaps(
-            colorizer, evenly_spaced(paths, args.hint_sample), args.hint_snaps, args.hint_counts, size=args.size
+            colorizer, evenly_spaced(paths, args.hint_sample), args.hint_snaps, args.hint_counts, size=args.size,
+            localities=args.hint_localities,
         )
         best = choose_hint_snap(snap_results)
-        chosen = {**chosen, "hint_snap": best["hint_snap"]}
+        chosen = {**chosen, "hint_snap": best["hint_snap"], "hint_locality": best["hint_locality"]}
         table += "\n\n" + "\n".join(
             [f"Hint snap, with {', '.join(map(str, args.hint_counts))} simulated hints on {min(len(paths), args.hint_sample or len(paths))} of the photos "
              f"(means over those counts; the lowest CIEDE2000 among those whose hint error stays within {MAX_HINT_ERROR:g} at every count "
-             "and for unlikely colours):", "", "| hint snap | PSNR (dB) | CIEDE2000 | hint error (ab) | |", "|---|---|---|---|---|"]
-            + [f"| {row['hint_snap']:g} | {row['psnr']:.2f} | {row['ciede2000']:.2f} | {row['hint_error']:.1f} (worst {row['worst_hint_error']:.1f}) | {'**chosen**' if row is best else ''} |" for row in snap_results]
+             "and for unlikely colours):", "", "| hint snap | hint locality | PSNR (dB) | CIEDE2000 | hint error (ab) | |", "|---|---|---|---|---|---|"]
+            + [f"| {row['hint_snap']:g} | {row['hint_locality']:g} | {row['psnr']:.2f} | {row['ciede2000']:.2f} | {row['hint_error']:.1f} (worst {row['worst_hint_error']:.1f}) | {'**chosen**' if row is best else ''} |" for row in snap_results]
         )
     record = {
         "data": str(args.data),
@@ -387,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"samples: {chosen['samples']}, agreement power: {chosen['agreement_power']:.2f}, "
         f"chroma knee: {chosen['chroma_knee']:g}, temperature: {chosen.get('colour_temperature') or 'own'}, "
         f"prior correction: {chosen.get('prior_correction', 0.0):g}"
-        + (f", hint snap: {chosen['hint_snap']:g}" if "hint_snap" in chosen else "")
+        + (f", hint snap: {chosen['hint_snap']:g}, hint locality: {chosen['hint_locality']:g}" if "hint_snap" in chosen else "")
         + f" ({time.perf_counter() - started:.0f} s)"
     )
     if args.out is not None:

@@ -331,14 +331,16 @@ def test_hint_snap_of_a_hint_model_is_chosen_written_and_applied(photos, tmp_pat
     folder = save_model(tmp_path / "hinted", build_generator(config).eval(), config)
     assert calibrate.main([
         "--model", str(folder), "--data", str(photos), "--scales", "1", "--gammas", "1", "--size", "32",
-        "--hint-snaps", "0,1", "--hint-counts", "2,5", "--out", str(tmp_path / "table"), "--write",
+        "--hint-snaps", "0,1", "--hint-localities", "0,1", "--hint-counts", "2,5", "--out", str(tmp_path / "table"), "--write",
     ]) == 0
     written = json.loads((folder / "config.json").read_text())["inference"]
     table = json.loads((tmp_path / "table" / "calibration.json").read_text())["hint_snaps"]
     best = calibrate.choose_hint_snap(table)
-    assert written["hint_snap"] == best["hint_snap"] and Colorizer.from_pretrained(folder).settings.hint_snap == best["hint_snap"]
+    settings = Colorizer.from_pretrained(folder).settings
+    assert (written["hint_snap"], written["hint_locality"]) == (best["hint_snap"], best["hint_locality"])
+    assert (settings.hint_snap, settings.hint_locality) == (best["hint_snap"], best["hint_locality"]) and len(table) == 4
     # an untrained network ignores its hints; the snap puts them back, which is closer to the real photos
-    assert best["hint_snap"] == 1.0 and table[1]["hint_error"] < table[0]["hint_error"]
+    assert best["hint_snap"] == 1.0 and table[2]["hint_error"] < table[0]["hint_error"]
     assert "Hint snap" in (tmp_path / "table" / "calibration.md").read_text()
 
 
