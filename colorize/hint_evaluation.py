@@ -296,6 +296,35 @@ def hint_curves_figure(results: dict):
     return figure
 
 
+SHEET_COUNTS = (0, 2, 10)
+
+
+def hint_contact_sheet(method: HintMethod, paths: Sequence[Path], *, size: int = 192, render_size: int = 128) -> Image.Image:
+    """One row per photo: gray | with 0, 2 and 10 simulated hints (the points drawn) | real, on
+    centre crops: to look at what hints do, photo by photo."""
+    from PIL import ImageDraw
+
+    rows = []
+    for path in paths:
+        real = center_crop(load_image(path), size)
+        gray = Image.fromarray(to_8bit(gray_version(np.asarray(real, dtype=np.float32) / 255.0)))
+        sequence = simulate_user_hints(real, max(SHEET_COUNTS), seed=photo_seed(path))
+        cells = [gray]
+        for count in SHEET_COUNTS:
+            cell = method.colorize(gray, sequence[:count], render_size).copy()
+            draw = ImageDraw.Draw(cell)
+            for hint in sequence[:count]:
+                draw.ellipse((hint.x - 4, hint.y - 4, hint.x + 4, hint.y + 4), fill=hint.color, outline="white")
+            cells.append(cell)
+        rows.append([*cells, real])
+    gap = 4
+    sheet = Image.new("RGB", (len(rows[0]) * (size + gap), len(rows) * (size + gap)), "white")
+    for row_index, cells in enumerate(rows):
+        for column, cell in enumerate(cells):
+            sheet.paste(cell, (column * (size + gap), row_index * (size + gap)))
+    return sheet
+
+
 def write_rows(path: Path, rows: Sequence[dict]) -> None:
     import csv
 
@@ -348,6 +377,12 @@ def run_hint_protocol(args, sets, argv) -> int:
             per_method[method.label] = summarize_hints(rows)
             if evaluation_set.unseen:
                 unseen_rows[method.label] += rows
+                if args.sheets is not None:
+                    args.sheets.mkdir(parents=True, exist_ok=True)
+                    photos = [paths[(i * len(paths)) // 12] for i in range(min(12, len(paths)))]
+                    hint_contact_sheet(method, photos, render_size=render_size).save(
+                        args.sheets / f"hints-{slug(method.label)}-{evaluation_set.name.replace('/', '-')}.png"
+                    )
         results["sets"][evaluation_set.name] = per_method
     both = {label: summarize_hints(rows) for label, rows in unseen_rows.items() if rows}
     if both:
