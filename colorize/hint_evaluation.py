@@ -411,6 +411,8 @@ def run_hint_protocol(args, sets, argv) -> int:
 # --------------------------------------------------------------------------------------------
 
 FILL_DISTANCE = 10.0  # ab units: a pixel "has the hint's colour" within this of it, "was changed" past it
+MIN_FILL, MAX_LEAK = 0.8, 0.1  # one click fills its object: most of its region, little of the others
+UNDECIDED = -1
 
 
 @dataclass(frozen=True)
@@ -424,14 +426,16 @@ class RegionFill:
 
 
 def region_fill(colorizer: Colorizer, image: Image.Image, regions: np.ndarray, hint: Hint) -> RegionFill:
-    """`RegionFill` of `hint` on `image`, whose pixels `regions` (H, W) labels by region."""
+    """`RegionFill` of `hint` on `image`, whose pixels `regions` (H, W) labels by region (label
+    UNDECIDED: a border band counted in neither)."""
     own = regions == regions[int(hint.y), int(hint.x)]
+    other = ~own & (regions != UNDECIDED)
     before = lab(np.asarray(colorizer.colorize(image)))[..., 1:]
     after = lab(np.asarray(colorizer.colorize(image, hints=[hint])))[..., 1:]
     target = np.asarray(colour_ab(hint.color))
     near = np.hypot(*(after - target).transpose(2, 0, 1)) <= FILL_DISTANCE
     moved = np.hypot(*(after - before).transpose(2, 0, 1)) > FILL_DISTANCE
-    return RegionFill(float(near[own].mean()), float(moved[~own].mean()) if (~own).any() else 0.0)
+    return RegionFill(float(near[own].mean()), float(moved[other].mean()) if other.any() else 0.0)
 
 
 def flat_regions_photo(width: int = 320, height: int = 240) -> tuple[Image.Image, np.ndarray]:
@@ -446,3 +450,53 @@ def flat_regions_photo(width: int = 320, height: int = 240) -> tuple[Image.Image
     labels[((xs - width / 4) / (width / 6.4)) ** 2 + ((ys - height / 2) / (height / 4)) ** 2 <= 1] = 3
     levels = np.array([60, 220, 140, 180], np.uint8)  # L* 25, 88, 58, 73
     return Image.fromarray(np.repeat(levels[labels][..., None], 3, axis=2)), labels
+
+
+def astronaut_suit_regions() -> tuple[Image.Image, np.ndarray, Hint]:
+    """scikit-image's astronaut, labels (1 her orange suit, 0 the rest, UNDECIDED a 6 px band
+    around the suit) and one click on the suit with its real colour: the one-click test on a photo.
+    The suit is the connected orange area (chroma over 25, hue 35-75 degrees) under the click."""
+    from skimage import data, measure, morphology
+
+    rgb = data.astronaut()
+    real = lab(rgb)
+    chroma, hue = np.hypot(real[..., 1], real[..., 2]), np.degrees(np.arctan2(real[..., 2], real[..., 1]))
+    orange = morphology.opening((chroma > 25) & (hue > 35) & (hue < 75), morphology.disk(2))
+    components = measure.label(orange)
+    x, y = 100, 400
+    suit = components == components[y, x]
+    labels = np.where(morphology.dilation(suit, morphology.disk(6)), UNDECIDED, 0)
+    labels[suit] = 1
+    photo = Image.fromarray(rgb)
+    radius = 5
+    ys, xs = np.ogrid[: rgb.shape[0], : rgb.shape[1]]
+    disc = (xs - x) ** 2 + (ys - y) ** 2 <= radius**2
+    hint = Hint(x, y, lab_to_hex(*real[disc].mean(axis=0)), radius)
+    return photo, labels, hint
+
+
+def one_click_fills(colorizer: Colorizer) -> dict:
+    """The one-click test at the colorizer's settings: per case, `RegionFill` of a single hint on
+    the flat-regions photo (a click in each region, a colour from the opposite side of the ab plane
+    each) and on the astronaut's suit; `passed` when every case fills at least MIN_FILL and leaks at
+    most MAX_LEAK."""
+    from .suggest import in_gamut
+
+    photo, labels = flat_regions_photo()
+    lightness = lab(np.asarray(photo))[..., 0]
+    height, width = labels.shape
+    cases = {}
+    for region, (fx, fy), (a, b) in zip(range(4), ((0.1, 0.1), (0.75, 0.25), (0.75, 0.75), (0.25, 0.5)),
+                                        ((40, 30), (-30, 30), (10, -40), (-20, -20))):
+        x, y = int(fx * (width - 1)), int(fy * (height - 1))
+        level = float(lightness[y, x])
+        hint = Hint(x, y, lab_to_hex(level, *in_gamut(level, float(a), float(b))))
+        cases[f"flat region {region}"] = region_fill(colorizer, photo, labels, hint)
+    photo, labels, hint = astronaut_suit_regions()
+    cases["astronaut suit"] = region_fill(colorizer, Image.fromarray(to_8bit(gray_version(photo))), labels, hint)
+    return {
+        "cases": {name: {"filled": fill.filled, "leaked": fill.leaked} for name, fill in cases.items()},
+        "worst_filled": min(fill.filled for fill in cases.values()),
+        "worst_leaked": max(fill.leaked for fill in cases.values()),
+        "passed": all(fill.filled >= MIN_FILL and fill.leaked <= MAX_LEAK for fill in cases.values()),
+    }

@@ -354,6 +354,19 @@ def test_the_hint_snap_rule_prefers_accuracy_among_the_snaps_that_keep_hints():
     assert calibrate.choose_hint_snap([dict(row, worst_hint_error=9.0 - row["hint_snap"]) for row in rows])["hint_snap"] == 1.0
 
 
+def test_the_hint_snap_rule_wants_a_single_click_to_fill_its_object():
+    def click(passed: bool, filled: float, leaked: float) -> dict:
+        return {"passed": passed, "worst_filled": filled, "worst_leaked": leaked}
+
+    rows = [
+        {"hint_snap": 0.5, "hint_locality": 0.0, "ciede2000": 5.0, "worst_hint_error": 2.0, "one_click": click(False, 0.7, 1.0)},
+        {"hint_snap": 1.0, "hint_locality": 0.0, "ciede2000": 5.2, "worst_hint_error": 1.0, "one_click": click(False, 0.95, 0.3)},
+        {"hint_snap": 1.0, "hint_locality": 1.0, "ciede2000": 5.4, "worst_hint_error": 1.0, "one_click": click(True, 0.93, 0.08)},
+    ]
+    assert calibrate.choose_hint_snap(rows) is rows[2]  # the washing settings score better on random points
+    assert calibrate.choose_hint_snap(rows[:2]) is rows[1]  # none fills: the one that comes closest
+
+
 def test_hint_snaps_need_a_hint_model(model, photos, capsys):
     assert calibrate.main(["--model", str(model), "--data", str(photos), "--hint-snaps", "0,1"]) == 2
     assert "needs a model that takes colour hints" in capsys.readouterr().err

@@ -377,3 +377,23 @@ def test_locality_keeps_the_automatic_colours_beyond_the_hints_region_and_snap_f
     colorizer.settings = dataclasses.replace(colorizer.settings, hint_snap=1.0, hint_locality=1.0)
     fill = region_fill(colorizer, photo, labels, hint)
     assert fill.filled > 0.9 and fill.leaked < 0.1  # whatever the (untrained) network paints
+
+
+def test_one_click_fills_the_astronauts_suit_and_each_flat_region_with_snap_and_locality(hint_model):
+    import dataclasses
+
+    from colorize.hint_evaluation import UNDECIDED, astronaut_suit_regions, one_click_fills
+
+    photo, labels, hint = astronaut_suit_regions()
+    assert labels[hint.y, hint.x] == 1 and 0.1 < (labels == 1).mean() < 0.25 and (labels == UNDECIDED).any()
+    assert np.hypot(*colour_ab(hint.color)) > 40  # her suit is orange
+    colorizer = Colorizer.from_pretrained(hint_model)
+    colorizer.settings = dataclasses.replace(colorizer.settings, hint_snap=1.0, hint_locality=1.0)
+    snapped = one_click_fills(colorizer)
+    assert set(snapped["cases"]) == {*(f"flat region {n}" for n in range(4)), "astronaut suit"}
+    # the untrained network adds nothing: the snap alone fills most of each region and leaks nowhere
+    # (the shipped model's own test asks for the whole of it: tests/test_shipped_model.py)
+    assert snapped["worst_filled"] > 0.6 and snapped["worst_leaked"] < 0.05
+    colorizer.settings = dataclasses.replace(colorizer.settings, hint_snap=0.0, hint_locality=1.0)
+    alone = one_click_fills(colorizer)
+    assert not alone["passed"] and alone["worst_filled"] < snapped["worst_filled"] - 0.3
