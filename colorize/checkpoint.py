@@ -26,6 +26,7 @@ from .models import ModelConfig, SizeAgnosticGenerator, build_generator
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+HINT_MODEL_KEY = "hint_model"  # config.json: a sub-folder holding the hint model this automatic model pairs with
 TRAINING_STATE_FILE = "training_state.pt"
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "weights"
 

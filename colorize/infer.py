@@ -63,7 +63,7 @@ from PIL import Image
 
 from . import color, fastpath
 from .compose import GAMUT_MODES, KERNELS, compose, luminance
-from .checkpoint import CONFIG_FILE, SHIPPED_MODEL_DIR, CheckpointError, load_model
+from .checkpoint import CONFIG_FILE, HINT_MODEL_KEY, SHIPPED_MODEL_DIR, CheckpointError, load_model, read_config
 from .devices import DeviceError, resolve_device
 from .imageio import ImageLoadError, ImageSource, find_images, is_image_file, load_image
 from .defaults import InferenceSettings
@@ -282,6 +282,8 @@ class Colorizer:
         self._lock = threading.Lock()
         # replaceable (`dataclasses.replace`) by a calibration sweep; read at every call
         self.settings = InferenceSettings.from_config(self.config)
+        # a model that takes no hints itself can name one that does (config.json's "hint_model")
+        self.hint_partner: Colorizer | None = None
 
     @property
     def settings(self) -> InferenceSettings:
@@ -347,7 +349,23 @@ class Colorizer:
         generator, config = load_model(folder, device=target)
         name = str(config.get("name") or (folder.name if path is not None else "shipped"))
         logger.info("Loaded colorizer %s from %s on %s", name, folder, target)
-        return cls(generator, config, name=name, device=target, precision=precision)
+        colorizer = cls(generator, config, name=name, device=target, precision=precision)
+        if config.get(HINT_MODEL_KEY) is not None:
+            colorizer.hint_partner = cls._load_hint_partner(folder, config[HINT_MODEL_KEY], device=target, precision=precision)
+        return colorizer
+
+    @classmethod
+    def _load_hint_partner(cls, folder: Path, entry: Any, **options: Any) -> "Colorizer":
+        """The hint model a checkpoint's config.json names (a sub-folder of its own folder)."""
+        if not isinstance(entry, str) or not entry or Path(entry).is_absolute() or ".." in Path(entry).parts:
+            raise CheckpointError(f"{folder / CONFIG_FILE}: {HINT_MODEL_KEY} must name a folder inside {folder}, not {entry!r}.")
+        partner_folder = folder / entry
+        if (partner_folder / CONFIG_FILE).is_file() and HINT_MODEL_KEY in read_config(partner_folder):
+            raise CheckpointError(f"{partner_folder / CONFIG_FILE} names a hint model of its own; a hint model cannot have one.")
+        partner = cls.from_pretrained(partner_folder, **options)
+        if partner.generator.hint_channels == 0:
+            raise CheckpointError(f"{partner_folder}, the hint model named in {folder / CONFIG_FILE}, takes no colour hints.")
+        return partner
 
     @classmethod
     def untrained(
@@ -379,11 +397,26 @@ class Colorizer:
         """Run the network once on a tiny input, so that what its path prepares on the first call
         (the ONNX Runtime session: an export of about half a second) is not paid by a user's photo."""
         self.predict_ab(torch.zeros(1, 1, 32, 32))
+        if self.hint_partner is not None:
+            self.hint_partner.warm_up()
 
     @property
     def takes_hints(self) -> bool:
-        """Whether the model was trained with colour hints (`colorize.hints`)."""
-        return self.generator.hint_channels > 0
+        """Whether the model takes colour hints (`colorize.hints`): trained with them, or pairs with
+        a hint model."""
+        return self.generator.hint_channels > 0 or self.hint_partner is not None
+
+    @property
+    def hint_network(self) -> "Colorizer":
+        """The colorizer whose network reads the hints: this one, or its hint partner.
+
+        Why a partner: a network trained with hints also colours with none, but on the protocol its
+        own automatic colours were 0.9 CIEDE2000 worse than the automatic model it started from
+        (colorize/weights/MODEL_CARD.md). Paired, the automatic model paints the photo and every
+        place no hint reaches (`hint_locality`), and the hint network the hints' regions."""
+        if self.generator.hint_channels > 0 or self.hint_partner is None:
+            return self
+        return self.hint_partner
 
     @torch.inference_mode()
     def predict_ab(self, lightness: torch.Tensor, *, hints: torch.Tensor | None = None, seed: int | None = None) -> torch.Tensor:
@@ -398,6 +431,24 @@ class Colorizer:
         An int: one sample of the generator's noise (its injected noise, or pix2pix's dropout for
         a model without), the same for the same seed.
         """
+        network = self if hints is None else self.hint_network
+        ab = network._network_ab(lightness, hints, seed)
+        x = lightness.to(self.device, torch.float32)
+        settings = self.settings
+        if hints is not None and (settings.hint_locality > 0 or settings.hint_snap > 0):
+            hints = hints.to(self.device, torch.float32)
+            nearness = hint_nearness(x, hints)
+            if settings.hint_locality > 0:
+                # the same pass without hints (same seed): what the model paints beyond the hints' regions
+                automatic = self.predict_ab(lightness, seed=seed).to(ab.device)
+                ab = keep_local(automatic, ab.float(), nearness, settings.hint_locality)
+            if settings.hint_snap > 0:
+                ab = snap_to_hints(x, ab.float(), hints, settings.hint_snap, nearness)
+        return ab.float().cpu().contiguous()
+
+    def _network_ab(self, lightness: torch.Tensor, hints: torch.Tensor | None, seed: int | None) -> torch.Tensor:
+        """This colorizer's network on normalised L (and hint channels): `predict_ab` before the
+        hints' locality and snap."""
         x = lightness.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
         if hints is not None:
             hints = hints.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
@@ -421,16 +472,7 @@ class Colorizer:
                         ab = self.generator(x, hints=hints)
                 finally:
                     set_dropout_sampling(self.generator, False)
-        settings = self.settings
-        if hints is not None and (settings.hint_locality > 0 or settings.hint_snap > 0):
-            nearness = hint_nearness(x.float(), hints)
-            if settings.hint_locality > 0:
-                # the same pass without hints (same seed): what the model paints beyond the hints' regions
-                automatic = self.predict_ab(lightness, seed=seed).to(ab.device)
-                ab = keep_local(automatic, ab.float(), nearness, settings.hint_locality)
-            if settings.hint_snap > 0:
-                ab = snap_to_hints(x.float(), ab.float(), hints, settings.hint_snap, nearness)
-        return ab.float().cpu().contiguous()
+        return ab
 
     def _autocast(self):
         if self.precision == "bf16":
@@ -512,7 +554,7 @@ class Colorizer:
             mask = torch.maximum(mask, stroke_mask)
         if not bool(mask.any()):
             return None
-        return encode_hints(lightness, ab, mask, propagation=self.model_config.hint_propagation)
+        return encode_hints(lightness, ab, mask, propagation=self.hint_network.model_config.hint_propagation)
 
     @torch.inference_mode()
     def suggest_colours(
@@ -537,11 +579,12 @@ class Colorizer:
         column = min(width - 1, int((math.floor(x) + 0.5) * width / rgb.width))
         row = min(height - 1, int((math.floor(y) + 0.5) * height / rgb.height))
         maps = [self.predict_ab(lightness, hints=channels)]
-        if self.generator.has_injected_noise:
-            with self._lock:
-                x_in = lightness.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
-                hint_in = None if channels is None else channels.to(self.device)
-                maps.append(self._noise_draws(x_in, suggest.NOISE_DRAWS, AGREEMENT_SEED, hints=hint_in)[:, 0].cpu())
+        network = self if channels is None else self.hint_network
+        if network.generator.has_injected_noise:
+            with network._lock:
+                x_in = lightness.to(network.device, torch.float32).contiguous(memory_format=network.memory_format)
+                hint_in = None if channels is None else channels.to(network.device)
+                maps.append(network._noise_draws(x_in, suggest.NOISE_DRAWS, AGREEMENT_SEED, hints=hint_in)[:, 0].cpu())
         window = (slice(max(0, row - 1), row + 2), slice(max(0, column - 1), column + 2))
         nearness = None if channels is None else hint_nearness(lightness, channels)[0]
         shown = [self.compose_inputs(ab_map, 1.0, nearness)[0] for ab_map in torch.cat(maps)]

@@ -397,3 +397,68 @@ def test_one_click_fills_the_astronauts_suit_and_each_flat_region_with_snap_and_
     colorizer.settings = dataclasses.replace(colorizer.settings, hint_snap=0.0, hint_locality=1.0)
     alone = one_click_fills(colorizer)
     assert not alone["passed"] and alone["worst_filled"] < snapped["worst_filled"] - 0.3
+
+
+@pytest.fixture(scope="module")
+def paired_model(tmp_path_factory, plain_model, hint_model):
+    """An automatic model that names a hint model in its folder (config.json's "hint_model")."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("paired") / "model"
+    shutil.copytree(plain_model, folder)
+    shutil.copytree(hint_model, folder / "hints")
+    config = json.loads((folder / "config.json").read_text())
+    config["hint_model"] = "hints"
+    config["inference"] = {"hint_snap": 1.0, "hint_locality": 1.0}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_an_automatic_model_paired_with_a_hint_model_colours_alone_without_hints_and_by_the_partner_with(
+    paired_model, plain_model
+):
+    paired, automatic = Colorizer.from_pretrained(paired_model), Colorizer.from_pretrained(plain_model)
+    assert paired.takes_hints and not automatic.takes_hints and paired.hint_network is paired.hint_partner
+    photo = Image.fromarray(data.astronaut()).resize((96, 80))
+    # no hints: exactly the automatic model, whatever the partner would paint
+    assert np.array_equal(np.asarray(paired.colorize(photo)), np.asarray(automatic.colorize(photo)))
+    from colorize.suggest import in_gamut
+
+    point_l = lab(np.asarray(photo))[60, 20, 0]
+    hint = Hint(20, 60, lab_to_hex(point_l, *in_gamut(point_l, -30.0, 30.0)), 3)
+    hinted = lab(np.asarray(paired.colorize(photo, hints=[hint])))
+    assert np.hypot(*(hinted[60, 20, 1:] - np.asarray(colour_ab(hint.color)))) < 5  # obeyed where placed
+    same = paired.colorize_batch([photo, photo], hints=[[hint], None])
+    assert np.array_equal(lab(np.asarray(same[0])), hinted) and np.array_equal(np.asarray(same[1]), np.asarray(automatic.colorize(photo)))
+    assert len(paired.suggest_colours(photo, 50, 40, hints=[hint], count=6)) == 6
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("elsewhere", "There is no model folder"),
+    ("../hints", "must name a folder inside"),
+    (7, "must name a folder inside"),
+])
+def test_a_missing_or_outside_hint_model_is_one_sentence(paired_model, tmp_path, entry, message):
+    import shutil
+
+    from colorize.checkpoint import CheckpointError
+
+    folder = tmp_path / "model"
+    shutil.copytree(paired_model, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "hint_model": entry}))
+    with pytest.raises(CheckpointError, match=message):
+        Colorizer.from_pretrained(folder)
+
+
+def test_a_hint_model_that_takes_no_hints_is_refused(paired_model, plain_model, tmp_path):
+    import shutil
+
+    from colorize.checkpoint import CheckpointError
+
+    folder = tmp_path / "model"
+    shutil.copytree(paired_model, folder)
+    shutil.rmtree(folder / "hints")
+    shutil.copytree(plain_model, folder / "hints")
+    with pytest.raises(CheckpointError, match="takes no colour hints"):
+        Colorizer.from_pretrained(folder)
