@@ -160,14 +160,23 @@ def hint_seed(study_seed: int, image_key: str) -> int:
     return zlib.crc32(f"survey-hints/{study_seed}/{image_key}".encode())
 
 
-def _checkpoint_record(path: Path | None) -> dict:
-    """Which weights a model method ran: its folder and the first 16 hex digits of its weights' SHA-256."""
+def _checkpoint_record(path: Path | None, hint_model: str | None = None) -> dict:
+    """Which weights a model method ran: its folder and the first 16 hex digits of its weights' SHA-256
+    (and of the hint model's, for an automatic model paired with one)."""
     from colorize.checkpoint import SHIPPED_MODEL_DIR, WEIGHTS_FILE
 
     folder = SHIPPED_MODEL_DIR if path is None else Path(path)
-    weights = folder / WEIGHTS_FILE
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.is_file() else None
-    return {"checkpoint": "the shipped weights (colorize/weights)" if path is None else str(folder.resolve()), "weights_sha256": digest}
+
+    def digest(weights: Path) -> str | None:
+        return hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.is_file() else None
+
+    record = {
+        "checkpoint": "the shipped weights (colorize/weights)" if path is None else str(folder.resolve()),
+        "weights_sha256": digest(folder / WEIGHTS_FILE),
+    }
+    if hint_model:
+        record["hint_weights_sha256"] = digest(folder / hint_model / WEIGHTS_FILE)
+    return record
 
 
 def load_method(spec: MethodSpec, *, seed: int = 0) -> Method:
@@ -199,7 +208,7 @@ def load_method(spec: MethodSpec, *, seed: int = 0) -> Method:
     description = {
         "kind": "untrained" if spec.kind == "untrained" else "model",
         "model": colorizer.name,
-        **({"untrained_seed": seed} if spec.kind == "untrained" else _checkpoint_record(spec.path)),
+        **({"untrained_seed": seed} if spec.kind == "untrained" else _checkpoint_record(spec.path, colorizer.config.get("hint_model"))),
         "settings": dataclasses.asdict(colorizer.settings),
         "hints": spec.hints,
     }
