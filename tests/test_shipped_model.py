@@ -54,3 +54,26 @@ def test_the_prepared_gpu_run_trains_the_shipped_architecture(shipped):
     planned = config_from_settings(load_toml(Path(__file__).parents[1] / "configs" / "gpu.toml"))
     assert planned.model.to_dict() == shipped.model_config.to_dict()
     assert planned.uses_gan and planned.ema_decay > 0 and planned.lambda_diversity > 0
+
+
+def test_the_shipped_model_takes_hints_and_one_click_fills_its_object(shipped):
+    """The issue's one-click bar at the shipped settings: a single hint colours at least 80% of its
+    region within 10 ab units of the hint and changes at most 10% of the other regions, on flat
+    regions split by edges and on the astronaut's suit."""
+    from colorize.hint_evaluation import one_click_fills
+
+    assert shipped.takes_hints
+    result = one_click_fills(shipped)
+    assert result["passed"], result["cases"]
+
+
+def test_ten_simulated_hints_bring_the_shipped_colours_closer_to_the_real_photos(shipped):
+    from colorize.hints import simulate_user_hints
+
+    for name in PHOTOS:
+        real = Image.fromarray(getattr(data, name)())
+        gray = Image.fromarray((gray_version(np.asarray(real) / 255.0) * 255).round().astype(np.uint8))
+        truth = np.asarray(real, dtype=np.float32) / 255.0
+        alone = ciede2000(np.asarray(shipped.colorize(gray), dtype=np.float32) / 255.0, truth)
+        hinted = ciede2000(np.asarray(shipped.colorize(gray, hints=simulate_user_hints(real, 10, seed=1)), dtype=np.float32) / 255.0, truth)
+        assert hinted < alone - 0.5, (name, alone, hinted)
