@@ -143,6 +143,20 @@ async def no_such_endpoint(request: Request, error: FnIndexInferError) -> JSONRe
     return JSONResponse({"error": str(error)}, status_code=404)
 
 
+CALL_ROUTES = ("/queue/join", "/run/predict", "/api/predict")  # where Gradio looks a call's fn_index up
+
+
+async def unknown_function_index(request: Request, error: KeyError) -> JSONResponse:
+    """A queue/join (or predict) call naming a function index the app lacks: Gradio's lookup
+    raises KeyError, which uvicorn turns into a traceback and a 500; this is one log line and a
+    404. A KeyError anywhere else is a bug: logged with its traceback, a 500 as before."""
+    if request.url.path.endswith(CALL_ROUTES):
+        logger.warning("No such endpoint: %s %s (function index %s)", request.method, request.url.path, error)
+        return JSONResponse({"error": "There is no such endpoint."}, status_code=404)
+    logger.error("Unexpected error on %s %s", request.method, request.url.path, exc_info=error)
+    return JSONResponse({"error": "Internal server error."}, status_code=500)
+
+
 def launch(demo: gr.Blocks, settings: Settings, **kwargs) -> Any:
     """Start the server with the app's theme, queue and limits (also used by the tests).
 
@@ -165,7 +179,7 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs) -> Any:
         css_paths=[STATIC / "app.css", STATIC / "hints.css"],
         footer_links=["api"],
         run_history=False,  # it would keep every answer and image in the browser's localStorage
-        app_kwargs={"exception_handlers": {FnIndexInferError: no_such_endpoint}, "middleware": [limits]},
+        app_kwargs={"exception_handlers": {FnIndexInferError: no_such_endpoint, KeyError: unknown_function_index}, "middleware": [limits]},
         **kwargs,
     )
 

@@ -72,6 +72,20 @@ def test_a_call_of_the_absent_colorize_api_is_one_log_line(study_app):
     assert "Traceback" not in log
 
 
+def test_a_crafted_queue_join_with_an_unknown_function_index_is_one_log_line(study_app):
+    request = urllib.request.Request(
+        f"{study_app['url']}gradio_api/queue/join", data=json.dumps({"data": [], "fn_index": 9999, "session_hash": "crafted0"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(request, timeout=10)
+    assert answer.value.code == 404
+    time.sleep(0.5)  # the log is written by the server process
+    log = study_app["log"].read_text()
+    assert "WARNING app: No such endpoint: POST /gradio_api/queue/join (function index 9999)" in log
+    assert "Traceback" not in log
+
+
 def sent_images(html: str) -> list[bytes]:
     """The PNGs a screen's HTML carries inline."""
     return [base64.b64decode(data) for data in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)]
