@@ -70,7 +70,7 @@ def test_the_version_is_written_once():
 
 def test_every_package_and_its_data_folders_are_listed():
     listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
-    assert {p.parent.name for p in ROOT.glob("*/__init__.py")} | {"colorize.weights", "ui.static"} == listed
+    assert {p.parent.name for p in ROOT.glob("*/__init__.py")} | {"colorize.weights", "colorize.weights.hints", "ui.static"} == listed
 
 
 @pytest.mark.slow
@@ -85,7 +85,8 @@ def test_pip_builds_the_package_with_its_data_and_without_warnings(tmp_path):
     assert "would be ignored" not in said and "BuildBackendWarning" not in said
     (wheel,) = tmp_path.glob("colorize_study-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    shipped = {f"colorize/weights/{name}" for name in ("model.safetensors", "config.json")} | {"colorize/colour_prior.json"}
+    shipped = {f"colorize/weights/{folder}{name}" for folder in ("", "hints/") for name in ("model.safetensors", "config.json")}
+    shipped |= {"colorize/colour_prior.json"}
     static = {f"ui/static/{p.name}" for p in (ROOT / "ui" / "static").iterdir() if p.is_file()}
     assert shipped | static <= names, sorted(shipped | static - names)
 
