@@ -135,7 +135,7 @@ def test_nothing_is_written_without_git_lfs(tmp_path):
 
 def test_nothing_is_written_when_the_weights_would_go_to_plain_git(tmp_path):
     out = tmp_path / "space"
-    with pytest.raises(SpaceError, match=r"^colorize/weights/model.safetensors would go to the Space as plain git, over its 10 MB limit"):
+    with pytest.raises(SpaceError, match=r"^colorize/weights/hints/model.safetensors, colorize/weights/model.safetensors would go to the Space as plain git, over its 10 MB limit"):
         make_space(out, lfs_patterns=("*.onnx",))  # a pattern that misses the weights
     assert list(tmp_path.iterdir()) == []
 

@@ -415,11 +415,17 @@ def test_a_hinted_method_colours_each_photo_with_seeded_hints_from_the_real_phot
 def test_a_hinted_method_needs_a_model_that_takes_hints_and_says_so_when_the_study_is_built(photo_folder, tmp_path):
     from survey.build import method_specs
 
+    from colorize.checkpoint import save_model
+    from colorize.models import ModelConfig, build_generator
+
     url = f"sqlite:///{tmp_path / 'study.sqlite'}"
-    with pytest.raises(SurveyError, match=r"^The model 'shipped' takes no colour hints, so 'shipped\+hints:10' cannot be built; use a model trained with --hints, or the model without '\+hints'.$"):
-        load_method(method_specs(["shipped+hints:10"])[0])
+    config = ModelConfig(base_channels=4, depth=3, max_channels=8)
+    plain = save_model(tmp_path / "plain", build_generator(config), config)
+    with pytest.raises(SurveyError, match=r"^The model 'plain' takes no colour hints, so 'plain\+hints:10' cannot be built; use a model trained with --hints, or the model without '\+hints'.$"):
+        load_method(method_specs([f"{plain}+hints:10"])[0])
     with pytest.raises(SystemExit, match="takes no colour hints"):
-        build_main(["--name", "x", "--images", str(photo_folder), "--model", "shipped+hints:10", "--db", url, "--size", "16"])
+        build_main(["--name", "x", "--images", str(photo_folder), "--model", f"{plain}+hints:10", "--db", url, "--size", "16"])
+    assert load_method(method_specs(["shipped+hints:10"])[0]).name == "shipped+hints:10"  # the shipped model pairs with a hint model
     assert Store(url).list_studies() == []
     for wrong in ("shipped+hints:0", "shipped+hints:100000"):
         with pytest.raises(SurveyError, match=r"hints; give 1 to 200 \(the model alone is 'shipped'\)"):
