@@ -55,33 +55,33 @@ def test_there_is_no_colorize_api_and_no_colorizer(study_app):
     assert "Survey mode: the study alone, no colorizer" in log and "torch threads" not in log
 
 
+def refused_status(url: str, body: dict) -> int:
+    """The HTTP error status of a JSON POST the server refuses (fails when it is accepted)."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(request, timeout=10)
+    return answer.value.code
+
+
+def server_log(app) -> str:
+    time.sleep(0.5)  # the log is written by the server process
+    return app["log"].read_text()
+
+
 def test_a_call_of_the_absent_colorize_api_is_one_log_line(study_app):
     """Scanners and old clients call /colorize on a survey-mode Space: a 404 and one line in the log, no traceback."""
     for route in ("call", "run"):
-        request = urllib.request.Request(
-            f"{study_app['url']}gradio_api/{route}/colorize", data=json.dumps({"data": [None]}).encode(),
-            headers={"Content-Type": "application/json"},
-        )  # fmt: skip
-        with pytest.raises(urllib.error.HTTPError) as answer:
-            urllib.request.urlopen(request, timeout=10)
-        assert answer.value.code == 404
-    time.sleep(0.5)  # the log is written by the server process
-    log = study_app["log"].read_text()
+        assert refused_status(f"{study_app['url']}gradio_api/{route}/colorize", {"data": [None]}) == 404
+    log = server_log(study_app)
     said = [line for line in log.splitlines() if "/colorize" in line]
     assert said == [f"WARNING app: No such endpoint: POST /gradio_api/{route}/colorize" for route in ("call", "run")]
     assert "Traceback" not in log
 
 
 def test_a_crafted_queue_join_with_an_unknown_function_index_is_one_log_line(study_app):
-    request = urllib.request.Request(
-        f"{study_app['url']}gradio_api/queue/join", data=json.dumps({"data": [], "fn_index": 9999, "session_hash": "crafted0"}).encode(),
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    with pytest.raises(urllib.error.HTTPError) as answer:
-        urllib.request.urlopen(request, timeout=10)
-    assert answer.value.code == 404
-    time.sleep(0.5)  # the log is written by the server process
-    log = study_app["log"].read_text()
+    crafted = {"data": [], "fn_index": 9999, "session_hash": "crafted0"}
+    assert refused_status(f"{study_app['url']}gradio_api/queue/join", crafted) == 404
+    log = server_log(study_app)
     assert "WARNING app: No such endpoint: POST /gradio_api/queue/join (function index 9999)" in log
     assert "Traceback" not in log
 
