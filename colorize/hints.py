@@ -276,7 +276,10 @@ def snap_to_hints(
     fills its region with its colour, as Levin et al.'s optimisation would, and every hinted pixel
     has exactly its hint; beyond the hints' regions the network's colours stay."""
     mask = channels[:, POINT_CHANNELS - 1 : POINT_CHANNELS].to(ab.dtype)
-    colour, _ = spread_hints(lightness, channels[:, :2].to(ab.dtype), mask)
+    if channels.shape[1] > POINT_CHANNELS:  # `encode_hints` spread them already, the same way
+        colour = channels[:, POINT_CHANNELS : POINT_CHANNELS + 2].to(ab.dtype)
+    else:
+        colour, _ = spread_hints(lightness, channels[:, :2].to(ab.dtype), mask)
     pull = strength * torch.maximum(nearness.to(ab.dtype), mask)
     return ab + pull * (colour - ab)
 

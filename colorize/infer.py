@@ -431,20 +431,28 @@ class Colorizer:
         An int: one sample of the generator's noise (its injected noise, or pix2pix's dropout for
         a model without), the same for the same seed.
         """
+        return self._predict(lightness, hints, seed)[0]
+
+    def _predict(
+        self, lightness: torch.Tensor, hints: torch.Tensor | None, seed: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(`predict_ab`, the hints' `hint_nearness` (B, 1, h, w) or None without hints), both on
+        the CPU: the nearness is computed once for the prediction and for composing it."""
         network = self if hints is None else self.hint_network
         ab = network._network_ab(lightness, hints, seed)
+        if hints is None:
+            return ab.float().cpu().contiguous(), None
         x = lightness.to(self.device, torch.float32)
+        hints = hints.to(self.device, torch.float32)
+        nearness = hint_nearness(x, hints)
         settings = self.settings
-        if hints is not None and (settings.hint_locality > 0 or settings.hint_snap > 0):
-            hints = hints.to(self.device, torch.float32)
-            nearness = hint_nearness(x, hints)
-            if settings.hint_locality > 0:
-                # the same pass without hints (same seed): what the model paints beyond the hints' regions
-                automatic = self.predict_ab(lightness, seed=seed).to(ab.device)
-                ab = keep_local(automatic, ab.float(), nearness, settings.hint_locality)
-            if settings.hint_snap > 0:
-                ab = snap_to_hints(x, ab.float(), hints, settings.hint_snap, nearness)
-        return ab.float().cpu().contiguous()
+        if settings.hint_locality > 0:
+            # the same pass without hints (same seed): what the model paints beyond the hints' regions
+            automatic = self.predict_ab(lightness, seed=seed).to(ab.device)
+            ab = keep_local(automatic, ab.float(), nearness, settings.hint_locality)
+        if settings.hint_snap > 0:
+            ab = snap_to_hints(x, ab.float(), hints, settings.hint_snap, nearness)
+        return ab.float().cpu().contiguous(), nearness.cpu()
 
     def _network_ab(self, lightness: torch.Tensor, hints: torch.Tensor | None, seed: int | None) -> torch.Tensor:
         """This colorizer's network on normalised L (and hint channels): `predict_ab` before the
@@ -578,7 +586,8 @@ class Colorizer:
         height, width = lightness.shape[-2:]
         column = min(width - 1, int((math.floor(x) + 0.5) * width / rgb.width))
         row = min(height - 1, int((math.floor(y) + 0.5) * height / rgb.height))
-        maps = [self.predict_ab(lightness, hints=channels)]
+        prediction, nearness = self._predict(lightness, channels, None)
+        maps = [prediction]
         network = self if channels is None else self.hint_network
         if network.generator.has_injected_noise:
             with network._lock:
@@ -586,7 +595,7 @@ class Colorizer:
                 hint_in = None if channels is None else channels.to(network.device)
                 maps.append(network._noise_draws(x_in, suggest.NOISE_DRAWS, AGREEMENT_SEED, hints=hint_in)[:, 0].cpu())
         window = (slice(max(0, row - 1), row + 2), slice(max(0, column - 1), column + 2))
-        nearness = None if channels is None else hint_nearness(lightness, channels)[0]
+        nearness = None if nearness is None else nearness[0]
         shown = [self.compose_inputs(ab_map, 1.0, nearness)[0] for ab_map in torch.cat(maps)]
         samples = torch.stack([ab[:, window[0], window[1]].mean(dim=(1, 2)) for ab in shown])
         point_l = float(luminance(np.asarray(rgb.crop((int(x), int(y), int(x) + 1, int(y) + 1))))[0, 0])
@@ -611,14 +620,10 @@ class Colorizer:
         return nearness * raw * saturation + (1.0 - nearness) * ab * strength, 1.0
 
     def _finish(
-        self,
-        rgb: Image.Image,
-        ab_norm: torch.Tensor,
-        saturation: float,
-        lightness: torch.Tensor | None = None,
-        hints: torch.Tensor | None = None,
+        self, rgb: Image.Image, prediction: tuple[torch.Tensor, torch.Tensor | None], index: int, saturation: float
     ) -> Image.Image:
-        nearness = None if hints is None else hint_nearness(lightness, hints)[0]
+        """The `index`-th image of a `_predict` result composed onto `rgb`."""
+        ab_norm, nearness = prediction[0][index], None if prediction[1] is None else prediction[1][index]
         ab, strength = self.compose_inputs(ab_norm, saturation, nearness)
         return compose(rgb, ab, saturation=strength, chunk_pixels=self.chunk_pixels, gamut=self.gamut, kernel=self.kernel)
 
@@ -643,7 +648,7 @@ class Colorizer:
         """
         rgb, lightness = self._prepare(image, render_size, keep_aspect)
         channels = self.hint_channels(rgb.size, lightness, hints, hint_image=hint_image)
-        return self._finish(rgb, self.predict_ab(lightness, hints=channels, seed=seed)[0], saturation, lightness, channels)
+        return self._finish(rgb, self._predict(lightness, channels, seed), 0, saturation)
 
     def colorize_variations(
         self,
@@ -661,7 +666,7 @@ class Colorizer:
         rgb, lightness = self._prepare(image, render_size, keep_aspect)
         channels = self.hint_channels(rgb.size, lightness, hints, hint_image=hint_image)
         return [
-            self._finish(rgb, self.predict_ab(lightness, hints=channels, seed=seed + i)[0], saturation, lightness, channels)
+            self._finish(rgb, self._predict(lightness, channels, seed + i), 0, saturation)
             for i in range(count)
         ]
 
@@ -689,10 +694,11 @@ class Colorizer:
             self.hint_channels(rgb.size, lightness, None if hints is None else hints[index])
             for index, (rgb, lightness) in enumerate(prepared)
         ]
-        ab: list[torch.Tensor | None] = [None] * len(prepared)
+        # per image: (the batch's _predict result, the image's index in it)
+        predicted: list[tuple[tuple[torch.Tensor, torch.Tensor | None], int] | None] = [None] * len(prepared)
         if seed is not None:
             for index, (_, lightness) in enumerate(prepared):
-                ab[index] = self.predict_ab(lightness, hints=channels[index], seed=seed)[0]
+                predicted[index] = (self._predict(lightness, channels[index], seed), 0)
         else:
             groups: dict[tuple[tuple[int, int], bool], list[int]] = {}
             for index, (_, lightness) in enumerate(prepared):
@@ -702,12 +708,10 @@ class Colorizer:
                     chunk = indices[start : start + batch_size]
                     batch = torch.cat([prepared[i][1] for i in chunk])
                     batch_hints = torch.cat([channels[i] for i in chunk]) if hinted else None
-                    for i, prediction in zip(chunk, self.predict_ab(batch, hints=batch_hints)):
-                        ab[i] = prediction
-        return [
-            self._finish(rgb, prediction, saturation, lightness, hint_input)
-            for (rgb, lightness), prediction, hint_input in zip(prepared, ab, channels)
-        ]
+                    result = self._predict(batch, batch_hints, None)
+                    for position, i in enumerate(chunk):
+                        predicted[i] = (result, position)
+        return [self._finish(rgb, *prediction, saturation) for (rgb, _), prediction in zip(prepared, predicted)]
 
 
 # --------------------------------------------------------------------------------------------
