@@ -134,7 +134,8 @@ def test_cli_sweeps_gammas_and_colorizer_applies_the_chosen_curve(model, photos,
     # the same as composing, with gamma 1, the network's ab put through the curve by hand
     curved.chroma_gamma = 1.0
     ab_norm = curved.predict_ab(curved._prepare(photo, 32, True)[1])[0]
-    by_hand = curved._finish(photo.convert("RGB"), normalize_ab(apply_chroma_gamma(denormalize_ab(ab_norm), 2.5)), 1.0)
+    curved_by_hand = normalize_ab(apply_chroma_gamma(denormalize_ab(ab_norm), 2.5))
+    by_hand = curved._finish(photo.convert("RGB"), (curved_by_hand[None], None), 0, 1.0)
     assert np.abs(np.asarray(curved_image).astype(int) - np.asarray(by_hand).astype(int)).max() <= 1
     assert np.abs(np.asarray(curved_image).astype(int) - np.asarray(curved.colorize(photo, render_size=32)).astype(int)).max() > 5
 
