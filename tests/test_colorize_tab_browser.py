@@ -289,6 +289,13 @@ def test_a_tap_on_a_phone_places_a_point_and_the_page_stays_phone_wide(browser, 
     suggestions(page)
     page.screenshot(path=shots / "06-phone-tap.png", full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
+    # the photo one taps and the result it changes share one screen: the result starts right under the
+    # photo (before the points and the controls), at least 200 px of it on screen with the whole photo
+    photo_top, photo_bottom, result_top = page.evaluate("""() => {
+        const box = (id) => document.getElementById(id).getBoundingClientRect();
+        return [box('input-image').top, box('input-image').bottom, box('result-slider').top].map((y) => y + window.scrollY);
+    }""")
+    assert photo_bottom <= result_top <= photo_bottom + 40 and result_top - photo_top <= PHONE[1] - 200, (photo_top, photo_bottom, result_top)
     assert np.array_equal(np.asarray(fetch_image(after[1])), library(server, photo, hints_sent(page)))
     page.context.close()
 

@@ -458,8 +458,9 @@ class ColorizeTabs:
         return model, render_size, saturation
 
     def build_colorize_tab(self) -> gr.Dropdown:
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1):
+        # ids for hints.css: on a phone the result comes right under the photo one taps
+        with gr.Row(equal_height=False, elem_id="colorize-row"):
+            with gr.Column(scale=1, elem_id="colorize-input-column"):
                 image = PhotoInput(
                     sources=["upload", "clipboard", "webcam"],
                     type="filepath",
@@ -511,7 +512,7 @@ class ColorizeTabs:
                         )
                         count = gr.Slider(2, MAX_VARIATIONS, value=4, step=1, label="Variations", elem_id="variations-count")
                     variations_button = gr.Button("Make variations", elem_id="variations-button")
-            with gr.Column(scale=1):
+            with gr.Column(scale=1, elem_id="colorize-result-column"):
                 slider = gr.ImageSlider(
                     label="Before (as the model sees it) / after", type="filepath", format="png", elem_id="result-slider", max_height=600
                 )
