@@ -36,7 +36,7 @@ from PIL import Image
 from . import color
 from .compose import compose, luminance
 from .data import center_crop, resize_short_side
-from .hints import Hint, colour_ab, hint_maps, lab_to_hex, simulate_user_hints
+from .hints import Hint, colour_ab, disc_colour, hint_maps, lab_to_hex, simulate_user_hints
 from .imageio import ImageLoadError, load_image
 from .infer import Colorizer, render_shape
 from .metrics import FALSE_COLOUR_IMAGE_LIMIT, image_metrics
@@ -425,12 +425,15 @@ class RegionFill:
     leaked: float
 
 
-def region_fill(colorizer: Colorizer, image: Image.Image, regions: np.ndarray, hint: Hint) -> RegionFill:
+def region_fill(
+    colorizer: Colorizer, image: Image.Image, regions: np.ndarray, hint: Hint, *, before: Image.Image | None = None
+) -> RegionFill:
     """`RegionFill` of `hint` on `image`, whose pixels `regions` (H, W) labels by region (label
-    UNDECIDED: a border band counted in neither)."""
+    UNDECIDED: a border band counted in neither). `before`: the colorizer's output without hints,
+    when the caller has it already (several clicks on one photo)."""
     own = regions == regions[int(hint.y), int(hint.x)]
     other = ~own & (regions != UNDECIDED)
-    before = lab(np.asarray(colorizer.colorize(image)))[..., 1:]
+    before = lab(np.asarray(colorizer.colorize(image) if before is None else before))[..., 1:]
     after = lab(np.asarray(colorizer.colorize(image, hints=[hint])))[..., 1:]
     target = np.asarray(colour_ab(hint.color))
     near = np.hypot(*(after - target).transpose(2, 0, 1)) <= FILL_DISTANCE
@@ -468,11 +471,7 @@ def astronaut_suit_regions() -> tuple[Image.Image, np.ndarray, Hint]:
     labels = np.where(morphology.dilation(suit, morphology.disk(6)), UNDECIDED, 0)
     labels[suit] = 1
     photo = Image.fromarray(rgb)
-    radius = 5
-    ys, xs = np.ogrid[: rgb.shape[0], : rgb.shape[1]]
-    disc = (xs - x) ** 2 + (ys - y) ** 2 <= radius**2
-    hint = Hint(x, y, lab_to_hex(*real[disc].mean(axis=0)), radius)
-    return photo, labels, hint
+    return photo, labels, Hint(x, y, disc_colour(photo, x, y, 5), 5)
 
 
 def one_click_fills(colorizer: Colorizer) -> dict:
@@ -485,13 +484,14 @@ def one_click_fills(colorizer: Colorizer) -> dict:
     photo, labels = flat_regions_photo()
     lightness = lab(np.asarray(photo))[..., 0]
     height, width = labels.shape
+    automatic = colorizer.colorize(photo)
     cases = {}
     for region, (fx, fy), (a, b) in zip(range(4), ((0.1, 0.1), (0.75, 0.25), (0.75, 0.75), (0.25, 0.5)),
                                         ((40, 30), (-30, 30), (10, -40), (-20, -20))):
         x, y = int(fx * (width - 1)), int(fy * (height - 1))
         level = float(lightness[y, x])
         hint = Hint(x, y, lab_to_hex(level, *in_gamut(level, float(a), float(b))))
-        cases[f"flat region {region}"] = region_fill(colorizer, photo, labels, hint)
+        cases[f"flat region {region}"] = region_fill(colorizer, photo, labels, hint, before=automatic)
     photo, labels, hint = astronaut_suit_regions()
     cases["astronaut suit"] = region_fill(colorizer, Image.fromarray(to_8bit(gray_version(photo))), labels, hint)
     return {

@@ -365,6 +365,21 @@ def _paint_square_patches(
     return painted / coverage.clamp_min(1), mask
 
 
+def disc_colour(rgb: Image.Image, x: int, y: int, radius: float) -> str:
+    """The mean Lab colour of the photo `rgb` over the disc of `radius` around (x, y), as "#rrggbb":
+    the colour a person who knows the photo would give a hint there."""
+    width, height = rgb.size
+    reach = int(math.ceil(radius))
+    box = (max(0, x - reach), max(0, y - reach), min(width, x + reach + 1), min(height, y + reach + 1))
+    patch = torch.from_numpy(np.asarray(rgb.crop(box), np.float32) / 255.0).permute(2, 0, 1)
+    py = torch.arange(box[1], box[3], dtype=torch.float32)[:, None] - y
+    px = torch.arange(box[0], box[2], dtype=torch.float32)[None, :] - x
+    inside = (px.square() + py.square() <= max(radius, 0.5) ** 2).float()
+    lab = color.rgb_to_lab(patch)
+    mean = (lab * inside).flatten(1).sum(1) / inside.sum()
+    return lab_to_hex(*mean.tolist())
+
+
 def simulate_user_hints(rgb: Image.Image, count: int, *, seed: int, radius: float | None = None) -> list[Hint]:
     """`count` hints a person could have given on the real photo `rgb`: points drawn (from `seed`)
     around the centre as in training, each the photo's mean Lab colour over the hint's disc."""
@@ -373,17 +388,9 @@ def simulate_user_hints(rgb: Image.Image, count: int, *, seed: int, radius: floa
     width, height = rgb.size
     radius = default_radius((width, height)) if radius is None else radius
     generator = torch.Generator().manual_seed(int(seed))
-    reach = int(math.ceil(radius))
     hints = []
     for _ in range(count):  # one point at a time: the first n of a longer sequence are the same n
         y = int(_centred_positions(1, height, generator))
         x = int(_centred_positions(1, width, generator))
-        box = (max(0, x - reach), max(0, y - reach), min(width, x + reach + 1), min(height, y + reach + 1))
-        patch = torch.from_numpy(np.asarray(rgb.crop(box), np.float32) / 255.0).permute(2, 0, 1)
-        py = torch.arange(box[1], box[3], dtype=torch.float32)[:, None] - y
-        px = torch.arange(box[0], box[2], dtype=torch.float32)[None, :] - x
-        inside = (px.square() + py.square() <= max(radius, 0.5) ** 2).float()
-        lab = color.rgb_to_lab(patch)
-        mean = (lab * inside).flatten(1).sum(1) / inside.sum()
-        hints.append(Hint(x, y, lab_to_hex(*mean.tolist()), radius))
+        hints.append(Hint(x, y, disc_colour(rgb, x, y, radius), radius))
     return hints

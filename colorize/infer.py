@@ -404,7 +404,7 @@ class Colorizer:
     def takes_hints(self) -> bool:
         """Whether the model takes colour hints (`colorize.hints`): trained with them, or pairs with
         a hint model."""
-        return self.generator.hint_channels > 0 or self.hint_partner is not None
+        return self.hint_network.generator.hint_channels > 0
 
     @property
     def hint_network(self) -> "Colorizer":
